@@ -1,0 +1,25 @@
+# Two commands for a new user: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= output/demo
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(PY) tools/demo.py --output-dir $(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf output

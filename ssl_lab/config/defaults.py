@@ -1,0 +1,180 @@
+"""The one default config tree. Every key a component reads is declared here.
+
+Projects add their own keys with ``add_*_config(cfg)`` functions, as in detectron2.
+"""
+from .config import CfgNode as CN
+
+_C = CN()
+_C.VERSION = 1
+
+# Directory for config.yaml, log.txt, metrics.json, checkpoints and TensorBoard events.
+_C.OUTPUT_DIR = "./output"
+# Negative: seed from time and pid. Each rank adds its rank to the seed.
+_C.SEED = -1
+# Deterministic kernels and data order: same seed, same metrics.
+_C.CUDNN_DETERMINISTIC = False
+_C.CUDNN_BENCHMARK = False
+
+# ---------------------------------------------------------------------------- #
+# Model
+# ---------------------------------------------------------------------------- #
+_C.MODEL = CN()
+_C.MODEL.META_ARCHITECTURE = "MoCo"
+# "auto": cuda if available, else cpu.
+_C.MODEL.DEVICE = "auto"
+# Checkpoint loaded before training/evaluation (path, URL or ssl_lab://name).
+_C.MODEL.WEIGHTS = ""
+
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.NAME = "ResNet"
+_C.MODEL.BACKBONE.DEPTH = 50
+# Width multiplier of torchvision's ResNet (1, 2, 4 for R50w2x / w4x).
+_C.MODEL.BACKBONE.WIDTH_MULTIPLIER = 1
+# 3x3 stride-1 stem without max-pool, for 32-96 px inputs.
+_C.MODEL.BACKBONE.SMALL_STEM = False
+# "BN", "SyncBN" (all-reduce based, works on CPU/gloo) or "FrozenBN"-free plain BN.
+_C.MODEL.BACKBONE.NORM = "BN"
+_C.MODEL.BACKBONE.ZERO_INIT_RESIDUAL = False
+
+# Projector g(.) on top of the backbone (MoCo v1 uses a single linear layer).
+_C.MODEL.PROJECTOR = CN()
+_C.MODEL.PROJECTOR.NAME = "MLPHead"
+_C.MODEL.PROJECTOR.NUM_LAYERS = 2
+_C.MODEL.PROJECTOR.HIDDEN_DIM = 2048
+_C.MODEL.PROJECTOR.OUT_DIM = 128
+# BN after each hidden linear layer, and after the last one.
+_C.MODEL.PROJECTOR.HIDDEN_BN = False
+_C.MODEL.PROJECTOR.LAST_BN = False
+_C.MODEL.PROJECTOR.NORM = "BN"
+
+# Predictor q(.) of BYOL-style methods.
+_C.MODEL.PREDICTOR = CN()
+_C.MODEL.PREDICTOR.NAME = "MLPHead"
+_C.MODEL.PREDICTOR.NUM_LAYERS = 2
+_C.MODEL.PREDICTOR.HIDDEN_DIM = 4096
+_C.MODEL.PREDICTOR.OUT_DIM = 256
+_C.MODEL.PREDICTOR.HIDDEN_BN = True
+_C.MODEL.PREDICTOR.LAST_BN = False
+_C.MODEL.PREDICTOR.NORM = "BN"
+
+_C.MODEL.LOSS = CN()
+_C.MODEL.LOSS.NAME = "InfoNCELoss"
+_C.MODEL.LOSS.TEMPERATURE = 0.2
+
+_C.MODEL.QUEUE = CN()
+# "" disables the memory bank.
+_C.MODEL.QUEUE.NAME = "MoCoQueue"
+_C.MODEL.QUEUE.SIZE = 65536
+
+_C.MODEL.NEGATIVE_SAMPLER = CN()
+# "AllNegatives" keeps every negative; "RandomNegatives" draws NUM_NEGATIVES.
+_C.MODEL.NEGATIVE_SAMPLER.NAME = "AllNegatives"
+_C.MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 0
+# Random subset shared by all queries of a step (True) or drawn per query (False).
+_C.MODEL.NEGATIVE_SAMPLER.SHARED = True
+
+# Momentum (EMA) key/target encoder.
+_C.MODEL.MOMENTUM = CN()
+_C.MODEL.MOMENTUM.BASE = 0.999
+# BYOL: momentum follows 1 - (1 - BASE) * (cos(pi * t / T) + 1) / 2.
+_C.MODEL.MOMENTUM.COSINE = False
+
+_C.MODEL.MOCO = CN()
+_C.MODEL.MOCO.SHUFFLE_BN = True
+
+# ---------------------------------------------------------------------------- #
+# Input / augmentation
+# ---------------------------------------------------------------------------- #
+_C.INPUT = CN()
+# Multi-view recipe in the transform registry: MoCoV1, MoCoV2, SimCLR, BYOL.
+_C.INPUT.AUGMENTATION = "MoCoV2"
+_C.INPUT.NUM_VIEWS = 2
+_C.INPUT.CROP_SIZE = 224
+_C.INPUT.CROP_SCALE = (0.2, 1.0)
+# Evaluation: resize the short side to RESIZE, center-crop CROP_SIZE.
+_C.INPUT.TEST_RESIZE = 256
+_C.INPUT.PIXEL_MEAN = (0.485, 0.456, 0.406)
+_C.INPUT.PIXEL_STD = (0.229, 0.224, 0.225)
+
+# ---------------------------------------------------------------------------- #
+# Datasets: names are "<family>_<split>", e.g. imagenet_train, cifar10_test, shapes_val.
+# ---------------------------------------------------------------------------- #
+_C.DATASETS = CN()
+_C.DATASETS.TRAIN = ("imagenet_train",)
+# Labelled split used as kNN queries (and linear-eval test set).
+_C.DATASETS.TEST = ("imagenet_val",)
+# Root of all datasets; $SSL_LAB_DATASETS overrides it when this is empty.
+_C.DATASETS.ROOT = ""
+# What to do with an image that cannot be decoded: "error" or "skip".
+_C.DATASETS.ON_BAD_IMAGE = "error"
+
+_C.DATASETS.SHAPES = CN()
+_C.DATASETS.SHAPES.IMAGE_SIZE = 64
+_C.DATASETS.SHAPES.NUM_TRAIN = 4000
+_C.DATASETS.SHAPES.NUM_VAL = 1000
+_C.DATASETS.SHAPES.SEED = 0
+
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 4
+# Infinite sampler: shuffle with SEED, continue mid-epoch on resume.
+_C.DATALOADER.PIN_MEMORY = True
+
+# ---------------------------------------------------------------------------- #
+# Solver
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER = "SGD"
+# Global batch over all processes.
+_C.SOLVER.IMS_PER_BATCH = 256
+# lr = BASE_LR * IMS_PER_BATCH / REFERENCE_BATCH_SIZE (linear scaling rule); 0 disables.
+_C.SOLVER.BASE_LR = 0.03
+_C.SOLVER.REFERENCE_BATCH_SIZE = 256
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 1e-4
+# LARS: trust coefficient; biases and norm parameters are excluded from LARS and decay.
+_C.SOLVER.LARS_ETA = 0.001
+_C.SOLVER.LARS_EXCLUDE_BIAS_AND_NORM = True
+
+# Schedule length: MAX_ITER > 0 wins; otherwise EPOCHS * len(train set) / IMS_PER_BATCH.
+_C.SOLVER.MAX_ITER = -1
+_C.SOLVER.EPOCHS = 0
+# "WarmupCosineLR" or "WarmupMultiStepLR".
+_C.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+# Positions as fractions of the schedule are derived from epochs when EPOCHS > 0,
+# so a command-line MAX_ITER shortens the whole schedule proportionally.
+_C.SOLVER.WARMUP_EPOCHS = 0.0
+_C.SOLVER.WARMUP_ITERS = 0
+_C.SOLVER.WARMUP_FACTOR = 0.001
+_C.SOLVER.STEP_EPOCHS = ()
+_C.SOLVER.STEPS = ()
+_C.SOLVER.GAMMA = 0.1
+# Cosine decays to BASE_LR * COSINE_END_FACTOR.
+_C.SOLVER.COSINE_END_FACTOR = 0.0
+_C.SOLVER.CHECKPOINT_PERIOD = 5000
+# Keep only the newest N periodic checkpoints (0 keeps all).
+_C.SOLVER.MAX_TO_KEEP = 3
+
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+# "float16" (CUDA, with grad scaling) or "bfloat16" (CUDA or CPU).
+_C.SOLVER.AMP.DTYPE = "bfloat16"
+
+# ---------------------------------------------------------------------------- #
+# Evaluation
+# ---------------------------------------------------------------------------- #
+_C.TEST = CN()
+# Run the evaluator (kNN monitor) every EVAL_PERIOD iterations; 0 disables periodic eval.
+_C.TEST.EVAL_PERIOD = 0
+# Evaluate once before training: the random-init baseline of the same backbone.
+_C.TEST.EVAL_AT_START = False
+_C.TEST.IMS_PER_BATCH = 256
+
+_C.TEST.KNN = CN()
+_C.TEST.KNN.K = 200
+_C.TEST.KNN.TEMPERATURE = 0.07
+# Labelled split whose features form the kNN memory; "" means DATASETS.TRAIN[0].
+_C.TEST.KNN.MEMORY_DATASET = ""
+
+# Console/JSON/TensorBoard writers log every PERIOD iterations.
+_C.LOG_PERIOD = 20

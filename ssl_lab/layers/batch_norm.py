@@ -1,0 +1,73 @@
+"""BatchNorm synchronized by all_reduce, usable on CPU (gloo) and GPU (NCCL)."""
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ssl_lab.utils import comm
+
+
+class NaiveSyncBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the global batch: mean and mean-of-squares are all-reduced.
+
+    Works for (N, C) and (N, C, H, W) inputs. In eval mode, or on one process, it is
+    a plain BatchNorm. Gradients flow through the all-reduce (autograd-aware
+    `torch.distributed.nn.all_reduce`), so the backward matches a single process
+    holding the whole batch. Assumes the same per-rank batch size.
+    """
+
+    def _check_input_dim(self, input):
+        if input.dim() not in (2, 3, 4, 5):
+            raise ValueError(f"expected 2D-5D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if comm.get_world_size() == 1 or not self.training:
+            return nn.functional.batch_norm(
+                input,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                self.training,
+                self.momentum,
+                self.eps,
+            )
+        channels = input.shape[1]
+        reduce_dims = [0] + list(range(2, input.dim()))
+        mean = input.mean(dim=reduce_dims)
+        meansqr = (input * input).mean(dim=reduce_dims)
+        stats = torch.cat([mean, meansqr]) / comm.get_world_size()
+        stats = torch.distributed.nn.all_reduce(stats, op=dist.ReduceOp.SUM)
+        mean, meansqr = torch.split(stats, channels)
+        var = meansqr - mean * mean
+        if self.track_running_stats:
+            count = input.numel() // channels * comm.get_world_size()
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                self.running_mean += self.momentum * (mean.detach() - self.running_mean)
+                unbiased = var.detach() * count / max(count - 1, 1)
+                self.running_var += self.momentum * (unbiased - self.running_var)
+        invstd = torch.rsqrt(var + self.eps)
+        scale = invstd if self.weight is None else self.weight * invstd
+        shift = -mean * scale if self.bias is None else self.bias - mean * scale
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        return input * scale.reshape(shape) + shift.reshape(shape)
+
+
+def get_norm(norm: str, channels: int) -> nn.Module:
+    """Norm layer by name: "BN" (plain BatchNorm) or "SyncBN" (synced across processes)."""
+    if norm == "BN":
+        return nn.BatchNorm2d(channels)
+    if norm == "SyncBN":
+        return NaiveSyncBatchNorm(channels)
+    raise ValueError(f"Unknown norm '{norm}'; expected one of: BN, SyncBN")
+
+
+def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm*d in `module` by a NaiveSyncBatchNorm with the same state."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, NaiveSyncBatchNorm):
+        synced = NaiveSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine)
+        synced.load_state_dict(module.state_dict())
+        return synced
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child))
+    return module

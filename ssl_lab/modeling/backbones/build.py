@@ -1,0 +1,12 @@
+from fvcore.common.registry import Registry
+
+BACKBONE_REGISTRY = Registry("BACKBONE")
+BACKBONE_REGISTRY.__doc__ = """
+Registry for backbones. A backbone maps images (N, 3, H, W) to pooled features
+(N, out_dim) and exposes `out_dim`. Registered classes have `from_config(cls, cfg)`.
+"""
+
+
+def build_backbone(cfg):
+    """Build the backbone named by `cfg.MODEL.BACKBONE.NAME`."""
+    return BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME).from_config(cfg)

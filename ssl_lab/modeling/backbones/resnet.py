@@ -1,0 +1,85 @@
+"""torchvision ResNets with a width multiplier and a small-image stem.
+
+The module keeps torchvision's parameter names (conv1, bn1, layer1..4), so its
+state dict loads torchvision / official MoCo weights and converts to detectron2.
+"""
+import functools
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet as _TorchvisionResNet
+
+from ssl_lab.layers import NaiveSyncBatchNorm
+
+from .build import BACKBONE_REGISTRY
+
+_DEPTHS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+_NORMS = {"BN": nn.BatchNorm2d, "SyncBN": NaiveSyncBatchNorm}
+
+
+@BACKBONE_REGISTRY.register()
+class ResNet(_TorchvisionResNet):
+    """ResNet-18/34/50/101/152 whose channel counts are all multiplied by `width`.
+
+    forward: (N, 3, H, W) -> (N, out_dim), the global-average-pooled last stage;
+    out_dim = 512 * width (basic blocks) or 2048 * width (bottlenecks).
+    """
+
+    def __init__(self, depth: int = 50, width: int = 1, small_stem: bool = False, norm: str = "BN",
+                 zero_init_residual: bool = False):
+        if depth not in _DEPTHS:
+            raise ValueError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
+        if width < 1:
+            raise ValueError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
+        if norm not in _NORMS:
+            raise ValueError(f"MODEL.BACKBONE.NORM must be one of {sorted(_NORMS)}, got '{norm}'")
+        block, layers = _DEPTHS[depth]
+        nn.Module.__init__(self)
+        norm_layer = _NORMS[norm]
+        self._norm_layer = norm_layer
+        self.dilation, self.groups, self.base_width = 1, 1, 64
+        self.inplanes = 64 * width
+        if small_stem:
+            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.bn1 = norm_layer(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(block, 64 * width, layers[0])
+        self.layer2 = self._make_layer(block, 128 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 256 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 512 * width, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Identity()
+        self.out_dim = 512 * width * block.expansion
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                last_bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
+                if last_bn is not None:
+                    nn.init.zeros_(last_bn.weight)
+
+    @classmethod
+    def from_config(cls, cfg):
+        node = cfg.MODEL.BACKBONE
+        return cls(depth=node.DEPTH, width=node.WIDTH_MULTIPLIER, small_stem=node.SMALL_STEM,
+                   norm=node.NORM, zero_init_residual=node.ZERO_INIT_RESIDUAL)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self._forward_impl(x), 1)

@@ -1,0 +1,114 @@
+"""Process-group helpers. Every function is a local no-op when no process group exists."""
+import functools
+
+import torch
+import torch.distributed as dist
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def synchronize() -> None:
+    """Barrier across all processes (no-op on one process)."""
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+@torch.no_grad()
+def all_gather_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equally-shaped tensors of all ranks along dim 0, without gradient.
+
+    (N, ...) on each rank -> (world_size * N, ...), ordered by rank.
+    """
+    world_size = get_world_size()
+    if world_size == 1:
+        return tensor
+    gathered = [torch.empty_like(tensor) for _ in range(world_size)]
+    dist.all_gather(gathered, tensor.contiguous())
+    return torch.cat(gathered, dim=0)
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums the incoming gradients and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return tuple(gathered)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        grad = torch.stack(grads)
+        dist.all_reduce(grad)
+        return grad[dist.get_rank()]
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Like :func:`all_gather_tensor`, but gradients flow back to every rank's input."""
+    if get_world_size() == 1:
+        return tensor
+    return torch.cat(_AllGatherWithGrad.apply(tensor), dim=0)
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over ranks (returns a new tensor)."""
+    if get_world_size() == 1:
+        return tensor
+    tensor = tensor.clone()
+    dist.all_reduce(tensor)
+    return tensor / get_world_size()
+
+
+def all_gather_object(obj):
+    """List of `obj` from every rank (pickled through the default group)."""
+    if get_world_size() == 1:
+        return [obj]
+    output = [None] * get_world_size()
+    dist.all_gather_object(output, obj)
+    return output
+
+
+def broadcast_object(obj, src: int = 0):
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def reduce_dict(values: dict, average: bool = True) -> dict:
+    """All-reduce a dict of scalar tensors (same keys on every rank)."""
+    if get_world_size() == 1:
+        return values
+    names = sorted(values)
+    stacked = torch.stack([values[k].detach().float() for k in names])
+    dist.all_reduce(stacked)
+    if average:
+        stacked /= get_world_size()
+    return dict(zip(names, stacked))
+
+
+def main_process_only(fn):
+    """Decorator: run `fn` on rank 0 only (returns None elsewhere)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if is_main_process():
+            return fn(*args, **kwargs)
+        return None
+
+    return wrapper

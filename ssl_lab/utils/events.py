@@ -1,0 +1,179 @@
+"""Metric storage for one training run and the writers that report it.
+
+The trainer opens an :class:`EventStorage`; anything inside a step may call
+``get_event_storage().put_scalar(name, value)``. Writers read the smoothed values.
+"""
+import datetime
+import json
+import logging
+import os
+from collections import defaultdict, deque
+
+import torch
+
+_CURRENT_STORAGE = []
+
+
+def get_event_storage() -> "EventStorage":
+    if not _CURRENT_STORAGE:
+        raise RuntimeError("get_event_storage() must be called inside an `with EventStorage():` block")
+    return _CURRENT_STORAGE[-1]
+
+
+class _History:
+    """The recent values of one scalar: (value, iteration) pairs."""
+
+    def __init__(self, max_length: int = 1000):
+        self.values = deque(maxlen=max_length)
+
+    def update(self, value: float, iteration: int):
+        self.values.append((value, iteration))
+
+    def latest(self) -> float:
+        return self.values[-1][0]
+
+    def median(self, window: int) -> float:
+        recent = sorted(v for v, _ in list(self.values)[-window:])
+        return recent[len(recent) // 2]
+
+    def avg(self, window: int) -> float:
+        recent = [v for v, _ in list(self.values)[-window:]]
+        return sum(recent) / len(recent)
+
+
+class EventStorage:
+    """Scalars of a run, indexed by iteration. `smoothing_hint` picks median-of-window for writers."""
+
+    def __init__(self, start_iter: int = 0):
+        self.iter = start_iter
+        self._history = defaultdict(_History)
+        self._latest = {}  # name -> (value, iteration)
+        self._smoothing = {}
+
+    def put_scalar(self, name: str, value, smoothing_hint: bool = True):
+        value = float(value.item() if isinstance(value, torch.Tensor) else value)
+        self._history[name].update(value, self.iter)
+        self._latest[name] = (value, self.iter)
+        self._smoothing.setdefault(name, smoothing_hint)
+
+    def put_scalars(self, smoothing_hint: bool = True, **scalars):
+        for name, value in scalars.items():
+            self.put_scalar(name, value, smoothing_hint)
+
+    def history(self, name: str) -> _History:
+        if name not in self._history:
+            raise KeyError(f"No history metric '{name}'")
+        return self._history[name]
+
+    def latest(self) -> dict:
+        return dict(self._latest)
+
+    def latest_with_smoothing_hint(self, window: int = 20) -> dict:
+        return {
+            name: (self._history[name].median(window) if self._smoothing[name] else value, it)
+            for name, (value, it) in self._latest.items()
+        }
+
+    def __enter__(self):
+        _CURRENT_STORAGE.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        assert _CURRENT_STORAGE[-1] is self
+        _CURRENT_STORAGE.pop()
+
+
+class EventWriter:
+    def write(self):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class JSONWriter(EventWriter):
+    """Appends one JSON object per logged iteration to `metrics.json` (JSON lines)."""
+
+    def __init__(self, json_file: str, window_size: int = 20):
+        self._file = open(json_file, "a")
+        self._window_size = window_size
+        self._last_written = -1
+
+    def write(self):
+        storage = get_event_storage()
+        by_iter = defaultdict(dict)
+        for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if it > self._last_written:
+                by_iter[it][name] = value
+        for it in sorted(by_iter):
+            self._file.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n")
+        if by_iter:
+            self._last_written = max(by_iter)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self):
+        self._file.close()
+
+
+class TensorboardWriter(EventWriter):
+    """Writes every new scalar to TensorBoard event files in `log_dir`."""
+
+    def __init__(self, log_dir: str, window_size: int = 20):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir)
+        self._window_size = window_size
+        self._last_written = -1
+
+    def write(self):
+        storage = get_event_storage()
+        newest = self._last_written
+        for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if it > self._last_written:
+                self._writer.add_scalar(name, value, it)
+                newest = max(newest, it)
+        self._last_written = newest
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+
+class CommonMetricPrinter(EventWriter):
+    """Prints iteration, ETA, losses, lr, time and memory to the log."""
+
+    def __init__(self, max_iter: int, window_size: int = 20):
+        self.logger = logging.getLogger("ssl_lab.utils.events")
+        self._max_iter = max_iter
+        self._window_size = window_size
+
+    def _eta(self, storage) -> str:
+        if "time" not in storage._history:
+            return "N/A"
+        seconds = storage.history("time").median(1000) * (self._max_iter - storage.iter - 1)
+        return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+
+    def write(self):
+        storage = get_event_storage()
+        latest = storage.latest()
+        if latest.get("total_loss", (None, -1))[1] != storage.iter:
+            return  # nothing new this iteration (e.g. writer called after an eval)
+        losses = "  ".join(
+            f"{name}: {storage.history(name).median(self._window_size):.4g}"
+            for name in latest
+            if "loss" in name
+        )
+        lr = f"lr: {latest['lr'][0]:.5g}" if "lr" in latest else ""
+        timing = (
+            f"time: {storage.history('time').avg(self._window_size):.4f}  "
+            f"data_time: {storage.history('data_time').avg(self._window_size):.4f}"
+            if "time" in latest and "data_time" in latest
+            else ""
+        )
+        memory = (
+            f"max_mem: {torch.cuda.max_memory_allocated() / 1024**2:.0f}M" if torch.cuda.is_available() else ""
+        )
+        self.logger.info(
+            f" eta: {self._eta(storage)}  iter: {storage.iter + 1}/{self._max_iter}  {losses}  {timing}  {lr}  {memory}".rstrip()
+        )
