@@ -23,3 +23,8 @@ test: install
 
 clean:
 	rm -rf output
+
+# detectron2 v0.6 as pure Python, no compiler needed (see tools/install_detectron2.sh).
+.PHONY: d2
+d2: install
+	bash tools/install_detectron2.sh $(PY)
