@@ -1,7 +1,12 @@
-"""The project's PathManager (iopath). Handlers for URLs and `ssl_lab://` register here."""
-from iopath.common.file_io import HTTPURLHandler, PathManager as _PathManagerClass
+"""The project's PathManager (iopath), with verified/caching URL handlers and `ssl_lab://<name>`."""
+from iopath.common.file_io import PathManager as _PathManagerClass
 
 __all__ = ["PathManager"]
 
 PathManager = _PathManagerClass()
-PathManager.register_handler(HTTPURLHandler())
+
+# Imported after PathManager exists: ssl_lab.model_zoo itself imports this module.
+from ssl_lab.model_zoo.handlers import CachedURLHandler, ModelZooHandler  # noqa: E402
+
+PathManager.register_handler(CachedURLHandler())
+PathManager.register_handler(ModelZooHandler())
