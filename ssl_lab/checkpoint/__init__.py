@@ -1,0 +1,3 @@
+from .checkpointer import Checkpointer
+
+__all__ = ["Checkpointer"]

@@ -1,0 +1,68 @@
+"""Data loaders for pretraining (multi-view, infinite) and evaluation (labelled, one pass)."""
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
+
+from ssl_lab.utils import comm
+
+from .datasets import build_dataset
+from .samplers import InferenceSampler, TrainingSampler
+from .transforms import build_test_transform, build_train_transform
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32  # set by the DataLoader from its base seed + worker id
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_train_dataset(cfg):
+    """Concatenation of DATASETS.TRAIN with the multi-view training transform."""
+    transform = build_train_transform(cfg)
+    datasets = [build_dataset(cfg, name, transform) for name in cfg.DATASETS.TRAIN]
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def per_rank_batch_size(cfg) -> int:
+    world_size = comm.get_world_size()
+    if cfg.SOLVER.IMS_PER_BATCH % world_size != 0:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
+            f"processes ({world_size})"
+        )
+    return cfg.SOLVER.IMS_PER_BATCH // world_size
+
+
+def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
+    """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) batches for this rank.
+
+    `start_iter` resumes the sample stream exactly where iteration `start_iter` begins.
+    """
+    dataset = dataset if dataset is not None else build_train_dataset(cfg)
+    batch_size = per_rank_batch_size(cfg)
+    seed = max(cfg.SEED, 0)
+    sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size)
+    generator = torch.Generator().manual_seed(seed + 1000 * comm.get_rank() + start_iter)
+    return DataLoader(
+        dataset,
+        batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
+        worker_init_fn=_seed_worker,
+        generator=generator,
+        persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0,
+    )
+
+
+def build_test_loader(cfg, dataset_name: str) -> DataLoader:
+    """One pass over this rank's share of a labelled split with the evaluation transform."""
+    dataset = build_dataset(cfg, dataset_name, build_test_transform(cfg))
+    return DataLoader(
+        dataset,
+        batch_size=max(cfg.TEST.IMS_PER_BATCH // comm.get_world_size(), 1),
+        sampler=InferenceSampler(len(dataset)),
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
+    )

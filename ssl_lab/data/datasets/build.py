@@ -1,0 +1,39 @@
+"""Dataset registry. A dataset name is "<family>_<split>", e.g. imagenet_train, shapes_val."""
+import os
+
+from fvcore.common.registry import Registry
+
+DATASET_REGISTRY = Registry("DATASET")
+DATASET_REGISTRY.__doc__ = """
+Registry for dataset families. A family is a function `family(cfg, split, transform)`
+returning a torch Dataset of (transform(image), int label) pairs, with attribute
+`labels` (list of ints) when the split is labelled.
+"""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset whose files are not where the config says."""
+
+
+def datasets_root(cfg) -> str:
+    """cfg.DATASETS.ROOT, else $SSL_LAB_DATASETS, else ./datasets."""
+    return cfg.DATASETS.ROOT or os.environ.get("SSL_LAB_DATASETS", "datasets")
+
+
+def require_path(path: str, dataset: str, hint: str = "") -> str:
+    """Return `path`, or raise DatasetNotFoundError naming it if it does not exist."""
+    if not os.path.exists(path):
+        raise DatasetNotFoundError(
+            f"Dataset '{dataset}' not found: expected '{path}'. Set $SSL_LAB_DATASETS or DATASETS.ROOT "
+            f"to the folder that holds it.{(' ' + hint) if hint else ''}"
+        )
+    return path
+
+
+def build_dataset(cfg, name: str, transform):
+    """The dataset `name` ("<family>_<split>") with `transform` applied to each image."""
+    family, sep, split = name.rpartition("_")
+    if not sep or family not in DATASET_REGISTRY:
+        known = ", ".join(sorted(k for k, _ in DATASET_REGISTRY))
+        raise KeyError(f"Unknown dataset '{name}': expected '<family>_<split>' with family one of: {known}")
+    return DATASET_REGISTRY.get(family)(cfg, split, transform)

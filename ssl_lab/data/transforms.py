@@ -1,0 +1,90 @@
+"""Multi-view augmentation recipes (torchvision) in a registry, plus the evaluation transform."""
+from fvcore.common.registry import Registry
+from torchvision import transforms as T
+
+TRANSFORM_REGISTRY = Registry("TRANSFORM")
+TRANSFORM_REGISTRY.__doc__ = """
+Registry for multi-view augmentation recipes. A recipe is a function
+`recipe(cfg) -> list of per-view transforms`; views cycle through that list.
+"""
+
+
+class MultiViewTransform:
+    """PIL image -> list of `num_views` augmented tensors (3, H, W)."""
+
+    def __init__(self, view_transforms, num_views: int):
+        self.view_transforms = list(view_transforms)
+        self.num_views = num_views
+
+    def __call__(self, image):
+        return [self.view_transforms[i % len(self.view_transforms)](image) for i in range(self.num_views)]
+
+    def __repr__(self):
+        return f"MultiViewTransform(num_views={self.num_views}, views={self.view_transforms})"
+
+
+def _normalize(cfg):
+    return [T.ToTensor(), T.Normalize(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)]
+
+
+def _blur(size: int, p: float):
+    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # ~10% of the crop, odd
+    return T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
+
+
+def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0):
+    size = cfg.INPUT.CROP_SIZE
+    ops = [
+        T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
+        T.RandomApply([T.ColorJitter(*jitter)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ]
+    if blur_p > 0:
+        ops.append(_blur(size, blur_p))
+    if solarize_p > 0:
+        ops.append(T.RandomSolarize(128, p=solarize_p))
+    ops.append(T.RandomHorizontalFlip())
+    return T.Compose(ops + _normalize(cfg))
+
+
+@TRANSFORM_REGISTRY.register()
+def MoCoV1(cfg):
+    """Crop, grayscale 0.2, colour jitter 0.4 (always), flip."""
+    size = cfg.INPUT.CROP_SIZE
+    return [T.Compose([
+        T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
+        T.RandomGrayscale(p=0.2),
+        T.ColorJitter(0.4, 0.4, 0.4, 0.4),
+        T.RandomHorizontalFlip(),
+    ] + _normalize(cfg))]
+
+
+@TRANSFORM_REGISTRY.register()
+def MoCoV2(cfg):
+    """Crop, jitter (0.4, 0.4, 0.4, 0.1) p=0.8, grayscale 0.2, blur p=0.5, flip."""
+    return [_color_view(cfg, (0.4, 0.4, 0.4, 0.1), blur_p=0.5)]
+
+
+@TRANSFORM_REGISTRY.register()
+def SimCLR(cfg):
+    """Crop, jitter (0.8, 0.8, 0.8, 0.2) p=0.8, grayscale 0.2, blur p=0.5, flip."""
+    return [_color_view(cfg, (0.8, 0.8, 0.8, 0.2), blur_p=0.5)]
+
+
+@TRANSFORM_REGISTRY.register()
+def BYOL(cfg):
+    """Asymmetric views: blur p=1.0 / p=0.1, solarize p=0 / p=0.2; jitter (0.4, 0.4, 0.2, 0.1)."""
+    jitter = (0.4, 0.4, 0.2, 0.1)
+    return [_color_view(cfg, jitter, blur_p=1.0), _color_view(cfg, jitter, blur_p=0.1, solarize_p=0.2)]
+
+
+def build_train_transform(cfg) -> MultiViewTransform:
+    """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` views."""
+    if cfg.INPUT.NUM_VIEWS < 1:
+        raise ValueError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
+    return MultiViewTransform(TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg), cfg.INPUT.NUM_VIEWS)
+
+
+def build_test_transform(cfg):
+    """Resize the short side to INPUT.TEST_RESIZE, center-crop INPUT.CROP_SIZE, normalize."""
+    return T.Compose([T.Resize(cfg.INPUT.TEST_RESIZE), T.CenterCrop(cfg.INPUT.CROP_SIZE)] + _normalize(cfg))

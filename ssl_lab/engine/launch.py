@@ -1,0 +1,98 @@
+"""Start one process per device (GPU, or CPU process over gloo) on one or many machines.
+
+Also runs unchanged under torchrun / SLURM srun: when their environment
+variables are set, the current process joins the group they describe.
+"""
+import logging
+import os
+import socket
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+__all__ = ["launch", "find_free_port"]
+
+logger = logging.getLogger(__name__)
+
+
+def find_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _external_launcher_env():
+    """(rank, world_size, local_rank) from torchrun or SLURM, or None."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env and "LOCAL_RANK" in env:
+        return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
+    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1 and "MASTER_ADDR" in env:
+        return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
+    return None
+
+
+def _backend() -> str:
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def _init_process_group(dist_url: str, world_size: int, rank: int, local_rank: int, procs_per_machine: int):
+    if torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"--num-gpus asks for {procs_per_machine} processes per machine but only "
+                f"{torch.cuda.device_count()} GPUs are visible"
+            )
+        torch.cuda.set_device(local_rank)
+    else:  # share the CPU cores between the processes of this machine
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // procs_per_machine))
+    dist.init_process_group(_backend(), init_method=dist_url, world_size=world_size, rank=rank,
+                            timeout=timedelta(minutes=30))
+    dist.barrier()
+
+
+def _worker(local_rank, main_func, world_size, procs_per_machine, machine_rank, dist_url, args):
+    rank = machine_rank * procs_per_machine + local_rank
+    _init_process_group(dist_url, world_size, rank, local_rank, procs_per_machine)
+    try:
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
+           dist_url: str = "auto", args=()):
+    """Run `main_func(*args)` in every process of the job.
+
+    num_gpus_per_machine: processes per machine (one per GPU; on a machine without
+        GPUs, that many CPU processes communicating over gloo).
+    dist_url: "auto" (single machine, a free local port) or "tcp://host:port" of machine 0.
+    """
+    external = _external_launcher_env()
+    if external is not None:
+        rank, world_size, local_rank = external
+        procs = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("SLURM_NTASKS_PER_NODE", world_size)))
+        if "MASTER_PORT" not in os.environ:
+            os.environ["MASTER_PORT"] = "29500"
+        _init_process_group("env://", world_size, rank, local_rank, procs)
+        try:
+            return main_func(*args)
+        finally:
+            dist.destroy_process_group()
+    world_size = num_machines * num_gpus_per_machine
+    if num_gpus_per_machine < 1 or num_machines < 1:
+        raise ValueError("--num-gpus and --num-machines must be >= 1")
+    if world_size == 1:
+        return main_func(*args)
+    if dist_url == "auto":
+        if num_machines != 1:
+            raise ValueError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
+        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
+    mp.start_processes(
+        _worker,
+        nprocs=num_gpus_per_machine,
+        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args),
+        daemon=False,
+        start_method="spawn",
+    )

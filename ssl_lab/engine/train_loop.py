@@ -1,0 +1,191 @@
+"""The training loop: a trainer that runs steps and calls hooks around them.
+
+The trainer knows nothing about models or methods: a step is "get a batch, call
+the model, sum its losses, backward, optimizer step". Everything else
+(schedules, EMA, checkpoints, logging, evaluation) is a hook.
+"""
+import logging
+import time
+import weakref
+
+import torch
+
+from ssl_lab.utils import comm
+from ssl_lab.utils.events import EventStorage, get_event_storage
+
+logger = logging.getLogger(__name__)
+
+
+class HookBase:
+    """A callback around training. `self.trainer` is set (weakly) when registered.
+
+    Called in order: before_train, then for each iteration before_step /
+    after_step, then after_train (also after an exception).
+    """
+
+    trainer = None
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_step(self):
+        pass
+
+    def after_step(self):
+        pass
+
+    def state_dict(self):
+        """Hooks with state (e.g. a scheduler) return it here; it is checkpointed."""
+        return {}
+
+
+class TrainerBase:
+    """Iterates from `start_iter` to `max_iter`, calling `run_step` and the hooks."""
+
+    def __init__(self):
+        self._hooks = []
+        self.iter = 0
+        self.start_iter = 0
+        self.max_iter = 0
+        self.storage = None
+
+    def register_hooks(self, hooks):
+        for h in hooks:
+            if h is None:
+                continue
+            h.trainer = weakref.proxy(self)
+            self._hooks.append(h)
+
+    def train(self, start_iter: int, max_iter: int):
+        logger.info(f"Starting training from iteration {start_iter}")
+        self.iter = self.start_iter = start_iter
+        self.max_iter = max_iter
+        with EventStorage(start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.iter in range(start_iter, max_iter):
+                    self.before_step()
+                    self.run_step()
+                    self.after_step()
+                self.iter += 1  # after a complete run, trainer.iter == max_iter
+            finally:
+                self.after_train()
+
+    def before_train(self):
+        for h in self._hooks:
+            h.before_train()
+
+    def after_train(self):
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.after_train()
+
+    def before_step(self):
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.before_step()
+
+    def after_step(self):
+        for h in self._hooks:
+            h.after_step()
+
+    def run_step(self):
+        raise NotImplementedError
+
+    def state_dict(self):
+        return {"iteration": self.iter}
+
+    def load_state_dict(self, state):
+        self.iter = state["iteration"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf."""
+
+
+class SimpleTrainer(TrainerBase):
+    """One optimizer step per iteration on a batch of views from `data_loader`.
+
+    The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses.
+    """
+
+    def __init__(self, model, data_loader, optimizer):
+        super().__init__()
+        model.train()
+        self.model = model
+        self.data_loader = data_loader
+        self._data_iter = None
+        self.optimizer = optimizer
+
+    @property
+    def data_iter(self):
+        if self._data_iter is None:
+            self._data_iter = iter(self.data_loader)
+        return self._data_iter
+
+    def _load_batch(self):
+        start = time.perf_counter()
+        views, _labels = next(self.data_iter)
+        device = next(self.model.parameters()).device
+        views = [v.to(device, non_blocking=True) for v in views]
+        return views, time.perf_counter() - start
+
+    def _losses(self, views):
+        loss_dict = self.model(views)
+        return sum(loss_dict.values()), loss_dict
+
+    def run_step(self):
+        views, data_time = self._load_batch()
+        total, loss_dict = self._losses(views)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self._write_metrics(loss_dict, data_time)
+        self.optimizer.step()
+
+    def _write_metrics(self, loss_dict, data_time: float):
+        metrics = {k: v.detach() for k, v in loss_dict.items()}
+        metrics = {k: float(v) for k, v in comm.reduce_dict(metrics).items()}
+        total = sum(metrics.values())
+        if not torch.isfinite(torch.tensor(total)):
+            terms = ", ".join(f"{k}={v}" for k, v in metrics.items())
+            raise NonFiniteLossError(f"Loss became non-finite at iteration {self.iter}: {terms}")
+        storage = get_event_storage()
+        storage.put_scalar("data_time", data_time)
+        storage.put_scalar("total_loss", total)
+        storage.put_scalars(**metrics)
+
+
+class AMPTrainer(SimpleTrainer):
+    """SimpleTrainer under torch.autocast: bfloat16 (CPU or CUDA) or float16 with grad scaling (CUDA)."""
+
+    def __init__(self, model, data_loader, optimizer, dtype: str = "bfloat16"):
+        super().__init__(model, data_loader, optimizer)
+        device = next(model.parameters()).device
+        if dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{dtype}'")
+        if dtype == "float16" and device.type != "cuda":
+            raise ValueError("SOLVER.AMP.DTYPE float16 needs CUDA; use bfloat16 on CPU")
+        self.device_type = device.type
+        self.dtype = getattr(torch, dtype)
+        self.grad_scaler = torch.amp.GradScaler(device.type, enabled=dtype == "float16")
+
+    def run_step(self):
+        views, data_time = self._load_batch()
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            total, loss_dict = self._losses(views)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.grad_scaler.scale(total).backward()
+        self._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def state_dict(self):
+        return {**super().state_dict(), "grad_scaler": self.grad_scaler.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        if "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])

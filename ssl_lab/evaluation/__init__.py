@@ -1,0 +1,3 @@
+from .knn import KNNEvaluator, extract_features, topk_accuracy, weighted_knn_predict
+
+__all__ = ["KNNEvaluator", "extract_features", "topk_accuracy", "weighted_knn_predict"]

@@ -1,0 +1,4 @@
+from .build import HEAD_REGISTRY, build_head, build_predictor, build_projector
+from .mlp import MLPHead
+
+__all__ = ["HEAD_REGISTRY", "build_head", "build_predictor", "build_projector", "MLPHead"]

@@ -1,0 +1,42 @@
+from torch import nn
+
+from ssl_lab.layers import NaiveSyncBatchNorm
+
+from .build import HEAD_REGISTRY
+
+_NORMS_1D = {"BN": nn.BatchNorm1d, "SyncBN": NaiveSyncBatchNorm}
+
+
+@HEAD_REGISTRY.register()
+class MLPHead(nn.Sequential):
+    """Linear -> [BN] -> ReLU, repeated, then Linear -> [BN]: (N, in_dim) -> (N, out_dim).
+
+    num_layers=1 is a single linear layer (MoCo v1's head). A linear layer followed
+    by BN has no bias (the BN's shift replaces it).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
+                 hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN"):
+        if num_layers < 1:
+            raise ValueError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
+        if norm not in _NORMS_1D:
+            raise ValueError(f"Head NORM must be one of {sorted(_NORMS_1D)}, got '{norm}'")
+        norm_layer = _NORMS_1D[norm]
+        layers = []
+        dim = in_dim
+        for _ in range(num_layers - 1):
+            layers.append(nn.Linear(dim, hidden_dim, bias=not hidden_bn))
+            if hidden_bn:
+                layers.append(norm_layer(hidden_dim))
+            layers.append(nn.ReLU(inplace=True))
+            dim = hidden_dim
+        layers.append(nn.Linear(dim, out_dim, bias=not last_bn))
+        if last_bn:
+            layers.append(norm_layer(out_dim))
+        super().__init__(*layers)
+        self.out_dim = out_dim
+
+    @classmethod
+    def from_config(cls, node, in_dim: int):
+        return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, num_layers=node.NUM_LAYERS,
+                   hidden_bn=node.HIDDEN_BN, last_bn=node.LAST_BN, norm=node.NORM)

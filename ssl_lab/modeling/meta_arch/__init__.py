@@ -1,0 +1,6 @@
+from .build import META_ARCH_REGISTRY, build_model, resolve_device
+from .byol import BYOL
+from .moco import MoCo
+from .simclr import SimCLR
+
+__all__ = ["META_ARCH_REGISTRY", "build_model", "resolve_device", "BYOL", "MoCo", "SimCLR"]

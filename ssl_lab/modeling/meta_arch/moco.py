@@ -1,0 +1,66 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_lab.layers import batch_shuffle, batch_unshuffle
+
+from ..backbones import build_backbone
+from ..heads import build_projector
+from ..losses import build_loss
+from ..momentum import ema_update_, make_momentum_copy
+from ..queues import build_queue
+from ..samplers import build_negative_sampler
+from .build import META_ARCH_REGISTRY
+
+
+@META_ARCH_REGISTRY.register()
+class MoCo(nn.Module):
+    """MoCo v1/v2 (the head, temperature and augmentation differ by config).
+
+    Query q = normalize(g(f(view 1))); key k = normalize(g_k(f_k(view 2))) from the
+    momentum encoder, with shuffle-BN across ranks. Negatives come from the queue.
+    """
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, queue: nn.Module, loss: nn.Module,
+                 negative_sampler: nn.Module, shuffle_bn: bool = True):
+        super().__init__()
+        if queue is None:
+            raise ValueError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
+        self.backbone = backbone
+        self.projector = projector
+        self.momentum_backbone = make_momentum_copy(backbone)
+        self.momentum_projector = make_momentum_copy(projector)
+        self.queue = queue
+        self.loss = loss
+        self.negative_sampler = negative_sampler
+        self.shuffle_bn = shuffle_bn
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg)
+        projector = build_projector(cfg, backbone.out_dim)
+        return cls(backbone=backbone, projector=projector, queue=build_queue(cfg, projector.out_dim),
+                   loss=build_loss(cfg), negative_sampler=build_negative_sampler(cfg),
+                   shuffle_bn=cfg.MODEL.MOCO.SHUFFLE_BN)
+
+    @torch.no_grad()
+    def momentum_update(self, momentum: float) -> None:
+        ema_update_(self.momentum_backbone, self.backbone, momentum)
+        ema_update_(self.momentum_projector, self.projector, momentum)
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, D) normalized keys from the momentum encoder."""
+        if self.shuffle_bn:
+            images, idx_unshuffle = batch_shuffle(images)
+        keys = F.normalize(self.momentum_projector(self.momentum_backbone(images)), dim=1)
+        return batch_unshuffle(keys, idx_unshuffle) if self.shuffle_bn else keys
+
+    def forward(self, views):
+        q = F.normalize(self.projector(self.backbone(views[0])), dim=1)
+        k = self.encode_keys(views[1])
+        pos = (q * k).sum(dim=1)
+        neg = self.negative_sampler(q @ self.queue.negatives().T)
+        loss = self.loss(pos, neg)
+        self.queue.enqueue(k)
+        return {"loss_contrastive": loss}

@@ -1,0 +1,59 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_lab.utils import comm
+
+from ..backbones import build_backbone
+from ..heads import build_projector
+from ..losses import build_loss
+from ..samplers import build_negative_sampler
+from .build import META_ARCH_REGISTRY
+
+
+def in_batch_logits(z: torch.Tensor, z_all: torch.Tensor, rank: int):
+    """Positive and negative similarities of SimCLR's 2N-2 in-batch negatives.
+
+    Args:
+        z: (2, N, D) this rank's normalized embeddings of both views.
+        z_all: (W, 2, N, D) every rank's embeddings (this rank's block is `rank`).
+    Returns:
+        pos (2N,), neg (2N, 2NW - 2): for each local embedding, the similarity with
+        its other view and with every other embedding of the global batch.
+    """
+    _, n, d = z.shape
+    world = z_all.shape[0]
+    sim = z.reshape(2 * n, d) @ z_all.reshape(world * 2 * n, d).T  # (2N, 2NW)
+    rows = torch.arange(2 * n, device=z.device)
+    self_col = rank * 2 * n + rows
+    pos_col = rank * 2 * n + (rows + n) % (2 * n)
+    pos = sim[rows, pos_col]
+    keep = torch.ones_like(sim, dtype=torch.bool)
+    keep[rows, self_col] = False
+    keep[rows, pos_col] = False
+    return pos, sim[keep].view(2 * n, -1)
+
+
+@META_ARCH_REGISTRY.register()
+class SimCLR(nn.Module):
+    """SimCLR: both views through one encoder; NT-Xent over the global batch."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+        self.loss = loss
+        self.negative_sampler = negative_sampler
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg)
+        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
+                   negative_sampler=build_negative_sampler(cfg))
+
+    def forward(self, views):
+        n = views[0].shape[0]
+        z = F.normalize(self.projector(self.backbone(torch.cat(views[:2]))), dim=1)  # (2N, D)
+        z_all = comm.all_gather_with_grad(z).view(-1, 2, n, z.shape[1])
+        pos, neg = in_batch_logits(z.view(2, n, -1), z_all, comm.get_rank())
+        return {"loss_contrastive": self.loss(pos, self.negative_sampler(neg))}

@@ -1,0 +1,46 @@
+import torch
+from torch import nn
+
+from .build import NEGATIVE_SAMPLER_REGISTRY
+
+
+@NEGATIVE_SAMPLER_REGISTRY.register()
+class AllNegatives(nn.Module):
+    """Every candidate is a negative: (N, M) -> (N, M)."""
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls()
+
+    def forward(self, neg: torch.Tensor) -> torch.Tensor:
+        return neg
+
+
+@NEGATIVE_SAMPLER_REGISTRY.register()
+class RandomNegatives(nn.Module):
+    """K random negatives out of M candidates: (N, M) -> (N, K).
+
+    shared=True draws one subset of columns for all queries (one gather, as in
+    the official SiMo code); shared=False draws an independent subset per query.
+    """
+
+    def __init__(self, num_negatives: int, shared: bool = True):
+        super().__init__()
+        if num_negatives <= 0:
+            raise ValueError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES must be > 0, got {num_negatives}")
+        self.num_negatives = num_negatives
+        self.shared = shared
+
+    @classmethod
+    def from_config(cls, cfg):
+        node = cfg.MODEL.NEGATIVE_SAMPLER
+        return cls(num_negatives=node.NUM_NEGATIVES, shared=node.SHARED)
+
+    def forward(self, neg: torch.Tensor) -> torch.Tensor:
+        n, m = neg.shape
+        if self.num_negatives > m:
+            raise ValueError(f"Cannot draw {self.num_negatives} negatives from {m} candidates")
+        if self.shared:
+            return neg[:, torch.randperm(m, device=neg.device)[: self.num_negatives]]
+        index = torch.rand(n, m, device=neg.device).argsort(dim=1)[:, : self.num_negatives]
+        return neg.gather(1, index)

@@ -1,0 +1,90 @@
+"""Optimizers and LR schedules built from `cfg.SOLVER`."""
+import torch
+from fvcore.common.param_scheduler import (
+    CompositeParamScheduler,
+    CosineParamScheduler,
+    LinearParamScheduler,
+    MultiStepParamScheduler,
+)
+from torch import nn
+
+from .lars import LARS
+
+
+def scaled_lr(cfg) -> float:
+    """BASE_LR scaled linearly by the global batch: BASE_LR * IMS_PER_BATCH / REFERENCE_BATCH_SIZE."""
+    if cfg.SOLVER.REFERENCE_BATCH_SIZE <= 0:
+        return cfg.SOLVER.BASE_LR
+    return cfg.SOLVER.BASE_LR * cfg.SOLVER.IMS_PER_BATCH / cfg.SOLVER.REFERENCE_BATCH_SIZE
+
+
+def _split_decay_groups(model: nn.Module):
+    """Parameters split into (weights with decay, biases and norm parameters without)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+        for name, p in module.named_parameters(recurse=False):
+            if p.requires_grad:
+                (no_decay if is_norm or name == "bias" else decay).append(p)
+    return decay, no_decay
+
+
+def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD or LARS over the trainable parameters, at the batch-scaled learning rate."""
+    lr = scaled_lr(cfg)
+    name = cfg.SOLVER.OPTIMIZER
+    if name == "SGD":
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
+                               weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    if name == "LARS":
+        decay, no_decay = _split_decay_groups(model)
+        groups = [{"params": decay}]
+        if cfg.SOLVER.LARS_EXCLUDE_BIAS_AND_NORM:
+            groups.append({"params": no_decay, "weight_decay": 0.0, "lars": False})
+        else:
+            groups[0]["params"] = decay + no_decay
+        return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+                    eta=cfg.SOLVER.LARS_ETA)
+    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'LARS', got '{name}'")
+
+
+class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
+    """Sets each group's lr to its initial lr times `multiplier(iteration / max_iter)`."""
+
+    def __init__(self, optimizer, multiplier, max_iter: int, last_iter: int = -1):
+        self._multiplier = multiplier
+        self._max_iter = max_iter
+        super().__init__(optimizer, last_epoch=last_iter)
+
+    def state_dict(self):
+        return {"base_lrs": self.base_lrs, "last_epoch": self.last_epoch}
+
+    def get_lr(self):
+        factor = self._multiplier(min(self.last_epoch / self._max_iter, 1.0 - 1e-9))
+        return [base * factor for base in self.base_lrs]
+
+
+def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
+    """Linear warmup (WARMUP_ITERS) then cosine or step decay, per iteration."""
+    max_iter = cfg.SOLVER.MAX_ITER
+    name = cfg.SOLVER.LR_SCHEDULER_NAME
+    if name == "WarmupCosineLR":
+        main = CosineParamScheduler(1.0, cfg.SOLVER.COSINE_END_FACTOR)
+    elif name == "WarmupMultiStepLR":
+        steps = [s for s in cfg.SOLVER.STEPS if s <= max_iter]
+        if list(steps) != sorted(steps):
+            raise ValueError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
+        main = MultiStepParamScheduler([cfg.SOLVER.GAMMA**i for i in range(len(steps) + 1)],
+                                       milestones=list(steps), num_updates=max_iter)
+    else:
+        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
+    warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
+    if warmup > 0:
+        end = main(warmup)
+        main = CompositeParamScheduler(
+            [LinearParamScheduler(cfg.SOLVER.WARMUP_FACTOR * end, end), main],
+            lengths=[warmup, 1 - warmup],
+            interval_scaling=["rescaled", "fixed"],
+        )
+    return LRMultiplier(optimizer, main, max_iter)

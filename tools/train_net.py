@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""The one entry point for pretraining and evaluation.
+
+    python tools/train_net.py --config-file configs/Shapes/mocov2_r18.yaml
+    python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 512
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
+from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+
+logger = logging.getLogger("ssl_lab")
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    if args.eval_only:
+        cfg.freeze()
+        model = DefaultTrainer.build_model(cfg)
+        DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
+        return DefaultTrainer.test(cfg, model)
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+    return trainer.storage.latest() if trainer.storage else {}
+
+
+def run(argv=None):
+    args = default_argument_parser().parse_args(argv)
+    with exit_on_user_error():
+        setup_cfg(args)  # fail on a bad config before starting any process
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    run()
