@@ -7,7 +7,6 @@ Environment:
         `https://dl.fbaipublicfiles.com/moco/x.pth` is fetched from `http://mirror:8000/zoo/moco/x.pth`.
 """
 import difflib
-import functools
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -49,20 +48,17 @@ def catalog_file() -> str:
     return os.environ.get("SSL_LAB_MODEL_ZOO_CATALOG") or os.path.join(PROJECT_ROOT, "model_zoo", "catalog.yaml")
 
 
-def load_catalog() -> Dict[str, CatalogEntry]:
-    """All entries of the current catalog file, by name (re-read when the file changes)."""
-    path = catalog_file()
+def load_catalog(path: Optional[str] = None) -> Dict[str, CatalogEntry]:
+    """All entries of the catalog file `path` (default: :func:`catalog_file`), by name.
+
+    Read on each call (a few ms), so edits and `$SSL_LAB_MODEL_ZOO_CATALOG` apply at once.
+    """
+    path = path or catalog_file()
     try:
-        mtime = os.stat(path).st_mtime_ns
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
     except OSError as e:
         raise ModelZooError(f"Model zoo catalog '{path}' cannot be read: {e}") from e
-    return _parse(path, mtime)
-
-
-@functools.lru_cache(maxsize=8)
-def _parse(path: str, _mtime: int) -> Dict[str, CatalogEntry]:
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
     return {name: _entry(path, name, fields) for name, fields in raw.items()}
 
 

@@ -110,15 +110,15 @@ def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None
     """Load the ResNet weights in `path` (file, URL or `ssl_lab://<name>`) into `model.backbone`.
 
     `model` may also be the backbone itself. Momentum encoders and heads of `model` are
-    left untouched. Raises ValueError when no backbone tensor matches.
+    left untouched. Raises ValueError, with the report, when a backbone tensor is missing
+    or has another shape (e.g. a ResNet-18 file for a ResNet-50).
     """
     backbone = getattr(model, "backbone", model)
     with PathManager.open(path, "rb") as f:
         checkpoint = torch.load(f, map_location="cpu", weights_only=True)
     converted, report = import_backbone_state_dict(checkpoint, backbone.state_dict(), fmt, source=path)
-    if not report.matched:
-        raise ValueError(f"No weights of {path} fit the backbone:\n{report}")
+    if report.missing or report.mismatched:
+        raise ValueError(f"The weights in {path} do not fit the backbone:\n{report}")
     backbone.load_state_dict(converted, strict=False)
-    log = logger.warning if report.missing or report.unexpected or report.mismatched else logger.info
-    log(str(report))
+    (logger.warning if report.unexpected else logger.info)(str(report))
     return report

@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Turn a training checkpoint into a model zoo file and print its catalog entry.
+
+Keeps what feature extraction and linear evaluation need: `backbone.*` and a linear
+classifier head, if any. Drops optimizer, scheduler, queues, momentum encoders and
+projector/predictor heads. Writes `<name>-<sha256[:8]>.pth` and prints the YAML entry
+to paste into model_zoo/catalog.yaml.
+
+    python tools/publish_model.py output/model_final.pth --output-dir publish/ \\
+        --name mocov2_r50_200ep --config-file configs/ImageNet/mocov2_r50_200ep.yaml \\
+        --url-prefix https://example.org/ssl_lab/
+"""
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+
+import torch
+import yaml
+
+_DROPPED = ("momentum_", "projector.", "predictor.", "queue")
+
+
+def _is_linear(state: dict, module: str) -> bool:
+    keys = {k for k in state if k.startswith(module + ".")}
+    weight = state.get(module + ".weight")
+    return keys == {module + ".weight", module + ".bias"} and weight is not None and weight.dim() == 2
+
+
+def publishable_state(model_state: dict):
+    """(kept, dropped): `backbone.*` and linear heads kept; everything else dropped."""
+    kept, dropped = {}, []
+    for key, value in model_state.items():
+        module = key.split(".", 1)[0]
+        keep = key.startswith("backbone.") or (not key.startswith(_DROPPED) and _is_linear(model_state, module))
+        if keep:
+            kept[key] = value.detach().cpu().clone()
+        else:
+            dropped.append(key)
+    return kept, dropped
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="an ssl_lab checkpoint (fvcore Checkpointer file with 'model')")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--name", help="catalog name and file name stem (default: the checkpoint's file name)")
+    parser.add_argument("--config-file", default="", help="config that built the model, relative to the project root")
+    parser.add_argument("--url-prefix", default="", help="where the file will be published (default: a file:// URL)")
+    args = parser.parse_args(argv)
+
+    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    if "model" not in checkpoint:
+        parser.error(f"{args.checkpoint} has no 'model' entry (keys: {sorted(checkpoint)}); not an ssl_lab checkpoint")
+    kept, dropped = publishable_state(checkpoint["model"])
+    if not any(k.startswith("backbone.") for k in kept):
+        parser.error(f"{args.checkpoint} has no 'backbone.*' weights")
+
+    name = args.name or os.path.basename(args.checkpoint).split(".")[0]
+    os.makedirs(args.output_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.output_dir, suffix=".part")
+    os.close(fd)
+    torch.save({"model": kept}, tmp)
+    sha256 = _sha256(tmp)
+    output = os.path.join(args.output_dir, f"{name}-{sha256[:8]}.pth")
+    os.replace(tmp, output)
+
+    if args.url_prefix:
+        url = args.url_prefix.rstrip("/") + "/" + os.path.basename(output)
+    else:
+        url = "file://" + os.path.abspath(output)
+    entry = {
+        "config": args.config_file or "TODO: the config that built this model",
+        "url": url,
+        "sha256": sha256,
+        "size": os.path.getsize(output),
+        "format": "ssl_lab",
+        "source": f"ssl_lab, published from {os.path.basename(args.checkpoint)}",
+        "metrics": {"paper": {}, "measured": {}},
+    }
+    modules = sorted({k.split(".")[0] for k in dropped})
+    print(f"Wrote {output}: kept {len(kept)} tensors; dropped {len(dropped)} tensors of {modules} "
+          f"and the checkpoint entries {sorted(k for k in checkpoint if k != 'model')}", file=sys.stderr)
+    print(yaml.safe_dump({name: entry}, sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
