@@ -174,6 +174,18 @@ def test_checksum_mismatch_leaves_nothing(zoo, server):
     assert zoo.cached_files() == []
 
 
+def test_corrupted_cache_is_downloaded_again(zoo, server):
+    body = os.urandom(1000)
+    zoo.add("toy", body)
+    local = PathManager.get_local_path("ssl_lab://toy")
+    with open(local, "r+b") as f:
+        f.write(b"garbage")
+    assert PathManager.get_local_path("ssl_lab://toy") == local
+    with open(local, "rb") as f:
+        assert f.read() == body
+    assert server.gets == {"/zoo/toy.pth": 2}
+
+
 def test_truncated_transfer_leaves_nothing(zoo, server):
     zoo.add("cut", os.urandom(200_000))
     server.truncated.add("/zoo/cut.pth")
@@ -274,7 +286,8 @@ def test_model_zoo_md_is_up_to_date():
 def _moco_checkpoint(state):
     q = {f"module.encoder_q.{k}": v for k, v in state.items()}
     k = {f"module.encoder_k.{k}": v + 1 for k, v in state.items()}
-    heads = {"module.encoder_q.fc.0.weight": torch.zeros(2048, 512), "module.encoder_q.fc.2.weight": torch.zeros(128, 2048),
+    heads = {"module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
+             "module.encoder_q.fc.2.weight": torch.zeros(128, 2048),
              "module.queue": torch.zeros(128, 16), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
     return {"epoch": 200, "arch": "resnet18", "state_dict": {**k, **q, **heads}, "optimizer": {"state": {}}}
 
@@ -306,7 +319,8 @@ def test_import_torchvision_resnet_and_load(tmp_path):
 
 @pytest.mark.parametrize("prefix,decoy", [
     ("module.", None), ("encoder_q.", "encoder_k."), ("backbone.", "momentum_backbone."),
-    ("online_network.", "target_network."), ("model.", None), ("encoder.", None), ("student.backbone.", "teacher.backbone."),
+    ("online_network.", "target_network."), ("model.", None), ("encoder.", None),
+    ("student.backbone.", "teacher.backbone."),
 ])
 def test_import_detects_prefix(prefix, decoy):
     state = _r18_state()
@@ -350,4 +364,4 @@ def test_publish_model_round_trip(zoo, tmp_path, capsys):
 
     # The printed entry, served by the test server, resolves and loads like any catalog entry.
     zoo.add("mine", body, **{k: v for k, v in entry.items() if k != "url"})
-    assert model_zoo.get("mine").backbone.state_dict()["layer4.1.bn2.running_var"].equal(state["layer4.1.bn2.running_var"])
+    _assert_backbone_equal(model_zoo.get("mine").backbone, state)

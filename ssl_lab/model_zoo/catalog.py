@@ -80,8 +80,10 @@ def _entry(path: str, name: str, fields: dict) -> CatalogEntry:
     if len(sums) != 1:
         raise bad(f"expected exactly one of {_CHECKSUM_FIELDS}, got {sums}")
     algorithm, _, kind = sums[0].partition("_")
+    if not isinstance(fields[sums[0]], str):  # e.g. an all-digit prefix YAML read as a number
+        raise bad(f"'{sums[0]}' must be a string; quote it")
     try:
-        checksum = Checksum(algorithm, str(fields[sums[0]]))
+        checksum = Checksum(algorithm, fields[sums[0]])
     except ValueError as e:
         raise bad(str(e)) from None
     if checksum.is_prefix != (kind == "prefix"):

@@ -95,17 +95,25 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
         force: download again even if a verified copy is cached.
     """
     local = cache_path(url)
+    if not force and _is_valid(local, checksum):  # no lock needed: files are renamed in atomically
+        return local
     with file_lock(local):
         for stale in glob.glob(glob.escape(local) + ".*.part"):  # left by a killed process
             os.remove(stale)
+        if not force and _is_valid(local, checksum):  # another process just downloaded it
+            return local
         if os.path.isfile(local) and not force:
-            if checksum is None or checksum.matches(file_digest(local, checksum)):
-                return local
             logger.warning(f"Cached file {local} does not match {checksum}; downloading it again.")
         if checksum is None:
             logger.warning(f"No checksum known for {url}: the download is only checked for completeness.")
         _download(source_url or url, local, checksum, size)
     return local
+
+
+def _is_valid(local: str, checksum: Optional[Checksum]) -> bool:
+    if not os.path.isfile(local):
+        return False
+    return checksum is None or checksum.matches(file_digest(local, checksum))
 
 
 def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[int]):

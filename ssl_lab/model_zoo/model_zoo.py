@@ -36,7 +36,8 @@ def get(name: str, pretrained: bool = True) -> nn.Module:
 
     Example: ``model = ssl_lab.model_zoo.get("moco_v2_800ep"); feats = model.backbone(images)``
     """
-    from ssl_lab.modeling import build_model  # here, not at the top: modeling may import file_io, which imports this package
+    # Imported here so that ssl_lab.utils.file_io, which imports this package, does not load all models.
+    from ssl_lab.modeling import build_model
 
     cfg = get_config(name, trained=pretrained)
     model = build_model(cfg)
