@@ -24,8 +24,7 @@ _DROPPED = ("momentum_", "projector.", "predictor.", "queue")
 
 def _is_linear(state: dict, module: str) -> bool:
     keys = {k for k in state if k.startswith(module + ".")}
-    weight = state.get(module + ".weight")
-    return keys == {module + ".weight", module + ".bias"} and weight is not None and weight.dim() == 2
+    return keys == {module + ".weight", module + ".bias"} and state[module + ".weight"].dim() == 2
 
 
 def publishable_state(model_state: dict):
