@@ -50,9 +50,14 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     return parser
 
 
-def setup_cfg(args):
-    """Defaults <- config file <- command-line overrides (not frozen yet)."""
+def setup_cfg(args, config_fns=()):
+    """Defaults (+ each project's `add_*_config(cfg)` in `config_fns`) <- config file <- overrides.
+
+    The result is not frozen: DefaultTrainer fills in the schedule first.
+    """
     cfg = get_cfg()
+    for add_config in config_fns:
+        add_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(list(args.opts))
@@ -104,6 +109,10 @@ def resolve_schedule(cfg, num_images: int):
         solver.STEPS = tuple(int(round(e * per_epoch)) for e in solver.STEP_EPOCHS)
     elif solver.MAX_ITER <= 0:
         raise ValueError("Set SOLVER.MAX_ITER (iterations) or SOLVER.EPOCHS (epochs) to a positive value")
+    if solver.WARMUP_ITERS > solver.MAX_ITER // 2:
+        logger.warning(f"SOLVER.WARMUP_ITERS ({solver.WARMUP_ITERS}) is more than half of the "
+                       f"{solver.MAX_ITER} iterations; using {solver.MAX_ITER // 2}")
+        solver.WARMUP_ITERS = solver.MAX_ITER // 2
     logger.info(
         f"Schedule: {solver.MAX_ITER} iterations ({solver.MAX_ITER / iters_per_epoch:.2f} epochs of "
         f"{iters_per_epoch} iterations), warmup {solver.WARMUP_ITERS}, lr {scaled_lr(cfg):.4g} "

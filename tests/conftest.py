@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny CPU-sized configs on a small Shapes dataset generated once per session."""
+import os
+
+import pytest
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_overrides(datasets_root: str, output_dir: str):
+    """Config overrides that make any Shapes config run in seconds on a CPU."""
+    return [
+        "OUTPUT_DIR", output_dir,
+        "DATASETS.ROOT", datasets_root,
+        "DATASETS.SHAPES.NUM_TRAIN", "64",
+        "DATASETS.SHAPES.NUM_VAL", "32",
+        "DATASETS.SHAPES.IMAGE_SIZE", "32",
+        "INPUT.CROP_SIZE", "32",
+        "INPUT.TEST_RESIZE", "32",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "64",
+        "MODEL.PROJECTOR.OUT_DIM", "32",
+        "MODEL.PREDICTOR.HIDDEN_DIM", "64",
+        "MODEL.PREDICTOR.OUT_DIM", "32",
+        "MODEL.QUEUE.SIZE", "64",
+        "SOLVER.IMS_PER_BATCH", "16",
+        "SOLVER.MAX_ITER", "4",
+        "SOLVER.CHECKPOINT_PERIOD", "2",
+        "DATALOADER.NUM_WORKERS", "0",
+        "TEST.EVAL_PERIOD", "0",
+        "TEST.EVAL_AT_START", "False",
+        "TEST.IMS_PER_BATCH", "32",
+        "LOG_PERIOD", "1",
+    ]
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory):
+    """A datasets root holding the tiny Shapes splits (generated once)."""
+    from ssl_lab.data.datasets.shapes import ensure_shapes
+
+    root = str(tmp_path_factory.mktemp("datasets"))
+    ensure_shapes(os.path.join(root, "shapes"), "train", 64, 32, 0)
+    ensure_shapes(os.path.join(root, "shapes"), "val", 32, 32, 0)
+    return root
+
+
+@pytest.fixture
+def tiny_cfg(shapes_root, tmp_path):
+    """Build a frozen-free config from a repo config file plus tiny overrides (and extra KEY VALUEs)."""
+    from ssl_lab.config import get_cfg
+
+    def make(config_file: str, *extra):
+        cfg = get_cfg()
+        cfg.merge_from_file(os.path.join(REPO_ROOT, config_file))
+        cfg.merge_from_list(tiny_overrides(shapes_root, str(tmp_path / "out")) + list(extra))
+        return cfg
+
+    return make

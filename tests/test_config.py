@@ -1,0 +1,66 @@
+import glob
+import os
+
+import pytest
+
+from ssl_lab.config import ConfigError, get_cfg
+
+from conftest import REPO_ROOT
+
+
+def test_unknown_key_names_key_and_closest_valid_keys():
+    cfg = get_cfg()
+    with pytest.raises(ConfigError) as err:
+        cfg.merge_from_list(["SOLVER.BASE_LRR", "0.1"])
+    assert "SOLVER.BASE_LRR" in str(err.value)
+    assert "SOLVER.BASE_LR" in str(err.value).split("Did you mean:")[1]
+
+
+def test_unknown_key_in_file_is_reported(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("MODEL:\n  BACKBONE:\n    DEPHT: 18\n")
+    with pytest.raises(ConfigError, match="MODEL.BACKBONE.DEPHT.*MODEL.BACKBONE.DEPTH"):
+        get_cfg().merge_from_file(str(path))
+
+
+def test_missing_file_and_bad_values():
+    with pytest.raises(ConfigError, match="does not exist"):
+        get_cfg().merge_from_file("/nonexistent/cfg.yaml")
+    with pytest.raises(ConfigError, match="SOLVER.BASE_LR"):
+        get_cfg().merge_from_list(["SOLVER.BASE_LR", "fast"])
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        get_cfg().merge_from_list(["SOLVER.BASE_LR"])
+
+
+def test_base_inheritance_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("SOLVER:\n  BASE_LR: 0.5\n  IMS_PER_BATCH: 64\n")
+    (tmp_path / "child.yaml").write_text('_BASE_: "base.yaml"\nSOLVER:\n  IMS_PER_BATCH: 32\n')
+    cfg = get_cfg()
+    cfg.merge_from_file(str(tmp_path / "child.yaml"))
+    cfg.merge_from_list(["SOLVER.MAX_ITER", "7"])
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER) == (0.5, 32, 7)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "**", "*.yaml"), recursive=True)),
+    ids=lambda p: os.path.relpath(p, REPO_ROOT),
+)
+def test_every_shipped_config_loads(path):
+    cfg = get_cfg()
+    cfg.merge_from_file(path)
+    assert cfg.MODEL.META_ARCHITECTURE in {"MoCo", "SimCLR", "BYOL"}
+
+
+def test_imagenet_configs_carry_the_papers_hyperparameters():
+    def load(name):
+        cfg = get_cfg()
+        cfg.merge_from_file(os.path.join(REPO_ROOT, "configs", "ImageNet", name))
+        return cfg
+
+    mocov2 = load("mocov2_r50_200ep.yaml")
+    assert (mocov2.SOLVER.BASE_LR, mocov2.SOLVER.IMS_PER_BATCH, mocov2.SOLVER.EPOCHS) == (0.03, 256, 200)
+    assert (mocov2.MODEL.LOSS.TEMPERATURE, mocov2.MODEL.QUEUE.SIZE, mocov2.INPUT.AUGMENTATION) == (0.2, 65536, "MoCoV2")
+    mocov1 = load("mocov1_r50_200ep.yaml")
+    assert mocov1.MODEL.LOSS.TEMPERATURE == 0.07 and tuple(mocov1.SOLVER.STEP_EPOCHS) == (120, 160)
+    assert load("byol_r50_200ep.yaml").MODEL.MOMENTUM.BASE == 0.996
+    assert load("simclr_r50_200ep.yaml").SOLVER.OPTIMIZER == "LARS"

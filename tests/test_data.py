@@ -1,0 +1,80 @@
+import itertools
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from ssl_lab.config import get_cfg
+from ssl_lab.data import build_dataset, build_train_transform
+from ssl_lab.data.datasets import BadImageError, DatasetNotFoundError
+from ssl_lab.data.samplers import InferenceSampler, TrainingSampler
+from ssl_lab.utils import comm
+
+
+def test_training_sampler_resumes_mid_epoch_exactly():
+    full = list(itertools.islice(iter(TrainingSampler(10, seed=3)), 25))
+    resumed = list(itertools.islice(iter(TrainingSampler(10, seed=3, start=13)), 12))
+    assert resumed == full[13:]
+    assert sorted(full[:10]) == list(range(10)) and full[:10] != full[10:20]  # reshuffled per epoch
+
+
+def test_training_sampler_shards_the_global_stream(monkeypatch):
+    stream = list(itertools.islice(iter(TrainingSampler(7, seed=1)), 14))
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    shards = []
+    for rank in range(2):
+        monkeypatch.setattr(comm, "get_rank", lambda r=rank: r)
+        shards.append(list(itertools.islice(iter(TrainingSampler(7, seed=1, start=0)), 7)))
+    assert shards[0] == stream[0::2] and shards[1] == stream[1::2]
+
+
+def test_inference_sampler_covers_everything_once(monkeypatch):
+    monkeypatch.setattr(comm, "get_world_size", lambda: 3)
+    seen = []
+    for rank in range(3):
+        monkeypatch.setattr(comm, "get_rank", lambda r=rank: r)
+        seen += list(InferenceSampler(10))
+    assert sorted(seen) == list(range(10))
+
+
+@pytest.mark.parametrize("recipe,views", [("MoCoV1", 2), ("MoCoV2", 2), ("SimCLR", 2), ("BYOL", 4)])
+def test_multiview_recipes_make_distinct_views(recipe, views):
+    cfg = get_cfg()
+    cfg.INPUT.AUGMENTATION, cfg.INPUT.NUM_VIEWS, cfg.INPUT.CROP_SIZE = recipe, views, 32
+    image = Image.fromarray((torch.rand(48, 48, 3) * 255).byte().numpy())
+    out = build_train_transform(cfg)(image)
+    assert len(out) == views and all(v.shape == (3, 32, 32) for v in out)
+    assert not torch.equal(out[0], out[1])
+
+
+def test_missing_dataset_names_expected_path(tmp_path):
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = str(tmp_path)
+    for name, folder in [("imagenet_train", "imagenet/train"), ("cifar10_train", "cifar10"), ("stl10_test", "stl10")]:
+        with pytest.raises(DatasetNotFoundError, match=os.path.join(str(tmp_path), folder)):
+            build_dataset(cfg, name, None)
+    with pytest.raises(KeyError, match="family one of"):
+        build_dataset(cfg, "mnist_train", None)
+
+
+def _image_folder_with_one_broken_file(root):
+    for cls in ("a", "b"):
+        os.makedirs(root / "train" / cls)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 100, 0, 0)).save(root / "train" / cls / f"{i}.png")
+    (root / "train" / "a" / "broken.png").write_bytes(b"not a png")
+
+
+def test_undecodable_image_is_fatal_with_its_name_or_skipped(tmp_path):
+    _image_folder_with_one_broken_file(tmp_path)
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = str(tmp_path)
+    dataset = build_dataset(cfg, "imagefolder_train", None)
+    broken = next(i for i, (path, _) in enumerate(dataset.samples) if path.endswith("broken.png"))
+    with pytest.raises(BadImageError, match="broken.png"):
+        dataset[broken]
+    cfg.DATASETS.ON_BAD_IMAGE = "skip"
+    dataset = build_dataset(cfg, "imagefolder_train", None)
+    image, _ = dataset[broken]
+    assert image.size == (8, 8) and dataset.num_skipped == 1

@@ -1,0 +1,64 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ssl_lab.config import get_cfg
+from ssl_lab.solver import LARS, build_lr_scheduler, build_optimizer, scaled_lr
+
+
+def _lrs(cfg, steps):
+    model = nn.Linear(2, 2)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    values = []
+    for _ in range(steps):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return values
+
+
+def test_warmup_then_cosine():
+    cfg = get_cfg()
+    cfg.SOLVER.BASE_LR, cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.WARMUP_ITERS = 0.1, 512, 100, 10
+    lrs = _lrs(cfg, 100)
+    peak = 0.2  # linear scaling: 0.1 * 512 / 256
+    assert scaled_lr(cfg) == pytest.approx(peak)
+    assert lrs[0] < 0.01 * peak and all(a < b for a, b in zip(lrs[:10], lrs[1:11]))
+    assert lrs[10] == pytest.approx(peak * (1 + math.cos(math.pi * 0.1)) / 2, rel=1e-3)
+    assert lrs[-1] < 0.01 * peak
+
+
+def test_multistep():
+    cfg = get_cfg()
+    cfg.SOLVER.LR_SCHEDULER_NAME, cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS = "WarmupMultiStepLR", 30, (10, 20)
+    lrs = _lrs(cfg, 30)
+    assert lrs[5] == pytest.approx(0.03) and lrs[15] == pytest.approx(0.003) and lrs[25] == pytest.approx(0.0003)
+
+
+def test_lars_excludes_bias_and_norm_from_decay_and_adaptation():
+    cfg = get_cfg()
+    cfg.SOLVER.OPTIMIZER, cfg.SOLVER.WEIGHT_DECAY = "LARS", 0.1
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    optimizer = build_optimizer(cfg, model)
+    assert isinstance(optimizer, LARS)
+    plain = optimizer.param_groups[1]
+    assert plain["lars"] is False and plain["weight_decay"] == 0.0 and len(plain["params"]) == 3
+
+
+def test_lars_step_is_trust_ratio_scaled():
+    p = nn.Parameter(torch.full((4,), 2.0))
+    optimizer = LARS([p], lr=1.0, momentum=0.0, eta=0.1)
+    p.grad = torch.full((4,), 0.5)
+    optimizer.step()
+    # update = lr * eta * ||p|| / ||g|| * g = 0.1 * 4 / 1 * 0.5
+    torch.testing.assert_close(p.detach(), torch.full((4,), 2.0 - 0.2))
+
+
+def test_unknown_optimizer():
+    cfg = get_cfg()
+    cfg.SOLVER.OPTIMIZER = "Adam"
+    with pytest.raises(ValueError, match="SGD' or 'LARS"):
+        build_optimizer(cfg, nn.Linear(2, 2))
