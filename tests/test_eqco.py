@@ -1,0 +1,198 @@
+"""EqCo project: the loss, its config and checks, the monitors, the configs and the toy MI run."""
+import glob
+import math
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.join(REPO_ROOT, "projects", "EqCo")
+sys.path.insert(0, PROJECT)
+sys.path.insert(0, os.path.join(PROJECT, "tools"))
+
+from eqco import ContrastiveMonitor, EqCoLoss, EqCoTrainer, add_eqco_config, negatives_per_query  # noqa: E402
+from make_configs import build_configs  # noqa: E402
+
+from ssl_lab.config import get_cfg  # noqa: E402
+from ssl_lab.modeling import build_loss, build_model  # noqa: E402
+from ssl_lab.modeling.losses import InfoNCELoss  # noqa: E402
+from ssl_lab.solver import scaled_lr  # noqa: E402
+from ssl_lab.utils.events import EventStorage  # noqa: E402
+
+
+def eqco_cfg(*opts):
+    cfg = get_cfg()
+    add_eqco_config(cfg)
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+def reference_loss(pos, neg, alpha, tau):
+    """Eq. 5 evaluated literally in float64: mean of -log(e^{s+} / (e^{s+} + alpha/K sum e^{s_i}))."""
+    pos, neg = pos.double() / tau, neg.double() / tau
+    k = neg.shape[1]
+    return -(pos.exp() / (pos.exp() + alpha / k * neg.exp().sum(dim=1))).log().mean()
+
+
+@pytest.mark.parametrize("alpha,k", [(65536, 16), (4096, 256), (16, 1024), (3, 1)])
+def test_loss_matches_formula(alpha, k):
+    torch.manual_seed(k)
+    pos, neg = torch.rand(32) * 2 - 1, torch.rand(32, k) * 2 - 1
+    loss = EqCoLoss(alpha=alpha, temperature=0.2)(pos, neg)
+    assert loss.item() == pytest.approx(reference_loss(pos, neg, alpha, 0.2).item(), rel=1e-5)
+
+
+def test_alpha_equal_k_is_info_nce():
+    torch.manual_seed(0)
+    pos, neg = torch.randn(64), torch.randn(64, 256)
+    eqco, info_nce = EqCoLoss(alpha=256, temperature=0.07)(pos, neg), InfoNCELoss(temperature=0.07)(pos, neg)
+    assert torch.equal(eqco, info_nce)
+    assert not torch.allclose(EqCoLoss(alpha=65536, temperature=0.07)(pos, neg), info_nce)
+
+
+def test_expected_bound_invariant_to_k():
+    """iid negative scores: E[L_EqCo], hence the bound log(alpha + 1) - E[L_EqCo], barely depends on K;
+    InfoNCE's loss grows by ~log(1024 / 16) when the negatives dominate its denominator."""
+    torch.manual_seed(0)
+    n, tau, alpha = 4096, 0.2, 1024
+
+    def expected_losses(k):
+        pos = 0.2 + 0.1 * torch.randn(n)
+        neg = (0.1 * torch.randn(n, k)).clamp(-1, 1)
+        return EqCoLoss(alpha, tau)(pos, neg).item(), InfoNCELoss(tau)(pos, neg).item()
+
+    (eqco_16, nce_16), (eqco_1024, nce_1024) = expected_losses(16), expected_losses(1024)
+    assert abs(eqco_1024 - eqco_16) < 0.05
+    assert nce_1024 - nce_16 == pytest.approx(math.log(1024 / 16), abs=0.3)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="ALPHA must be > 0"):
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.EQCO.ALPHA", "0"))
+    with pytest.raises(ValueError, match="TEMPERATURE must be > 0"):
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.LOSS.TEMPERATURE", "0.0"))
+    with pytest.raises(ValueError, match="K = 0"):
+        EqCoLoss(alpha=256, temperature=0.2)(torch.zeros(4), torch.zeros(4, 0))
+    # A queue smaller than the K negatives asked for, and more than SimCLR's 2N - 2 candidates.
+    sampled = ("MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "256")
+    with pytest.raises(ValueError, match="more than the 64 candidates of the queue"):
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.QUEUE.SIZE", "64", *sampled))
+    with pytest.raises(ValueError, match="more than the 126 candidates of SimCLR"):
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.META_ARCHITECTURE", "SimCLR", "MODEL.QUEUE.NAME",
+                            "", "SOLVER.IMS_PER_BATCH", "64", *sampled))
+    assert negatives_per_query(eqco_cfg("MODEL.QUEUE.SIZE", "1024", *sampled)) == 256
+
+
+def test_lr_scales_with_queries_not_negatives():
+    """EqCo's second rule: lr = BASE_LR * N / 256 with N the global batch; K plays no part."""
+    for n, k in [(256, 16), (256, 65536), (512, 65536), (1024, 65536)]:
+        cfg = eqco_cfg("SOLVER.BASE_LR", "0.03", "SOLVER.IMS_PER_BATCH", str(n), "MODEL.QUEUE.SIZE", str(k))
+        assert scaled_lr(cfg) == pytest.approx(0.03 * n / 256)
+
+
+class _TinyMoCo(nn.Module):
+    """MoCo's structure in miniature: queries from `projector`, keys from `momentum_projector`."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.projector, self.momentum_projector, self.loss = nn.Linear(8, 16), nn.Linear(8, 16), loss
+
+    def forward(self, x, keys, queue):
+        self.q = F.normalize(self.projector(x), dim=1)
+        self.q.retain_grad()
+        return self.loss((self.q * keys).sum(dim=1), self.q @ queue.T)
+
+
+def test_monitors_are_exact():
+    torch.manual_seed(0)
+    model = _TinyMoCo(EqCoLoss(alpha=4096, temperature=0.2))
+    monitor = ContrastiveMonitor(mi_bound=True, grad_norm=True)
+    monitor.trainer = SimpleNamespace(model=model)
+    keys, queue = F.normalize(torch.randn(6, 16), dim=1), F.normalize(torch.randn(32, 16), dim=1)
+    with EventStorage() as storage:
+        monitor.before_train()
+        loss = model(torch.randn(6, 8), keys, queue)
+        loss.backward()
+        monitor.after_train()
+    latest = storage.latest()
+    assert latest["eqco/mi_bound"][0] == pytest.approx(math.log(4097) - loss.item(), rel=1e-6)
+    per_query = 6 * model.q.grad.norm(dim=1)  # d L_n / d q_n with L = mean_n L_n
+    assert latest["eqco/grad_norm_q"][0] == pytest.approx(per_query.mean().item(), rel=1e-4)
+    # Theorem 2: ||d L_n / d q_n|| <= (2 / tau) (1 - p+) <= 2 / tau.
+    assert latest["eqco/grad_norm_q"][0] < 2 / 0.2
+
+
+def test_grad_norm_monitor_refuses_simclr_like_models():
+    model = nn.Module()
+    model.loss, model.projector = InfoNCELoss(0.1), nn.Linear(2, 2)
+    monitor = ContrastiveMonitor(grad_norm=True)
+    monitor.trainer = SimpleNamespace(model=model)
+    with pytest.raises(ValueError, match="momentum encoder"):
+        monitor.before_train()
+
+
+def test_moco_eqco_with_small_queue_trains(tmp_path):
+    """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch."""
+    cfg = get_cfg()
+    add_eqco_config(cfg)
+    cfg.merge_from_file(os.path.join(PROJECT, "configs", "Shapes", "mocov2_r18_k16_eqco.yaml"))
+    cfg.merge_from_list([
+        "OUTPUT_DIR", str(tmp_path / "out"), "DATASETS.ROOT", str(tmp_path / "data"),
+        "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32", "DATASETS.SHAPES.IMAGE_SIZE", "32",
+        "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3",
+        "DATALOADER.NUM_WORKERS", "0", "TEST.EVAL_PERIOD", "0", "TEST.EVAL_AT_START", "False", "DATASETS.TEST", "()",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.QUEUE.SIZE", "8",
+    ])
+    os.makedirs(cfg.OUTPUT_DIR)
+    trainer = EqCoTrainer(cfg)
+    seen = []
+    trainer.model.loss.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1].shape[1]))
+    trainer.train()
+
+    assert seen == [8, 8, 8]
+    history = {k: [v for v, _ in trainer.storage.history(k).values]
+               for k in ("loss_contrastive", "eqco/mi_bound", "eqco/grad_norm_q")}
+    for loss, bound in zip(history["loss_contrastive"], history["eqco/mi_bound"]):
+        assert loss + bound == pytest.approx(math.log(4096 + 1), rel=1e-5)
+    assert all(0 < g < 2 / cfg.MODEL.LOSS.TEMPERATURE for g in history["eqco/grad_norm_q"])
+    # After a step the queue holds 8 of the 16 keys of the previous batch.
+    model = trainer.model
+    with torch.no_grad():
+        model.train()
+        previous_queue = model.queue.negatives()
+        views = [torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)]
+        model(views)
+        keys = model.encode_keys(views[1])
+    assert not torch.allclose(model.queue.queue, previous_queue)
+    assert torch.cdist(model.queue.queue, keys).min(dim=1).values.max() < 1e-4
+
+
+def test_configs_load_and_match_their_names(tmp_path):
+    """Every committed config loads with the project's keys; K, alpha and N are what the name says;
+    the files are what tools/make_configs.py writes."""
+    paths = sorted(glob.glob(os.path.join(PROJECT, "configs", "*", "*.yaml")))
+    expected = build_configs()
+    assert sorted(os.path.relpath(p, os.path.join(PROJECT, "configs")) for p in paths) == sorted(expected)
+    for path in paths:
+        with open(path) as f:
+            assert f.read() == expected[os.path.relpath(path, os.path.join(PROJECT, "configs"))]
+        cfg = get_cfg()
+        add_eqco_config(cfg)
+        cfg.merge_from_file(path)
+        name = os.path.basename(path)[: -len(".yaml")]
+        if name.startswith("Base-"):
+            continue
+        fields = dict((f[0], f[1:]) for f in name.split("_")[2:] if f[0] in "kn" and f[1:].isdigit())
+        assert negatives_per_query(cfg) == int(fields.get("k", 65536 if "r50" in name else 4096))
+        if "n" in fields:
+            assert cfg.SOLVER.IMS_PER_BATCH == int(fields["n"])
+        assert (cfg.MODEL.LOSS.NAME == "EqCoLoss") == name.endswith("_eqco")
+        if name.endswith("_eqco"):
+            assert cfg.MODEL.EQCO.ALPHA == (65536 if name.startswith("mocov2_r50") else 4096)
+        assert cfg.OUTPUT_DIR.endswith(name)
+
