@@ -12,19 +12,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from eqco import EqCoTrainer, add_eqco_config  # noqa: E402
 
-from ssl_lab.config import get_cfg  # noqa: E402
-from ssl_lab.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from ssl_lab.engine import default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 
 def setup(args):
     """Defaults + MODEL.EQCO <- config file <- command-line overrides."""
-    cfg = get_cfg()
-    add_eqco_config(cfg)
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(list(args.opts))
-    return cfg
+    return setup_cfg(args, config_fns=(add_eqco_config,))
 
 
 def main(args):
