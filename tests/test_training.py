@@ -122,6 +122,11 @@ def test_cli_bad_input_gives_one_clear_error(shapes_root, tmp_path, args, messag
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_cli_flag_after_overrides_is_explained():
+    result = _cli("SOLVER.MAX_ITER", "3", "--resume")
+    assert result.returncode == 2 and "--resume comes after the KEY VALUE overrides" in result.stderr
+
+
 def test_cli_missing_config_file(tmp_path):
     result = _cli("--config-file", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml' does not exist" in result.stderr

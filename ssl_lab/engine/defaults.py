@@ -8,9 +8,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ssl_lab.checkpoint import Checkpointer
-from ssl_lab.config import get_cfg
+from ssl_lab.config import ConfigError, get_cfg
 from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
 from ssl_lab.evaluation import KNNEvaluator
+from ssl_lab.model_zoo import load_backbone_weights
 from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
@@ -55,6 +56,9 @@ def setup_cfg(args, config_fns=()):
 
     The result is not frozen: DefaultTrainer fills in the schedule first.
     """
+    flags = [item for item in args.opts if item.startswith("--")]
+    if flags:
+        raise ConfigError(f"{flags[0]} comes after the KEY VALUE overrides; put command-line flags before them")
     cfg = get_cfg()
     for add_config in config_fns:
         add_config(cfg)
@@ -183,10 +187,12 @@ class DefaultTrainer(TrainerBase):
                 f"{self.checkpointer.get_checkpoint_file()}). Pass --resume to continue that run, "
                 f"or set OUTPUT_DIR to a new directory."
             )
-        checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and has_checkpoint:
+            checkpoint = self.checkpointer.resume_or_load("", resume=True)
             self.start_iter = checkpoint.get("iteration", -1) + 1
             logger.info(f"Resuming at iteration {self.start_iter}")
+        else:
+            self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
 
     def train(self):
         if self.start_iter >= self.max_iter:
@@ -257,9 +263,21 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def load_weights(cls, model, path: str) -> None:
-        """Load a checkpoint's model weights (no optimizer state); '' keeps the initialization."""
-        if path:
-            Checkpointer(model).load(path, checkpointables=[])
+        """Initialize `model` from `path` (file, URL or ssl_lab://name); '' keeps the initialization.
+
+        An ssl_lab checkpoint loads into the matching modules; any other ResNet state
+        dict (official MoCo, torchvision, other frameworks) loads into `model.backbone`.
+        """
+        if not path:
+            return
+        checkpointer = Checkpointer(model)
+        local_path = checkpointer.path_manager.get_local_path(path)
+        if not os.path.isfile(local_path):
+            raise FileNotFoundError(f"MODEL.WEIGHTS '{path}' does not exist")
+        if "model" in checkpointer._load_file(local_path):
+            checkpointer.load(path, checkpointables=[])
+        else:
+            load_backbone_weights(model, path)
 
     @classmethod
     def build_evaluator(cls, cfg):

@@ -1,6 +1,7 @@
 """BatchNorm synchronized by all_reduce, usable on CPU (gloo) and GPU (NCCL)."""
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
 from ssl_lab.utils import comm
@@ -11,7 +12,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm1d):
 
     Works for (N, C) and (N, C, H, W) inputs. In eval mode, or on one process, it is
     a plain BatchNorm. Gradients flow through the all-reduce (autograd-aware
-    `torch.distributed.nn.all_reduce`), so the backward matches a single process
+    `torch.distributed.nn.functional.all_reduce`), so the backward matches a single process
     holding the whole batch. Assumes the same per-rank batch size.
     """
 
@@ -36,7 +37,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm1d):
         mean = input.mean(dim=reduce_dims)
         meansqr = (input * input).mean(dim=reduce_dims)
         stats = torch.cat([mean, meansqr]) / comm.get_world_size()
-        stats = torch.distributed.nn.all_reduce(stats, op=dist.ReduceOp.SUM)
+        stats = dist_nn.all_reduce(stats, op=dist.ReduceOp.SUM)
         mean, meansqr = torch.split(stats, channels)
         var = meansqr - mean * mean
         if self.track_running_stats:

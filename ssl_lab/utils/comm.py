@@ -3,6 +3,7 @@ import functools
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 
 
 def is_dist() -> bool:
@@ -41,27 +42,11 @@ def all_gather_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(gathered, dim=0)
 
 
-class _AllGatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums the incoming gradients and returns this rank's slice."""
-
-    @staticmethod
-    def forward(ctx, tensor):
-        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, tensor.contiguous())
-        return tuple(gathered)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        grad = torch.stack(grads)
-        dist.all_reduce(grad)
-        return grad[dist.get_rank()]
-
-
 def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Like :func:`all_gather_tensor`, but gradients flow back to every rank's input."""
     if get_world_size() == 1:
         return tensor
-    return torch.cat(_AllGatherWithGrad.apply(tensor), dim=0)
+    return torch.cat(dist_nn.all_gather(tensor.contiguous()), dim=0)
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,123 @@
+"""Trainer pieces: EMA hook, AMP, hooks order, eval-only and the metrics plot."""
+import glob
+import math
+import os
+import subprocess
+import sys
+
+import torch
+from torch import nn
+
+from ssl_lab.engine import AMPTrainer, HookBase, SimpleTrainer
+from ssl_lab.modeling.momentum import ema_update_, make_momentum_copy, momentum_at
+
+from conftest import REPO_ROOT, tiny_overrides
+
+
+def test_ema_update_moves_parameters_only():
+    online = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    target = make_momentum_copy(online)
+    assert all(not p.requires_grad for p in target.parameters())
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(1.0)
+        online[1].running_mean.fill_(5.0)
+    before = [p.clone() for p in target.parameters()]
+    ema_update_(target, online, 0.9)
+    for old, new, src in zip(before, target.parameters(), online.parameters()):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * src)
+    assert target[1].running_mean.abs().sum() == 0
+
+
+def test_cosine_momentum_goes_from_base_to_one():
+    assert momentum_at(0.99, False, 50, 100) == 0.99
+    assert momentum_at(0.996, True, 0, 100) == 0.996
+    assert math.isclose(momentum_at(0.996, True, 50, 100), 0.998)
+    assert math.isclose(momentum_at(0.996, True, 100, 100), 1.0)
+
+
+class _Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, views):
+        return {"loss_a": self.linear(views[0]).pow(2).mean(), "loss_b": self.linear(views[1]).abs().mean()}
+
+
+def _loader():
+    while True:
+        yield [torch.randn(8, 4), torch.randn(8, 4)], torch.zeros(8)
+
+
+class _Recorder(HookBase):
+    def __init__(self):
+        self.calls = []
+
+    def before_train(self):
+        self.calls.append("before_train")
+
+    def before_step(self):
+        self.calls.append(f"before_step{self.trainer.iter}")
+
+    def after_step(self):
+        self.calls.append(f"after_step{self.trainer.iter}")
+
+    def after_train(self):
+        self.calls.append("after_train")
+
+
+def test_trainer_sums_losses_and_calls_hooks_in_order():
+    model = _Model()
+    trainer = SimpleTrainer(model, _loader(), torch.optim.SGD(model.parameters(), lr=0.1))
+    recorder = _Recorder()
+    trainer.register_hooks([recorder])
+    trainer.train(0, 2)
+    assert recorder.calls == ["before_train", "before_step0", "after_step0", "before_step1", "after_step1",
+                              "after_train"]
+    latest = trainer.storage.latest()
+    assert math.isclose(latest["total_loss"][0], latest["loss_a"][0] + latest["loss_b"][0], rel_tol=1e-6)
+
+
+def test_amp_trainer_bfloat16_on_cpu_updates_weights():
+    model = _Model()
+    before = model.linear.weight.clone()
+    trainer = AMPTrainer(model, _loader(), torch.optim.SGD(model.parameters(), lr=0.1), dtype="bfloat16")
+    trainer.train(0, 2)
+    assert not torch.equal(before, model.linear.weight)
+    assert "grad_scaler" in trainer.state_dict()
+
+
+def test_non_finite_loss_stops_with_iteration_and_terms():
+    class _NaN(_Model):
+        def forward(self, views):
+            return {"loss_a": torch.tensor(float("nan"), requires_grad=True)}
+
+    model = _NaN()
+    trainer = SimpleTrainer(model, _loader(), torch.optim.SGD(model.parameters(), lr=0.1))
+    try:
+        trainer.train(0, 3)
+    except FloatingPointError as err:
+        assert "iteration 0" in str(err) and "loss_a=nan" in str(err)
+    else:
+        raise AssertionError("NaN loss did not stop training")
+
+
+def test_eval_only_and_plot(shapes_root, tmp_path):
+    out = str(tmp_path / "run")
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    common = [os.path.join(REPO_ROOT, "configs/Shapes/byol_r18.yaml"), *tiny_overrides(shapes_root, out)]
+    train = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--config-file", *common,
+                            "SOLVER.MAX_ITER", "2", "TEST.EVAL_AT_START", "True"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert glob.glob(os.path.join(out, "tensorboard", "events.out.tfevents.*"))
+    evaluate = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--eval-only",
+                               "--config-file", *common, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    with open(os.path.join(out, "log.txt")) as f:
+        assert f.read().count("kNN (k=20") == 3  # start, end of training, eval-only
+    plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000
