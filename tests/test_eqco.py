@@ -1,7 +1,9 @@
 """EqCo project: the loss, its config and checks, the monitors, the configs and the toy MI run."""
 import glob
+import json
 import math
 import os
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -16,6 +18,7 @@ sys.path.insert(0, PROJECT)
 sys.path.insert(0, os.path.join(PROJECT, "tools"))
 
 from eqco import ContrastiveMonitor, EqCoLoss, EqCoTrainer, add_eqco_config, negatives_per_query  # noqa: E402
+from eqco.toy_mi import critic_losses, rho_for_mi  # noqa: E402
 from make_configs import build_configs  # noqa: E402
 
 from ssl_lab.config import get_cfg  # noqa: E402
@@ -196,3 +199,29 @@ def test_configs_load_and_match_their_names(tmp_path):
             assert cfg.MODEL.EQCO.ALPHA == (65536 if name.startswith("mocov2_r50") else 4096)
         assert cfg.OUTPUT_DIR.endswith(name)
 
+
+
+def test_toy_critics_use_the_eqco_and_info_nce_losses():
+    torch.manual_seed(0)
+    scores = 3 * torch.randn(3, 64, 64)
+    losses = critic_losses(scores, torch.tensor([512.0, 63.0, 16.0]))
+    pos, neg = scores.diagonal(dim1=1, dim2=2), scores[:, ~torch.eye(64, dtype=torch.bool)].view(3, 64, 63)
+    expected = [EqCoLoss(512, 1.0)(pos[0], neg[0]), InfoNCELoss(1.0)(pos[1], neg[1]), EqCoLoss(16, 1.0)(pos[2], neg[2])]
+    assert losses.tolist() == pytest.approx([e.item() for e in expected], rel=1e-5)
+    assert -10 * math.log(1 - rho_for_mi(6.0, dim=20) ** 2) == pytest.approx(6.0)
+
+
+def test_toy_mi_quick_run(tmp_path):
+    """A short toy run: EqCo's estimates move across N far less than InfoNCE's (capped near log N)."""
+    out = tmp_path / "toy"
+    subprocess.run([sys.executable, os.path.join(PROJECT, "tools", "toy_mi.py"), "--output", str(out),
+                    "--steps", "300", "--repeats", "20", "--mi", "8", "--batch-sizes", "64", "512",
+                    "--threads", "1", "--seed", "0"], check=True, capture_output=True)
+    with open(out / "table.json") as f:
+        table = json.load(f)
+    spread = {method: max(table[method]["8"].values()) - min(table[method]["8"].values()) for method in table}
+    assert table["InfoNCE"]["8"]["64"] < math.log(64) + 0.05
+    assert spread["InfoNCE"] > 0.8
+    assert spread["EqCo"] < 0.5 * spread["InfoNCE"]
+    assert (out / "table.csv").read_text().startswith("method,mi,64,512")
+    assert (out / "toy_mi.png").stat().st_size > 0

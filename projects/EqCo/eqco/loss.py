@@ -8,10 +8,12 @@ from ssl_lab.modeling.losses import LOSS_REGISTRY, InfoNCELoss, info_nce
 from .config import negatives_per_query
 
 
-def mi_lower_bound(loss: torch.Tensor, loss_module, num_negatives: int) -> torch.Tensor:
-    """The empirical MI lower bound log(alpha + 1) - L of Eq. 6 (alpha = K for plain InfoNCE)."""
-    alpha = getattr(loss_module, "alpha", num_negatives)
-    return math.log(alpha + 1) - loss
+def mi_lower_bound(loss: torch.Tensor, alpha) -> torch.Tensor:
+    """The empirical MI lower bound log(alpha + 1) - L of Eq. 6; alpha = K for InfoNCE.
+
+    loss: a tensor of losses; alpha: a number or a tensor broadcasting with `loss`.
+    """
+    return torch.log1p(torch.as_tensor(alpha, dtype=torch.float64)).to(loss.dtype) - loss
 
 
 @LOSS_REGISTRY.register()

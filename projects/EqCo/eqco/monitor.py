@@ -50,7 +50,8 @@ class ContrastiveMonitor(HookBase):
     def _after_loss(self, module, inputs, loss):
         pos, neg = inputs
         if self.mi_bound:
-            get_event_storage().put_scalar("eqco/mi_bound", mi_lower_bound(loss.detach(), module, neg.shape[1]))
+            alpha = getattr(module, "alpha", neg.shape[1])  # InfoNCELoss: alpha = K
+            get_event_storage().put_scalar("eqco/mi_bound", mi_lower_bound(loss.detach(), alpha))
         if self.grad_norm and loss.requires_grad:
             # The radial part, per query and per (mean) loss: filled in during backward.
             # Hooks hold detached copies: a hook on a tensor must not reference the tensor itself.
