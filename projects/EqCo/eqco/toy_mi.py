@@ -5,7 +5,7 @@ A separable critic s(x, y) = g(x) . h(y), with g, h MLPs of one hidden layer, is
 on a fresh batch of N pairs per step (each x_i against the N - 1 other y_j: K = N - 1). The frozen
 critic's bound log(alpha + 1) - L (log N - L for InfoNCE) is then averaged over fresh batches.
 
-All (loss, MI) configurations of one N train together as a batch of independent critics: their
+All (method, MI) configurations of one N train together as a batch of independent critics: their
 losses add up, and Adam is elementwise, so this equals training each on its own.
 """
 import math
