@@ -48,7 +48,7 @@ def test_base_inheritance_and_overrides(tmp_path):
 def test_every_shipped_config_loads(path):
     cfg = get_cfg()
     cfg.merge_from_file(path)
-    assert cfg.MODEL.META_ARCHITECTURE in {"MoCo", "SimCLR", "BYOL"}
+    assert cfg.MODEL.META_ARCHITECTURE in {"MoCo", "SimCLR", "BYOL", "LinearClassifier"}
 
 
 def test_imagenet_configs_carry_the_papers_hyperparameters():
@@ -64,3 +64,28 @@ def test_imagenet_configs_carry_the_papers_hyperparameters():
     assert mocov1.MODEL.LOSS.TEMPERATURE == 0.07 and tuple(mocov1.SOLVER.STEP_EPOCHS) == (120, 160)
     assert load("byol_r50_200ep.yaml").MODEL.MOMENTUM.BASE == 0.996
     assert load("simclr_r50_200ep.yaml").SOLVER.OPTIMIZER == "LARS"
+
+
+def test_imports_load_a_project_package_and_its_config_keys(tmp_path):
+    from argparse import Namespace
+
+    from ssl_lab.engine import setup_cfg
+    from ssl_lab.modeling import LOSS_REGISTRY
+
+    package = tmp_path / "myproj"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from ssl_lab.config import CfgNode\n"
+        "from ssl_lab.modeling import LOSS_REGISTRY\n"
+        "import torch\n"
+        "@LOSS_REGISTRY.register()\n"
+        "class MyProjLoss(torch.nn.Module):\n"
+        "    pass\n"
+        "def add_config(cfg):\n"
+        "    cfg.MYPROJ = CfgNode({'ALPHA': 1.0})\n"
+    )
+    (tmp_path / "cfg.yaml").write_text(f"IMPORTS: ['{package}']\nMYPROJ:\n  ALPHA: 2.5\n")
+    cfg = setup_cfg(Namespace(config_file=str(tmp_path / "cfg.yaml"), opts=[]))
+    assert cfg.MYPROJ.ALPHA == 2.5 and "MyProjLoss" in LOSS_REGISTRY
+    with pytest.raises(ConfigError, match="not a Python package"):
+        setup_cfg(Namespace(config_file="", opts=["IMPORTS", "('does/not/exist',)"]))

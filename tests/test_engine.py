@@ -121,3 +121,31 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
                           capture_output=True, text=True, env=env, timeout=120)
     assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000
+
+
+def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tmp_path):
+    from ssl_lab.engine import DefaultTrainer
+    from ssl_lab.utils.logger import setup_logger
+
+    pretrain = tiny_cfg("configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "1",
+                        "OUTPUT_DIR", str(tmp_path / "pre"))
+    setup_logger(pretrain.OUTPUT_DIR)
+    trainer = DefaultTrainer(pretrain)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    pretrained = {k: v.clone() for k, v in trainer.model.backbone.state_dict().items()}
+
+    cfg = tiny_cfg("configs/Shapes/linear_eval_r18.yaml", "SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()",
+                   "OUTPUT_DIR", str(tmp_path / "lin"),
+                   "MODEL.WEIGHTS", str(tmp_path / "pre" / "model_final.pth"))
+    trainer = DefaultTrainer(cfg)
+    fc_before = trainer.model.fc.weight.clone()
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    model = trainer.model
+    assert not model.backbone.training
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key  # weights and BN running statistics
+    assert not torch.equal(fc_before, model.fc.weight)
+    latest = trainer.storage.latest()
+    assert "loss_cls" in latest and 0 <= latest["top1"][0] <= 100

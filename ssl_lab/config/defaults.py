@@ -6,6 +6,9 @@ from .config import CfgNode as CN
 
 _C = CN()
 _C.VERSION = 1
+# Project packages to import before the config is merged (see ssl_lab/config/imports.py),
+# e.g. ("projects/EqCo/eqco", "projects/SiMo/simo").
+_C.IMPORTS = ()
 
 # Directory for config.yaml, log.txt, metrics.json, checkpoints and TensorBoard events.
 _C.OUTPUT_DIR = "./output"
@@ -79,6 +82,11 @@ _C.MODEL.MOMENTUM.BASE = 0.999
 # BYOL: momentum follows 1 - (1 - BASE) * (cos(pi * t / T) + 1) / 2.
 _C.MODEL.MOMENTUM.COSINE = False
 
+# Linear evaluation (LinearClassifier): a linear layer on the frozen backbone.
+_C.MODEL.CLASSIFIER = CN()
+_C.MODEL.CLASSIFIER.NUM_CLASSES = 1000
+_C.MODEL.CLASSIFIER.INIT_STD = 0.01
+
 _C.MODEL.MOCO = CN()
 _C.MODEL.MOCO.SHUFFLE_BN = True
 
@@ -86,7 +94,7 @@ _C.MODEL.MOCO.SHUFFLE_BN = True
 # Input / augmentation
 # ---------------------------------------------------------------------------- #
 _C.INPUT = CN()
-# Multi-view recipe in the transform registry: MoCoV1, MoCoV2, SimCLR, BYOL.
+# Multi-view recipe in the transform registry: MoCoV1, MoCoV2, SimCLR, BYOL, LinearEval.
 _C.INPUT.AUGMENTATION = "MoCoV2"
 _C.INPUT.NUM_VIEWS = 2
 _C.INPUT.CROP_SIZE = 224
@@ -169,6 +177,8 @@ _C.TEST.EVAL_PERIOD = 0
 # Evaluate once before training: the random-init baseline of the same backbone.
 _C.TEST.EVAL_AT_START = False
 _C.TEST.IMS_PER_BATCH = 256
+# "KNN" (weighted kNN of backbone features) or "Classification" (top-k of the model's classifier).
+_C.TEST.EVALUATOR = "KNN"
 
 _C.TEST.KNN = CN()
 _C.TEST.KNN.K = 200

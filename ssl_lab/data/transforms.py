@@ -78,6 +78,13 @@ def BYOL(cfg):
     return [_color_view(cfg, jitter, blur_p=1.0), _color_view(cfg, jitter, blur_p=0.1, solarize_p=0.2)]
 
 
+@TRANSFORM_REGISTRY.register()
+def LinearEval(cfg):
+    """Linear-evaluation training view: crop (default scale 0.08-1) and flip."""
+    return [T.Compose([T.RandomResizedCrop(cfg.INPUT.CROP_SIZE, scale=tuple(cfg.INPUT.CROP_SCALE)),
+                       T.RandomHorizontalFlip()] + _normalize(cfg))]
+
+
 def build_train_transform(cfg) -> MultiViewTransform:
     """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` views."""
     if cfg.INPUT.NUM_VIEWS < 1:

@@ -8,9 +8,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ssl_lab.checkpoint import Checkpointer
-from ssl_lab.config import ConfigError, get_cfg
+from ssl_lab.config import ConfigError, config_functions, get_cfg
 from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
-from ssl_lab.evaluation import KNNEvaluator
+from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
 from ssl_lab.model_zoo import load_backbone_weights
 from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import resolve_device
@@ -52,7 +52,7 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
 
 
 def setup_cfg(args, config_fns=()):
-    """Defaults (+ each project's `add_*_config(cfg)` in `config_fns`) <- config file <- overrides.
+    """Defaults (+ `add_config` of the projects in IMPORTS, + `config_fns`) <- config file <- overrides.
 
     The result is not frozen: DefaultTrainer fills in the schedule first.
     """
@@ -60,7 +60,7 @@ def setup_cfg(args, config_fns=()):
     if flags:
         raise ConfigError(f"{flags[0]} comes after the KEY VALUE overrides; put command-line flags before them")
     cfg = get_cfg()
-    for add_config in config_fns:
+    for add_config in [*config_functions(args.config_file, args.opts), *config_fns]:
         add_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
@@ -133,6 +133,19 @@ def _create_ddp_model(model):
     return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
 
 
+def check_output_dir(output_dir: str) -> None:
+    """Create OUTPUT_DIR and make sure files can be written there, before any work starts."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise PermissionError(f"OUTPUT_DIR '{output_dir}' is not writable ({err.strerror}); "
+                              f"choose another OUTPUT_DIR") from None
+
+
 class OutputDirInUseError(RuntimeError):
     """OUTPUT_DIR already holds checkpoints of another run."""
 
@@ -146,6 +159,8 @@ class DefaultTrainer(TrainerBase):
 
     def __init__(self, cfg):
         super().__init__()
+        if comm.is_main_process():
+            check_output_dir(cfg.OUTPUT_DIR)
         self.train_dataset = self.build_train_dataset(cfg)
         cfg = resolve_schedule(cfg, len(self.train_dataset))
         self.cfg = cfg
@@ -222,7 +237,7 @@ class DefaultTrainer(TrainerBase):
         if cfg.DATASETS.TEST:
             evaluator = self.build_evaluator(cfg)
             hook_list.append(hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model).backbone),
+                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
@@ -281,11 +296,18 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_evaluator(cls, cfg):
-        memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-        return KNNEvaluator(build_test_loader(cfg, memory), build_test_loader(cfg, cfg.DATASETS.TEST[0]),
-                            k=cfg.TEST.KNN.K, temperature=cfg.TEST.KNN.TEMPERATURE)
+        """TEST.EVALUATOR on DATASETS.TEST[0]: "KNN" (memory: TEST.KNN.MEMORY_DATASET or the
+        training split) or "Classification"."""
+        query_loader = build_test_loader(cfg, cfg.DATASETS.TEST[0])
+        if cfg.TEST.EVALUATOR == "Classification":
+            return ClassificationEvaluator(query_loader)
+        if cfg.TEST.EVALUATOR == "KNN":
+            memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
+            return KNNEvaluator(build_test_loader(cfg, memory), query_loader, k=cfg.TEST.KNN.K,
+                                temperature=cfg.TEST.KNN.TEMPERATURE)
+        raise ValueError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
 
     @classmethod
     def test(cls, cfg, model) -> dict:
-        """Evaluate the model's backbone with the kNN evaluator; {metric: value}."""
-        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model).backbone)
+        """Evaluate `model` with the configured evaluator; {metric: value}."""
+        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model))

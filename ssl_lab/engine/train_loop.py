@@ -4,6 +4,7 @@ The trainer knows nothing about models or methods: a step is "get a batch, call
 the model, sum its losses, backward, optimizer step". Everything else
 (schedules, EMA, checkpoints, logging, evaluation) is a hook.
 """
+import inspect
 import logging
 import time
 import weakref
@@ -109,13 +110,16 @@ class NonFiniteLossError(FloatingPointError):
 class SimpleTrainer(TrainerBase):
     """One optimizer step per iteration on a batch of views from `data_loader`.
 
-    The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses.
+    The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses; a model
+    whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     """
 
     def __init__(self, model, data_loader, optimizer):
         super().__init__()
         model.train()
         self.model = model
+        inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        self._pass_labels = "labels" in inspect.signature(inner.forward).parameters
         self.data_loader = data_loader
         self._data_iter = None
         self.optimizer = optimizer
@@ -128,18 +132,20 @@ class SimpleTrainer(TrainerBase):
 
     def _load_batch(self):
         start = time.perf_counter()
-        views, _labels = next(self.data_iter)
+        views, labels = next(self.data_iter)
         device = next(self.model.parameters()).device
-        views = [v.to(device, non_blocking=True) for v in views]
-        return views, time.perf_counter() - start
+        batch = {"views": [v.to(device, non_blocking=True) for v in views]}
+        if self._pass_labels:
+            batch["labels"] = labels.to(device, non_blocking=True)
+        return batch, time.perf_counter() - start
 
-    def _losses(self, views):
-        loss_dict = self.model(views)
+    def _losses(self, batch):
+        loss_dict = self.model(**batch)
         return sum(loss_dict.values()), loss_dict
 
     def run_step(self):
-        views, data_time = self._load_batch()
-        total, loss_dict = self._losses(views)
+        batch, data_time = self._load_batch()
+        total, loss_dict = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self._write_metrics(loss_dict, data_time)
@@ -173,9 +179,9 @@ class AMPTrainer(SimpleTrainer):
         self.grad_scaler = torch.amp.GradScaler(device.type, enabled=dtype == "float16")
 
     def run_step(self):
-        views, data_time = self._load_batch()
+        batch, data_time = self._load_batch()
         with torch.autocast(self.device_type, dtype=self.dtype):
-            total, loss_dict = self._losses(views)
+            total, loss_dict = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.grad_scaler.scale(total).backward()
         self._write_metrics(loss_dict, data_time)

@@ -56,7 +56,9 @@ class KNNEvaluator:
         self.k = k
         self.temperature = temperature
 
-    def evaluate(self, backbone) -> dict:
+    def evaluate(self, model) -> dict:
+        """kNN accuracy of `model.backbone` (or of `model` itself if it has no backbone)."""
+        backbone = getattr(model, "backbone", model)
         device = next(backbone.parameters()).device
         train_x, train_y = extract_features(backbone, self.memory_loader, device)
         test_x, test_y = extract_features(backbone, self.query_loader, device)
