@@ -1,0 +1,28 @@
+"""The generated Shapes data (ssl_lab.data.datasets.shapes) as detectron2 COCO datasets."""
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import register_coco_instances
+
+from ssl_lab.data.datasets.shapes import ensure_shapes
+
+
+def shapes_root(cfg) -> str:
+    return os.path.join(cfg.DATASETS.SHAPES.ROOT or os.environ.get("SSL_LAB_DATASETS", "datasets"),
+                        "shapes")
+
+
+def register_shapes(cfg) -> None:
+    """
+    Generate (once; concurrent processes wait on a file lock) and register "shapes_train"
+    and "shapes_val" as detectron2 COCO instance datasets, sized by cfg.DATASETS.SHAPES.
+    Registering again replaces an earlier registration.
+    """
+    node, root = cfg.DATASETS.SHAPES, shapes_root(cfg)
+    for split, num_images in (("train", node.NUM_TRAIN), ("val", node.NUM_VAL)):
+        json_file = ensure_shapes(root, split, num_images, node.IMAGE_SIZE, node.SEED)
+        name = f"shapes_{split}"
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register_coco_instances(name, {}, json_file, os.path.join(root, split, "images"))
