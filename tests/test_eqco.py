@@ -216,7 +216,7 @@ def test_toy_mi_quick_run(tmp_path):
     out = tmp_path / "toy"
     subprocess.run([sys.executable, os.path.join(PROJECT, "tools", "toy_mi.py"), "--output", str(out),
                     "--steps", "300", "--repeats", "20", "--mi", "8", "--batch-sizes", "64", "512",
-                    "--threads", "1", "--seed", "0"], check=True, capture_output=True)
+                    "--seed", "0"], check=True, capture_output=True)
     with open(out / "table.json") as f:
         table = json.load(f)
     spread = {method: max(table[method]["8"].values()) - min(table[method]["8"].values()) for method in table}

@@ -10,9 +10,12 @@ toy_mi.png to --output, and prints the table beside the paper's. The full protoc
 """
 import argparse
 import csv
+import functools
 import json
 import math
+import multiprocessing
 import os
+import queue
 import sys
 import time
 
@@ -23,6 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from eqco.toy_mi import PAPER_TABLE, estimate_mi  # noqa: E402
 
+_progress = None  # a worker's queue for progress counts (set by _init_worker)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,11 +37,12 @@ def parse_args(argv=None):
     parser.add_argument("--mi", type=float, nargs="+", default=[2, 4, 6, 8, 10], help="true MI values (nats)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 256, 512], help="N pairs per batch")
     parser.add_argument("--alpha", type=int, default=512, help="EqCo's alpha")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--workers", type=int, default=2, help="processes (one CPU thread each)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.steps < 0 or args.repeats < 1 or args.alpha < 1 or min(args.batch_sizes) < 2 or min(args.mi) <= 0:
-        parser.error("need --steps >= 0, --repeats >= 1, --alpha >= 1, --batch-sizes >= 2 and --mi > 0")
+    if (args.steps < 0 or args.repeats < 1 or args.alpha < 1 or args.workers < 1 or min(args.batch_sizes) < 2
+            or min(args.mi) <= 0):
+        parser.error("need --steps >= 0, --repeats >= 1, --alpha >= 1, --workers >= 1, --batch-sizes >= 2, --mi > 0")
     return args
 
 
@@ -44,19 +50,41 @@ def _key(value: float) -> str:
     return f"{value:g}"
 
 
+def _init_worker(progress_queue) -> None:
+    global _progress
+    _progress = progress_queue
+    # One thread per process: intra-op threads on busy cores stall at every one of the many small ops.
+    torch.set_num_threads(1)
+
+
+def _run_job(job, args):
+    """Train and evaluate the critics of one (N, method): returns (N, method, {MI: estimate})."""
+    n, name, alpha = job
+    # The same seed for both methods at one N: the same initializations and batches.
+    estimates = estimate_mi({name: alpha}, args.mi, n, steps=args.steps, repeats=args.repeats,
+                            seed=args.seed + n, progress=_progress.put)
+    return n, name, estimates[name]
+
+
 def run(args) -> dict:
-    """{method: {MI: {N: estimate}}} for every N of args, with a progress bar."""
-    alphas = {"InfoNCE": None, "EqCo": args.alpha}
-    table = {name: {mi: {} for mi in args.mi} for name in alphas}
-    with tqdm(total=len(args.batch_sizes) * (args.steps + args.repeats), unit="step") as bar:
-        for n in args.batch_sizes:
-            bar.set_description(f"N={n}")
-            estimates = estimate_mi(alphas, args.mi, n, steps=args.steps, repeats=args.repeats,
-                                    seed=args.seed + n, progress=bar.update)
-            for name, by_mi in estimates.items():
-                for mi, value in by_mi.items():
-                    table[name][mi][n] = value
-    return table
+    """{method: {MI: {N: estimate}}}: one job per (N, method) on --workers processes, largest N first."""
+    methods = {"InfoNCE": None, "EqCo": args.alpha}
+    jobs = [(n, name, alpha) for n in sorted(args.batch_sizes, reverse=True) for name, alpha in methods.items()]
+    table = {name: {mi: {} for mi in args.mi} for name in methods}
+    context = multiprocessing.get_context("spawn")
+    progress = context.Queue()
+    with tqdm(total=len(jobs) * (args.steps + args.repeats), unit="step") as bar, \
+            context.Pool(args.workers, initializer=_init_worker, initargs=(progress,)) as pool:
+        results = pool.map_async(functools.partial(_run_job, args=args), jobs, chunksize=1)
+        while not (results.ready() and progress.empty()):
+            try:
+                bar.update(progress.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        for n, name, by_mi in results.get():
+            for mi, value in by_mi.items():
+                table[name][mi][n] = value
+    return {name: {mi: dict(sorted(by_n.items())) for mi, by_n in by_mi.items()} for name, by_mi in table.items()}
 
 
 def write_csv(table: dict, batch_sizes, path: str) -> None:
@@ -125,7 +153,6 @@ def format_comparison(table: dict, batch_sizes) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
     os.makedirs(args.output, exist_ok=True)
     start = time.perf_counter()
     table = run(args)
@@ -134,7 +161,7 @@ def main(argv=None):
     write_json(table, os.path.join(args.output, "table.json"))
     plot(table, args.batch_sizes, args.alpha, os.path.join(args.output, "toy_mi.png"))
     print(format_comparison(table, args.batch_sizes))
-    print(f"{args.steps} steps, {args.repeats} evaluation batches, {args.threads} threads: {elapsed:.0f} s. "
+    print(f"{args.steps} steps, {args.repeats} evaluation batches, {args.workers} workers: {elapsed:.0f} s. "
           f"Written to {args.output}/table.csv, table.json, toy_mi.png")
 
 
