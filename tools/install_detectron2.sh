@@ -7,7 +7,7 @@
 # builds a plain wheel of the `detectron2` package (model-zoo configs included), and
 # pip-installs that wheel, so `pip show/uninstall pb1-detectron2` work as usual.
 # ssl_lab/d2_compat.py covers the missing compiled ops at import time.
-# Idempotent: does nothing when detectron2 (any build, official included) imports.
+# Idempotent: does nothing when detectron2 (any build, official included) is installed.
 #
 # usage: tools/install_detectron2.sh [PYTHON]   (default: .venv/bin/python)
 set -euo pipefail
@@ -19,13 +19,18 @@ SDIST_SHA256=5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29
 # Pure-Python packages detectron2 imports that ssl_lab does not already need.
 DEPS="cloudpickle omegaconf"
 
-if "$PY" -c "import detectron2, cloudpickle, omegaconf" 2>/dev/null; then
-  echo "detectron2 $("$PY" -c 'import detectron2; print(detectron2.__version__, "@", detectron2.__file__)') already installed"
+# Where a module would import from, without importing it (detectron2 imports torch: slow).
+where() {
+  "$PY" -c "import importlib.util, sys; s = importlib.util.find_spec(sys.argv[1]); print(s.origin) if s else sys.exit(1)" "$1"
+}
+
+if D2=$(where detectron2) && where cloudpickle >/dev/null && where omegaconf >/dev/null; then
+  echo "detectron2 already installed: $D2"
   exit 0
 fi
 
 "$PY" -m pip install -q -c "$CONSTRAINTS" $DEPS
-if "$PY" -c "import detectron2" 2>/dev/null; then
+if where detectron2 >/dev/null; then
   exit 0
 fi
 
