@@ -51,7 +51,8 @@ if not hasattr(Image, "LINEAR"):
     Image.LINEAR = Image.BILINEAR
 
 # NumPy >= 1.24 removed the builtin-type aliases; v0.6 uses np.int (the class histogram
-# printed when a train loader is built) and np.str (Pascal VOC loading). np.bool is back in 2.0.
+# printed when a train loader is built), np.str (Pascal VOC loading) and np.float
+# (semantic segmentation evaluation). np.bool is back since NumPy 2.0.
 for _name, _builtin in {"int": int, "float": float, "str": str}.items():
     if _name not in np.__dict__:
         setattr(np, _name, _builtin)

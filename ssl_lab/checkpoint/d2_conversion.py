@@ -180,10 +180,10 @@ def convert_checkpoint_file(src: str, dst: str) -> dict:
         state_dict = checkpoint_state_dict(obj)
         prefix = find_backbone_prefix(state_dict)
         backbone = extract_backbone_state_dict(obj)
+        opts = d2_resnet_config(backbone)
     except NoBackboneError as e:
         raise NoBackboneError(f"{src}: {e}") from None
     weights = convert_to_d2(backbone)
-    opts = d2_resnet_config(backbone)
     save_d2_checkpoint(weights, dst)
     dropped = sorted(set(state_dict) - {prefix + k for k in backbone})
     return {"prefix": prefix, "weights": weights, "dropped": dropped, "d2_opts": opts}
