@@ -259,3 +259,42 @@ def test_shapes_finetune_reports_coco_ap(d2, tmp_path):
     for key in ("AP", "AP50", "AP75"):
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), (key, metrics)
     assert os.path.isfile(tmp_path / "run" / "inference" / "shapes_val" / "coco_instances_results.json")
+
+
+def test_pascal_voc_evaluation_runs(d2, tmp_path):
+    """The VOC path of the trainer on a two-image VOC-layout folder, predictions = ground truth."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_pascal_voc
+    from detectron2.structures import Boxes, Instances
+
+    objects = {"000001": ("dog", [11, 21, 60, 70]), "000002": ("cat", [5, 5, 40, 30])}
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("\n".join(objects) + "\n")
+    for image_id, (name, box) in objects.items():
+        coords = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+        (tmp_path / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><size><width>80</width><height>80</height></size><object><name>{name}</name>"
+            f"<pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+            f"<bndbox>{coords}</bndbox></object></annotation>")
+    register_pascal_voc("voc_tiny_test", str(tmp_path), "test", 2007)
+    MetadataCatalog.get("voc_tiny_test").evaluator_type = "pascal_voc"
+    try:
+        inputs = DatasetCatalog.get("voc_tiny_test")
+        outputs = []
+        for record in inputs:
+            instances = Instances((80, 80))
+            instances.pred_boxes = Boxes(torch.tensor([record["annotations"][0]["bbox"]]))
+            instances.scores = torch.tensor([0.9])
+            instances.pred_classes = torch.tensor([record["annotations"][0]["category_id"]])
+            outputs.append({"instances": instances})
+        cfg = _d2_cfg(d2, "faster_rcnn_R_50_C4_voc_24k.yaml", "")
+        evaluator = d2.Trainer.build_evaluator(cfg, "voc_tiny_test")
+        evaluator.reset()
+        evaluator.process(inputs, outputs)
+        results = evaluator.evaluate()["bbox"]
+    finally:
+        DatasetCatalog.remove("voc_tiny_test")
+        MetadataCatalog.remove("voc_tiny_test")
+    # 2 of VOC's 20 classes have objects, each found exactly: mean AP50 = 2/20.
+    assert results["AP50"] == pytest.approx(10.0)
