@@ -30,8 +30,10 @@ CONVERT = os.path.join(REPO, "tools", "convert_to_d2.py")
 
 @pytest.fixture(scope="module")
 def d2():
-    """The project package d2_transfer (which imports ssl_lab.d2_compat, then detectron2)."""
-    torch.set_num_threads(1)
+    """The project package d2_transfer (which imports ssl_lab.d2_compat, then detectron2).
+
+    Runs this module's detectron2 tests on one thread (CI shares 2 cores).
+    """
     if os.environ.get("CI", "").lower() != "true":
         pytest.importorskip("detectron2", reason="detectron2 not installed (make d2)")
     sys.path.insert(0, PROJECT)
@@ -41,7 +43,10 @@ def d2():
         pytest.fail(f"detectron2 transfer cannot import ({e}); run `make d2`")
     finally:
         sys.path.remove(PROJECT)
-    return d2_transfer
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield d2_transfer
+    torch.set_num_threads(threads)
 
 
 def _resnet_state(depth: int, width: int = 1) -> dict:
