@@ -1,0 +1,88 @@
+"""The SiMo meta-architecture: a momentum key encoder, negatives from the current global batch."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_lab.layers import batch_shuffle, batch_unshuffle
+from ssl_lab.modeling import META_ARCH_REGISTRY, build_backbone, build_loss, build_negative_sampler, build_projector
+from ssl_lab.modeling.momentum import ema_update_, make_momentum_copy
+from ssl_lab.utils import comm
+
+
+def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
+    """Each query's similarities with the global batch of keys, without its own key.
+
+    Args:
+        sim: (N, M) similarities of this rank's N queries with the M = W * N keys of all ranks.
+        offset: the column of query 0's own key (rank * N).
+    Returns:
+        (N, M - 1): row i without column offset + i, the other columns in their order.
+    """
+    n, m = sim.shape
+    rows = torch.arange(n, device=sim.device)
+    keep = torch.ones_like(sim, dtype=torch.bool)
+    keep[rows, offset + rows] = False
+    return sim[keep].view(n, m - 1)
+
+
+@META_ARCH_REGISTRY.register()
+class SiMo(nn.Module):
+    """SiMo: MoCo v2 whose negatives are the other keys of the current global batch (no queue).
+
+    q = normalize(g(f(view 1))); k = normalize(g_k(f_k(view 2))), f_k and g_k the momentum (EMA)
+    copies of f and g. The keys of all ranks are gathered without gradient; each query's negatives
+    are all of them but its own key, of which `negative_sampler` keeps K (shared or per query).
+    The loss is one-directional (view 1 -> queries, view 2 -> keys). BN is synced across ranks by
+    config (SyncBN); `shuffle_bn` shuffles the key encoder's batch instead (an ablation).
+    """
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module,
+                 shuffle_bn: bool = False):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+        self.momentum_backbone = make_momentum_copy(backbone)
+        self.momentum_projector = make_momentum_copy(projector)
+        self.loss = loss
+        self.negative_sampler = negative_sampler
+        self.shuffle_bn = shuffle_bn
+
+    @classmethod
+    def from_config(cls, cfg):
+        if cfg.MODEL.QUEUE.NAME:
+            raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
+        sampler = cfg.MODEL.NEGATIVE_SAMPLER
+        candidates = cfg.SOLVER.IMS_PER_BATCH - 1
+        if sampler.NAME == "RandomNegatives" and sampler.NUM_NEGATIVES > candidates:
+            raise ValueError(
+                f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {sampler.NUM_NEGATIVES} is more than the {candidates} other "
+                f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}"
+            )
+        backbone = build_backbone(cfg)
+        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
+                   negative_sampler=build_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
+
+    @torch.no_grad()
+    def momentum_update(self, momentum: float) -> None:
+        """Key encoder <- momentum * key encoder + (1 - momentum) * query encoder, parameters only."""
+        ema_update_(self.momentum_backbone, self.backbone, momentum)
+        ema_update_(self.momentum_projector, self.projector, momentum)
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, D) normalized keys from the momentum encoder."""
+        idx_unshuffle = None
+        if self.shuffle_bn:
+            images, idx_unshuffle = batch_shuffle(images)
+        keys = F.normalize(self.momentum_projector(self.momentum_backbone(images)), dim=1)
+        return batch_unshuffle(keys, idx_unshuffle)
+
+    def forward(self, views):
+        """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""
+        q = F.normalize(self.projector(self.backbone(views[0])), dim=1)  # (N, D)
+        keys = comm.all_gather_tensor(self.encode_keys(views[1]))  # (W * N, D), rank r's at rows r * N ...
+        sim = q @ keys.T  # (N, W * N)
+        offset = comm.get_rank() * q.shape[0]
+        pos = sim.diagonal(offset=offset)  # (N,): sim[i, offset + i], each query with its own key
+        neg = self.negative_sampler(drop_own_keys(sim, offset))  # (N, K)
+        return {"loss_contrastive": self.loss(pos, neg)}
