@@ -9,19 +9,26 @@ import torch
 import torch.nn.functional as F
 
 from ssl_lab.config import get_cfg
+from ssl_lab.engine import default_argument_parser, setup_cfg
 from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import BYOL
-from ssl_lab.utils.env import seed_all_rng
 from ssl_lab.utils.events import EventStorage
 
 PROJECT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "projects", "MSBReg")
 sys.path.insert(0, PROJECT)
 
-from msbreg import (BrownianDiffusiveLoss, MSBRegTrainer, add_msbreg_config, brownian_diffusive_loss,  # noqa: E402
-                    collapse_stats, multiview_centroid_loss, singular_value_loss)
+from msbreg import (BrownianDiffusiveLoss, add_msbreg_config, brownian_diffusive_loss, collapse_stats,  # noqa: E402
+                    multiview_centroid_loss, singular_value_loss)
 from msbreg.losses import direction_seed, random_directions  # noqa: E402
 
 CONFIGS = sorted(glob.glob(os.path.join(PROJECT, "configs", "**", "*.yaml"), recursive=True))
+
+
+def load_script(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +44,7 @@ def tiny_cfg(*opts):
     cfg = get_cfg()
     add_msbreg_config(cfg)
     cfg.merge_from_list([
-        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", 18, "MODEL.QUEUE.NAME", "",
+        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", 18,
         "MODEL.PROJECTOR.HIDDEN_DIM", 64, "MODEL.PROJECTOR.OUT_DIM", 32, "MODEL.PROJECTOR.HIDDEN_BN", True,
         "MODEL.PREDICTOR.HIDDEN_DIM", 64, "MODEL.PREDICTOR.OUT_DIM", 32, "LOG_PERIOD", 1, *opts,
     ])
@@ -175,9 +182,7 @@ def test_collapse_stats():
 # ---------------------------------------------------------------- configs
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, PROJECT) for p in CONFIGS])
 def test_config_loads(path):
-    cfg = get_cfg()
-    add_msbreg_config(cfg)
-    cfg.merge_from_file(path)
+    cfg = setup_cfg(default_argument_parser().parse_args(["--config-file", path]))  # as tools/train_net.py
     assert cfg.MODEL.META_ARCHITECTURE in ("MSBReg", "Regularized")
     name = os.path.basename(path)
     if name.startswith("msbreg_r"):
@@ -190,9 +195,7 @@ def test_config_loads(path):
 
 
 def test_ablation_grid_is_generated_and_complete():
-    spec = importlib.util.spec_from_file_location("gen", os.path.join(PROJECT, "tools", "gen_ablation_configs.py"))
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = load_script("gen_ablation_configs", os.path.join(PROJECT, "tools", "gen_ablation_configs.py"))
     assert gen.main(["--check"]) == 0  # the committed files are the script's output
     assert len(gen.grid()) == 30
     assert {(k, 0.004, 0.5) for k in (2, 4, 8)} <= set(gen.grid())
@@ -200,23 +203,19 @@ def test_ablation_grid_is_generated_and_complete():
 
 # ---------------------------------------------------------------- Shapes run
 def shapes_run(root, output_dir, singular_weight, brownian_weight):
-    cfg = get_cfg()
-    add_msbreg_config(cfg)
-    cfg.merge_from_file(os.path.join(PROJECT, "configs", "shapes_r18_k4.yaml"))
-    cfg.merge_from_list([
-        "DATASETS.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", 128, "DATASETS.SHAPES.NUM_VAL", 64,
-        "DATASETS.SHAPES.IMAGE_SIZE", 32, "INPUT.CROP_SIZE", 32, "INPUT.TEST_RESIZE", 32, "INPUT.NUM_VIEWS", 2,
-        "MODEL.PROJECTOR.HIDDEN_DIM", 128, "MODEL.PROJECTOR.OUT_DIM", 64, "MODEL.PREDICTOR.HIDDEN_DIM", 128,
-        "MODEL.PREDICTOR.OUT_DIM", 64, "DATALOADER.NUM_WORKERS", 0, "SOLVER.IMS_PER_BATCH", 32,
-        "SOLVER.MAX_ITER", 30, "SOLVER.WARMUP_ITERS", 3, "SOLVER.BASE_LR", 3.2, "SOLVER.CHECKPOINT_PERIOD", 1000,
-        "TEST.EVAL_PERIOD", 0, "TEST.EVAL_AT_START", False, "LOG_PERIOD", 10, "OUTPUT_DIR", output_dir,
-        "MODEL.MSBREG.SINGULAR_WEIGHT", singular_weight, "MODEL.MSBREG.BROWNIAN_WEIGHT", brownian_weight,
+    """A tiny run through projects/MSBReg/train_net.py; {metric: latest value}."""
+    train_net = load_script("msbreg_train_net", os.path.join(PROJECT, "train_net.py"))
+    args = default_argument_parser().parse_args([
+        "--config-file", os.path.join(PROJECT, "configs", "shapes_r18_k4.yaml"),
+        "DATASETS.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", "128", "DATASETS.SHAPES.NUM_VAL", "64",
+        "DATASETS.SHAPES.IMAGE_SIZE", "32", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.NUM_VIEWS", "2",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "128", "MODEL.PROJECTOR.OUT_DIM", "64", "MODEL.PREDICTOR.HIDDEN_DIM", "128",
+        "MODEL.PREDICTOR.OUT_DIM", "64", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "32",
+        "SOLVER.MAX_ITER", "30", "SOLVER.WARMUP_ITERS", "3", "SOLVER.BASE_LR", "3.2", "SOLVER.CHECKPOINT_PERIOD", "1000",
+        "TEST.EVAL_PERIOD", "0", "TEST.EVAL_AT_START", "False", "LOG_PERIOD", "10", "OUTPUT_DIR", output_dir,
+        "MODEL.MSBREG.SINGULAR_WEIGHT", str(singular_weight), "MODEL.MSBREG.BROWNIAN_WEIGHT", str(brownian_weight),
     ])
-    os.makedirs(output_dir)
-    seed_all_rng(cfg.SEED)
-    trainer = MSBRegTrainer(cfg)
-    trainer.train()
-    return {name: value for name, (value, _) in trainer.storage.latest().items()}
+    return {name: value for name, (value, _) in train_net.main(args).items()}
 
 
 def test_shapes_regularizers_keep_effective_rank_higher(tmp_path):

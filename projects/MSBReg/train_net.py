@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""MSBReg pretraining and evaluation: tools/train_net.py with the msbreg package and its config keys.
+"""MSBReg pretraining and evaluation: tools/train_net.py with the collapse statistics in the kNN results.
 
     python projects/MSBReg/train_net.py --config-file projects/MSBReg/configs/shapes_r18_k4.yaml
     python projects/MSBReg/train_net.py --config-file CFG --num-gpus 8 MODEL.MSBREG.SINGULAR_WEIGHT 0.002
@@ -11,24 +11,13 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.join(_HERE, "..", "..")]  # the msbreg package; ssl_lab when not installed
 
-from msbreg import MSBRegTrainer, add_msbreg_config  # noqa: E402
-from ssl_lab.config import get_cfg  # noqa: E402
-from ssl_lab.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from msbreg import MSBRegTrainer, add_config  # noqa: E402
+from ssl_lab.engine import default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 
-def setup_cfg(args):
-    """Defaults + MSBReg keys <- config file <- command-line overrides."""
-    cfg = get_cfg()
-    add_msbreg_config(cfg)
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(list(args.opts))
-    return cfg
-
-
 def main(args):
-    cfg = setup_cfg(args)
+    cfg = setup_cfg(args, config_fns=[add_config])  # MSBReg keys even for configs without IMPORTS
     default_setup(cfg, args)
     if args.eval_only:
         cfg.freeze()
@@ -44,7 +33,7 @@ def main(args):
 def run(argv=None):
     args = default_argument_parser("MSBReg pretraining / evaluation").parse_args(argv)
     with exit_on_user_error():
-        setup_cfg(args)  # fail on a bad config before starting any process
+        setup_cfg(args, config_fns=[add_config])  # fail on a bad config before starting any process
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
 

@@ -1,8 +1,9 @@
 """MSBReg (multi-view centroid, singular-value and Brownian losses) as an ssl_lab project.
 
-Importing the package registers its losses and meta-architectures ("MSBReg", "Regularized").
+Importing the package registers its losses and meta-architectures ("MSBReg", "Regularized");
+configs list it in IMPORTS, and `add_config(cfg)` adds the MODEL.MSBREG / MODEL.REGULARIZED keys.
 """
-from .config import add_msbreg_config
+from .config import add_config, add_msbreg_config
 from .losses import (BrownianDiffusiveLoss, MultiviewCentroidLoss, SingularValueLoss, brownian_diffusive_loss,
                      multiview_centroid_loss, singular_value_loss)
 from .meta_arch import MSBReg
@@ -12,7 +13,7 @@ from .regularizers import EmbeddingRegularizers, build_regularizers
 from .trainer import MSBRegTrainer
 
 __all__ = [
-    "add_msbreg_config", "BrownianDiffusiveLoss", "MultiviewCentroidLoss", "SingularValueLoss",
+    "add_config", "add_msbreg_config", "BrownianDiffusiveLoss", "MultiviewCentroidLoss", "SingularValueLoss",
     "brownian_diffusive_loss", "multiview_centroid_loss", "singular_value_loss", "MSBReg",
     "CollapseKNNEvaluator", "CollapseMonitor", "collapse_stats", "Regularized", "RegularizedMixin",
     "regularized_class", "EmbeddingRegularizers", "build_regularizers", "MSBRegTrainer",

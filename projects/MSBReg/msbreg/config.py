@@ -15,3 +15,6 @@ def add_msbreg_config(cfg) -> None:
     cfg.MODEL.REGULARIZED.META_ARCHITECTURE = "BYOL"
     # Dotted submodule name inside that method, e.g. "predictor" for BYOL.
     cfg.MODEL.REGULARIZED.EMBEDDING_MODULE = "predictor"
+
+
+add_config = add_msbreg_config  # the name ssl_lab looks for in a package listed in IMPORTS

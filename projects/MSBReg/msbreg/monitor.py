@@ -43,8 +43,10 @@ class CollapseKNNEvaluator:
     def __init__(self, knn: KNNEvaluator):
         self.knn = knn
 
-    def evaluate(self, backbone) -> dict:
-        results = self.knn.evaluate(backbone)
+    def evaluate(self, model) -> dict:
+        """kNN results and collapse stats of `model.backbone` (or of `model` if it has none)."""
+        results = self.knn.evaluate(model)
+        backbone = getattr(model, "backbone", model)
         features, _ = extract_features(backbone, self.knn.query_loader, next(backbone.parameters()).device)
         results.update({f"collapse/backbone_{k}": v for k, v in collapse_stats(features).items()})
         return results

@@ -1,4 +1,5 @@
 from ssl_lab.engine import DefaultTrainer
+from ssl_lab.evaluation import KNNEvaluator
 
 from .monitor import CollapseKNNEvaluator
 
@@ -8,4 +9,5 @@ class MSBRegTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg):
-        return CollapseKNNEvaluator(super().build_evaluator(cfg))
+        evaluator = super().build_evaluator(cfg)
+        return CollapseKNNEvaluator(evaluator) if isinstance(evaluator, KNNEvaluator) else evaluator
