@@ -170,6 +170,23 @@ def test_regularizers_attach_to_byol_by_config():
     assert model.backbone.conv1.weight.grad.abs().sum() > 0
 
 
+def test_regularizers_attach_to_simo_by_config():
+    cfg = setup_cfg(default_argument_parser().parse_args([
+        "--config-file", os.path.join(PROJECT, "configs", "shapes_simo_reg_r18.yaml"), "MODEL.DEVICE", "cpu",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.PROJECTOR.OUT_DIM", "32", "SOLVER.IMS_PER_BATCH", "8",
+        "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "4",
+    ]))
+    model = build_model(cfg)
+    batch = views(2)
+    with EventStorage(2):
+        losses = model(batch)
+    assert set(losses) == {"loss_contrastive", "loss_singular", "loss_brownian"}
+    queries = model.projector(model.backbone(batch[0])).unsqueeze(0)  # (1, N, D): view 1 only
+    torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(queries))
+    torch.testing.assert_close(losses["loss_brownian"],
+                               0.5 * brownian_diffusive_loss(queries, BrownianDiffusiveLoss(0).directions(8, 32, 2)))
+
+
 def test_collapse_stats():
     collapsed = collapse_stats(torch.randn(1, 16).repeat(50, 1))
     assert collapsed["std"] == pytest.approx(0, abs=1e-6)
