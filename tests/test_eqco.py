@@ -175,6 +175,19 @@ def test_moco_eqco_with_small_queue_trains(tmp_path):
     assert torch.cdist(model.queue.queue, keys).min(dim=1).values.max() < 1e-4
 
 
+def test_simclr_eqco_draws_k_negatives_per_query():
+    cfg = get_cfg()
+    add_eqco_config(cfg)
+    cfg.merge_from_file(os.path.join(PROJECT, "configs", "Shapes", "simclr_r18_k16_eqco.yaml"))
+    cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", "16", "MODEL.PROJECTOR.HIDDEN_DIM", "64"])
+    model = build_model(cfg)
+    seen = []
+    model.loss.register_forward_hook(lambda m, inputs, out: seen.append((inputs[1].shape, m.alpha, out.item())))
+    model([torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)])
+    (shape, alpha, loss), = seen
+    assert tuple(shape) == (32, 16) and alpha == 4096 and math.isfinite(loss)
+
+
 def test_configs_load_and_match_their_names(tmp_path):
     """Every committed config loads with the project's keys; K, alpha and N are what the name says;
     the files are what tools/make_configs.py writes."""
@@ -215,7 +228,7 @@ def test_toy_mi_quick_run(tmp_path):
     """A short toy run: EqCo's estimates move across N far less than InfoNCE's (capped near log N)."""
     out = tmp_path / "toy"
     subprocess.run([sys.executable, os.path.join(PROJECT, "tools", "toy_mi.py"), "--output", str(out),
-                    "--steps", "300", "--repeats", "20", "--mi", "8", "--batch-sizes", "64", "512",
+                    "--steps", "200", "--repeats", "10", "--mi", "8", "--batch-sizes", "64", "512", "--workers", "1",
                     "--seed", "0"], check=True, capture_output=True)
     with open(out / "table.json") as f:
         table = json.load(f)
