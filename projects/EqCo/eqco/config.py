@@ -5,7 +5,9 @@ from ssl_lab.config import CfgNode as CN
 
 
 def add_eqco_config(cfg) -> None:
-    """Add the MODEL.EQCO node to `cfg` (in place)."""
+    """Add the MODEL.EQCO node to `cfg` (in place); no-op if it is there (IMPORTS and train_net both call it)."""
+    if "EQCO" in cfg.MODEL:
+        return
     cfg.MODEL.EQCO = CN()
     # The K that EqCoLoss mimics: negatives are weighted by ALPHA / K, K read from the tensors.
     cfg.MODEL.EQCO.ALPHA = 65536

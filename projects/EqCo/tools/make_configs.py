@@ -22,6 +22,7 @@ SIMCLR_SGD = """\
 # SimCLR as the EqCo paper runs it (Sec. 2.3): SGD with momentum instead of LARS, N = {n} queries per
 # batch, K = MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES random in-batch negatives drawn for each query.
 _BASE_: "{base}"
+IMPORTS: ["projects/EqCo/eqco"]
 MODEL:
   NEGATIVE_SAMPLER:
     NAME: "RandomNegatives"
@@ -34,6 +35,7 @@ SOLVER:
 MOCO_K = """\
 # MoCo v2, {what}: K = {k} negatives per query, the queue size{small}; InfoNCE.
 _BASE_: "{base}"
+IMPORTS: ["projects/EqCo/eqco"]
 MODEL:
   QUEUE:
     SIZE: {k}
