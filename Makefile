@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= output/demo
 
-.PHONY: install demo test clean
+.PHONY: install d2 demo test clean
 
 install: $(STAMP)
 
@@ -15,16 +15,15 @@ $(STAMP): setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-demo: install
+demo: d2
 	$(PY) tools/demo.py --output-dir $(DEMO_DIR)
 
-test: install
+test: d2
 	$(PY) -m pytest -q tests
 
 clean:
 	rm -rf output
 
 # detectron2 v0.6 as pure Python, no compiler needed (see tools/install_detectron2.sh).
-.PHONY: d2
 d2: install
 	bash tools/install_detectron2.sh $(PY)

@@ -1,19 +1,77 @@
-"""fvcore's Checkpointer reading through ssl_lab's PathManager (URLs, ssl_lab://), with clear errors."""
+"""fvcore's Checkpointer with atomic writes, a fallback past corrupt files on resume,
+and reads through ssl_lab's PathManager (URLs, ssl_lab://)."""
+import glob
 import os
+import pickle
 
+import torch
 from fvcore.common.checkpoint import Checkpointer as _FvcoreCheckpointer
 
 from ssl_lab.utils.file_io import PathManager
 
 
+def _atomic_write(path: str, write) -> None:
+    """Write through `write(file)` to a temporary name, fsync, then rename over `path`."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 class Checkpointer(_FvcoreCheckpointer):
-    """Saves/loads model + checkpointables; `load(path)` accepts local paths and URLs."""
+    """Saves/loads the model and its checkpointables.
+
+    A checkpoint file appears only once complete (temporary file, fsync, rename) and
+    `last_checkpoint` is updated after it, so a kill at any moment leaves the previous
+    checkpoint usable. On resume, an unreadable newest checkpoint is reported by name
+    and the next older one is used.
+    """
 
     def __init__(self, model, save_dir: str = "", **kwargs):
         super().__init__(model, save_dir, **kwargs)
         self.path_manager = PathManager
 
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {path}")
+        _atomic_write(path, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        _atomic_write(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename.encode()))
+
     def load(self, path: str, checkpointables=None):
         if path and "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"Checkpoint '{path}' does not exist (MODEL.WEIGHTS or --resume)")
         return super().load(path, checkpointables)
+
+    def _resume_candidates(self):
+        """last_checkpoint first, then the other checkpoints of save_dir, newest first."""
+        last = self.get_checkpoint_file()
+        others = sorted(glob.glob(os.path.join(self.save_dir, "model_*.pth")), key=os.path.getmtime, reverse=True)
+        return [last] + [p for p in others if os.path.abspath(p) != os.path.abspath(last)]
+
+    def resume_or_load(self, path: str, *, resume: bool = True):
+        if not (resume and self.has_checkpoint()):
+            return self.load(path, checkpointables=[])
+        bad = []
+        for candidate in self._resume_candidates():
+            try:
+                return self.load(candidate)  # torch.load fails before anything is modified
+            except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+                self.logger.error(f"Checkpoint {candidate} is corrupt or truncated ({type(err).__name__}: {err}); "
+                                  f"falling back to an older one")
+                bad.append(candidate)
+        raise RuntimeError(f"No readable checkpoint in {self.save_dir}: {', '.join(bad)} cannot be read")

@@ -163,6 +163,10 @@ _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Keep only the newest N periodic checkpoints (0 keeps all).
 _C.SOLVER.MAX_TO_KEEP = 3
 
+# A NaN/Inf loss: "error" stops the run (naming the iteration and every loss term);
+# "skip" drops that step's update and counts it as non_finite_steps.
+_C.SOLVER.NON_FINITE_LOSS = "error"
+
 _C.SOLVER.AMP = CN()
 _C.SOLVER.AMP.ENABLED = False
 # "float16" (CUDA, with grad scaling) or "bfloat16" (CUDA or CPU).

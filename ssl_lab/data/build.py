@@ -1,9 +1,6 @@
 """Data loaders for pretraining (multi-view, infinite) and evaluation (labelled, one pass)."""
-import random
-
-import numpy as np
 import torch
-from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset
 
 from ssl_lab.utils import comm
 
@@ -12,10 +9,23 @@ from .samplers import InferenceSampler, TrainingSampler
 from .transforms import build_test_transform, build_train_transform
 
 
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32  # set by the DataLoader from its base seed + worker id
-    np.random.seed(seed)
-    random.seed(seed)
+class SeededAugmentation(Dataset):
+    """Applies the random augmentation of sample (index, position) under a generator seeded by
+    (seed, position): the views depend only on where the sample is in the training stream,
+    not on workers or on where a run was resumed."""
+
+    def __init__(self, dataset, seed: int):
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index_and_position):
+        index, position = index_and_position
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + position)  # torchvision transforms draw from torch
+            return self.dataset[index]
 
 
 def build_train_dataset(cfg):
@@ -43,15 +53,14 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     dataset = dataset if dataset is not None else build_train_dataset(cfg)
     batch_size = per_rank_batch_size(cfg)
     seed = max(cfg.SEED, 0)
-    sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size)
-    generator = torch.Generator().manual_seed(seed + 1000 * comm.get_rank() + start_iter)
+    sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size,
+                              with_positions=True)
     return DataLoader(
-        dataset,
+        SeededAugmentation(dataset, seed),
         batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
-        worker_init_fn=_seed_worker,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
         persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0,
     )
 
@@ -63,6 +72,7 @@ def build_test_loader(cfg, dataset_name: str) -> DataLoader:
         dataset,
         batch_size=max(cfg.TEST.IMS_PER_BATCH // comm.get_world_size(), 1),
         sampler=InferenceSampler(len(dataset)),
+        generator=torch.Generator(),  # evaluation must not consume the training RNG
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
     )

@@ -10,16 +10,18 @@ class TrainingSampler(Sampler):
     """Infinite stream of indices, reshuffled every epoch with `seed + epoch`, sharded by rank.
 
     The global stream is a pure function of (size, seed), so `start` (the number
-    of indices this rank already consumed) resumes exactly mid-epoch.
+    of indices this rank already consumed) resumes exactly mid-epoch. With
+    `with_positions`, it yields (index, position in the global stream) pairs.
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, start: int = 0):
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, start: int = 0, with_positions: bool = False):
         if size <= 0:
             raise ValueError(f"TrainingSampler needs a non-empty dataset, got size {size}")
         self._size = size
         self._shuffle = shuffle
         self._seed = seed
         self._start = start
+        self._with_positions = with_positions
         self._rank = comm.get_rank()
         self._world_size = comm.get_world_size()
 
@@ -36,8 +38,9 @@ class TrainingSampler(Sampler):
             indices = self._epoch_indices(epoch).tolist()
             # Position in the global stream p belongs to rank p % world_size.
             for position in range(offset, self._size):
-                if (epoch * self._size + position) % self._world_size == self._rank:
-                    yield indices[position]
+                stream_position = epoch * self._size + position
+                if stream_position % self._world_size == self._rank:
+                    yield (indices[position], stream_position) if self._with_positions else indices[position]
             epoch, offset = epoch + 1, 0
 
 

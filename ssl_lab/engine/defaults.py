@@ -2,6 +2,7 @@
 import argparse
 import logging
 import os
+import shutil
 import sys
 
 import torch
@@ -16,7 +17,7 @@ from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
-from ssl_lab.utils.env import seed_all_rng, set_deterministic
+from ssl_lab.utils.env import RNGState, seed_all_rng, set_deterministic
 from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWriter
 from ssl_lab.utils.logger import setup_logger
 
@@ -146,6 +147,17 @@ def check_output_dir(output_dir: str) -> None:
                               f"choose another OUTPUT_DIR") from None
 
 
+def check_free_space(output_dir: str, model, max_to_keep: int) -> None:
+    """Fail before training if OUTPUT_DIR cannot hold the checkpoints this run will keep."""
+    # weights + optimizer state (e.g. SGD momentum) per checkpoint; final + newest N periodic ones
+    per_checkpoint = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    needed = per_checkpoint * ((max_to_keep or 1) + 2)
+    free = shutil.disk_usage(output_dir).free
+    if free < needed:
+        raise OSError(f"OUTPUT_DIR '{output_dir}' has {free / 2**20:.0f} MiB free but checkpoints need about "
+                      f"{needed / 2**20:.0f} MiB; free space or choose another OUTPUT_DIR")
+
+
 class OutputDirInUseError(RuntimeError):
     """OUTPUT_DIR already holds checkpoints of another run."""
 
@@ -169,11 +181,14 @@ class DefaultTrainer(TrainerBase):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
-        self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer, **extra)
+        self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
+                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS, **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
-            scheduler=self.scheduler, trainer=self._trainer,
+            scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
         )
+        if comm.is_main_process():
+            check_free_space(cfg.OUTPUT_DIR, model, cfg.SOLVER.MAX_TO_KEEP)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
         if comm.is_main_process():
@@ -234,6 +249,7 @@ class DefaultTrainer(TrainerBase):
                 self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
                 max_to_keep=cfg.SOLVER.MAX_TO_KEEP or None,
             ))
+        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
         if cfg.DATASETS.TEST:
             evaluator = self.build_evaluator(cfg)
             hook_list.append(hooks.EvalHook(

@@ -1,5 +1,6 @@
 """Hooks: each does one thing around the training loop."""
 import logging
+import signal
 import time
 
 import torch
@@ -13,7 +14,10 @@ from .train_loop import HookBase
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PeriodicWriter", "EvalHook"]
+__all__ = [
+    "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
+    "PeriodicWriter", "EvalHook",
+]
 
 
 def unwrap_model(model):
@@ -73,13 +77,42 @@ class MomentumUpdate(HookBase):
 
 
 class PeriodicCheckpointer(_FvcorePeriodicCheckpointer, HookBase):
-    """fvcore's PeriodicCheckpointer as a hook: saves every `period` iterations and `model_final`."""
+    """fvcore's PeriodicCheckpointer as a hook: saves every `period` iterations and `model_final`,
+    keeping the newest `max_to_keep`."""
 
     def before_train(self):
         self.max_iter = self.trainer.max_iter
 
     def after_step(self):
         self.step(self.trainer.iter)
+
+
+class PreemptionCheckpointer(HookBase):
+    """On SIGTERM (preemption), every rank finishes the current iteration, a checkpoint is
+    saved, and the process exits with status 143; `--resume` continues from there."""
+
+    def __init__(self, checkpointer):
+        self.checkpointer = checkpointer
+        self._requested = False
+
+    def _on_sigterm(self, signum, frame):
+        logger.warning("SIGTERM received: saving a checkpoint after this iteration, then exiting")
+        self._requested = True
+
+    def before_train(self):
+        self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def after_step(self):
+        requested = torch.tensor(float(self._requested), device=comm.collective_device())
+        if comm.get_world_size() > 1:  # stop together: one rank's signal stops all
+            requested = comm.all_reduce_mean(requested)
+        if requested.item() > 0 and self.trainer.iter < self.trainer.max_iter - 1:
+            self.checkpointer.save(f"model_{self.trainer.iter:07d}", iteration=self.trainer.iter)
+            comm.synchronize()
+            raise SystemExit(143)
+
+    def after_train(self):
+        signal.signal(signal.SIGTERM, self._previous_handler)
 
 
 class PeriodicWriter(HookBase):

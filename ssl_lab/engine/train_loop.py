@@ -114,8 +114,12 @@ class SimpleTrainer(TrainerBase):
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     """
 
-    def __init__(self, model, data_loader, optimizer):
+    def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error"):
         super().__init__()
+        if non_finite_loss not in ("error", "skip"):
+            raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
+        self.non_finite_loss = non_finite_loss
+        self.num_skipped_steps = 0
         model.train()
         self.model = model
         inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -148,27 +152,42 @@ class SimpleTrainer(TrainerBase):
         total, loss_dict = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        self._write_metrics(loss_dict, data_time)
-        self.optimizer.step()
+        if self._write_metrics(loss_dict, data_time):
+            self.optimizer.step()
 
-    def _write_metrics(self, loss_dict, data_time: float):
+    def _write_metrics(self, loss_dict, data_time: float) -> bool:
+        """Log the losses (averaged over ranks); False if the step must be skipped (non-finite loss)."""
         metrics = {k: v.detach() for k, v in loss_dict.items()}
         metrics = {k: float(v) for k, v in comm.reduce_dict(metrics).items()}
         total = sum(metrics.values())
+        storage = get_event_storage()
         if not torch.isfinite(torch.tensor(total)):
             terms = ", ".join(f"{k}={v}" for k, v in metrics.items())
-            raise NonFiniteLossError(f"Loss became non-finite at iteration {self.iter}: {terms}")
-        storage = get_event_storage()
+            if self.non_finite_loss == "error":
+                raise NonFiniteLossError(f"Loss became non-finite at iteration {self.iter}: {terms}")
+            self.num_skipped_steps += 1
+            logger.warning(f"Skipping iteration {self.iter}, non-finite loss ({terms}); "
+                           f"{self.num_skipped_steps} skipped so far")
+            storage.put_scalar("non_finite_steps", self.num_skipped_steps, smoothing_hint=False)
+            return False
         storage.put_scalar("data_time", data_time)
         storage.put_scalar("total_loss", total)
         storage.put_scalars(**metrics)
+        return True
+
+    def state_dict(self):
+        return {**super().state_dict(), "num_skipped_steps": self.num_skipped_steps}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.num_skipped_steps = state.get("num_skipped_steps", 0)
 
 
 class AMPTrainer(SimpleTrainer):
     """SimpleTrainer under torch.autocast: bfloat16 (CPU or CUDA) or float16 with grad scaling (CUDA)."""
 
-    def __init__(self, model, data_loader, optimizer, dtype: str = "bfloat16"):
-        super().__init__(model, data_loader, optimizer)
+    def __init__(self, model, data_loader, optimizer, dtype: str = "bfloat16", non_finite_loss: str = "error"):
+        super().__init__(model, data_loader, optimizer, non_finite_loss)
         device = next(model.parameters()).device
         if dtype not in ("bfloat16", "float16"):
             raise ValueError(f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{dtype}'")
@@ -184,8 +203,8 @@ class AMPTrainer(SimpleTrainer):
             total, loss_dict = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.grad_scaler.scale(total).backward()
-        self._write_metrics(loss_dict, data_time)
-        self.grad_scaler.step(self.optimizer)
+        if self._write_metrics(loss_dict, data_time):
+            self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
 
     def state_dict(self):

@@ -22,6 +22,13 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
+def collective_device() -> torch.device:
+    """Where tensors for collectives must live: the current GPU under NCCL, else the CPU."""
+    if is_dist() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def synchronize() -> None:
     """Barrier across all processes (no-op on one process)."""
     if get_world_size() > 1:

@@ -68,11 +68,10 @@ class EventStorage:
     def latest(self) -> dict:
         return dict(self._latest)
 
-    def latest_with_smoothing_hint(self, window: int = 20) -> dict:
-        return {
-            name: (self._history[name].median(window) if self._smoothing[name] else value, it)
-            for name, (value, it) in self._latest.items()
-        }
+    def smoothed(self, name: str, window: int = 20) -> float:
+        """Median of the last `window` values if the scalar was put with smoothing_hint, else the latest."""
+        history = self.history(name)
+        return history.median(window) if self._smoothing[name] else history.latest()
 
     def __enter__(self):
         _CURRENT_STORAGE.append(self)
@@ -92,17 +91,20 @@ class EventWriter:
 
 
 class JSONWriter(EventWriter):
-    """Appends one JSON object per logged iteration to `metrics.json` (JSON lines)."""
+    """Appends one JSON object per logged iteration to `metrics.json` (JSON lines).
 
-    def __init__(self, json_file: str, window_size: int = 20):
+    Values are the exact ones of that iteration (not smoothed), so a resumed run logs
+    the same numbers as an uninterrupted one.
+    """
+
+    def __init__(self, json_file: str):
         self._file = open(json_file, "a")
-        self._window_size = window_size
         self._last_written = -1
 
     def write(self):
         storage = get_event_storage()
         by_iter = defaultdict(dict)
-        for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
+        for name, (value, it) in storage.latest().items():
             if it > self._last_written:
                 by_iter[it][name] = value
         for it in sorted(by_iter):
@@ -117,19 +119,18 @@ class JSONWriter(EventWriter):
 
 
 class TensorboardWriter(EventWriter):
-    """Writes every new scalar to TensorBoard event files in `log_dir`."""
+    """Writes every new scalar (its exact value at that iteration) to TensorBoard event files in `log_dir`."""
 
-    def __init__(self, log_dir: str, window_size: int = 20):
+    def __init__(self, log_dir: str):
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(log_dir)
-        self._window_size = window_size
         self._last_written = -1
 
     def write(self):
         storage = get_event_storage()
         newest = self._last_written
-        for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
+        for name, (value, it) in storage.latest().items():
             if it > self._last_written:
                 self._writer.add_scalar(name, value, it)
                 newest = max(newest, it)
@@ -160,7 +161,7 @@ class CommonMetricPrinter(EventWriter):
         if latest.get("total_loss", (None, -1))[1] != storage.iter:
             return  # nothing new this iteration (e.g. writer called after an eval)
         losses = "  ".join(
-            f"{name}: {storage.history(name).median(self._window_size):.4g}"
+            f"{name}: {storage.smoothed(name, self._window_size):.4g}"
             for name in latest
             if "loss" in name
         )
