@@ -15,7 +15,7 @@ from ssl_lab.engine import DefaultTrainer, setup_cfg
 from ssl_lab.engine.launch import find_free_port
 from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling import build_model
-from ssl_lab.modeling.samplers import AllNegatives
+from ssl_lab.modeling.samplers import AllNegatives, RandomNegatives
 
 from conftest import REPO_ROOT, tiny_overrides
 
@@ -95,47 +95,55 @@ def _capture_loss_inputs(model):
     return captured
 
 
-def _own_key_check(model, images):
-    """pos (N,), neg (N, M - 1) of a step whose keys equal the queries (same view, encoders equal)."""
-    model.negative_sampler = AllNegatives()
+def _own_key_check(model, images, sampler=None):
+    """pos (N,), neg (N, K) of a step whose keys equal the queries (same view, encoders equal)."""
+    model.negative_sampler = sampler or AllNegatives()
     captured = _capture_loss_inputs(model)
     with torch.no_grad():
         model([images, images])
     return captured["pos"], captured["neg"]
 
 
-def _assert_own_key_excluded(pos, neg, num_keys):
+def _assert_own_key_excluded(pos, neg, num_negatives):
     # The own key has cosine 1 with its query; every other image's key is clearly below that.
-    assert neg.shape == (pos.shape[0], num_keys - 1)
+    assert neg.shape == (pos.shape[0], num_negatives)
     torch.testing.assert_close(pos, torch.ones_like(pos), atol=1e-5, rtol=0)
     assert (neg < pos[:, None] - 1e-3).all()
 
 
-def test_negatives_never_include_own_key():
+@pytest.mark.parametrize("sampler,k", [(AllNegatives(), 7), (RandomNegatives(6, shared=True), 6),
+                                       (RandomNegatives(6, shared=False), 6)], ids=["all", "shared", "per_query"])
+def test_negatives_never_include_own_key(sampler, k):
     torch.manual_seed(0)
     model = build_model(tiny_simo_cfg())
-    pos, neg = _own_key_check(model, torch.randn(8, 3, 32, 32))
-    _assert_own_key_excluded(pos, neg, 8)
+    pos, neg = _own_key_check(model, torch.randn(8, 3, 32, 32), sampler)
+    _assert_own_key_excluded(pos, neg, k)
 
 
 def _params(module):
     return torch.cat([p.detach().flatten() for p in module.parameters()])
 
 
-def test_simo_trains_with_default_trainer(shapes_root, tmp_path):
-    cfg = simo_cfg("shapes_r18.yaml", *tiny_overrides(shapes_root, str(tmp_path)),
-                   "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "8", "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100",
-                   "DATASETS.TEST", "()")
+@pytest.fixture(scope="module")
+def simo_run(shapes_root, tmp_path_factory):
+    """shapes_r18 at toy size, 3 steps with the real trainer: (trainer, backbone parameters at init)."""
+    out = str(tmp_path_factory.mktemp("simo"))
+    cfg = simo_cfg("shapes_r18.yaml", *tiny_overrides(shapes_root, out), "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "8",
+                   "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATASETS.TEST", "()")
     torch.manual_seed(0)
     trainer = DefaultTrainer(cfg)
-    model = trainer.model
-    assert isinstance(model, simo.SiMo)
-    initial = _params(model.backbone)
-    assert torch.equal(initial, _params(model.momentum_backbone))
+    initial = _params(trainer.model.backbone)
+    assert torch.equal(initial, _params(trainer.model.momentum_backbone))
     trainer.resume_or_load(resume=False)
     trainer.train()
+    return trainer, initial
 
-    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) as f:
+
+def test_simo_trains_with_default_trainer(simo_run):
+    trainer, initial = simo_run
+    model = trainer.model
+    assert isinstance(model, simo.SiMo)
+    with open(os.path.join(trainer.cfg.OUTPUT_DIR, "metrics.json")) as f:
         records = [json.loads(line) for line in f]
     losses = [(r["iteration"], r["loss_contrastive"]) for r in records if "loss_contrastive" in r]
     assert [it for it, _ in losses] == [0, 1, 2]
@@ -144,6 +152,26 @@ def test_simo_trains_with_default_trainer(shapes_root, tmp_path):
     key_step = (_params(model.momentum_backbone) - initial).norm()
     # The key encoder follows with momentum 0.999: it moves, by about 0.001 of the query's steps.
     assert query_step > 0 and 0 < key_step < 0.005 * query_step
+
+
+def test_linear_eval_of_a_simo_checkpoint_keeps_backbone_and_bn_stats(simo_run, shapes_root, tmp_path):
+    pretrain, _ = simo_run
+    pretrained = {k: v.clone() for k, v in pretrain.model.backbone.state_dict().items()}
+    cfg = simo_cfg("shapes_r18_lincls.yaml", *tiny_overrides(shapes_root, str(tmp_path)), "SOLVER.MAX_ITER", "3",
+                   "SOLVER.STEPS", "()", "MODEL.WEIGHTS", os.path.join(pretrain.cfg.OUTPUT_DIR, "model_final.pth"))
+    trainer = DefaultTrainer(cfg)
+    fc_before = trainer.model.fc.weight.clone()
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    model = trainer.model
+    assert not model.backbone.training
+    # The SiMo checkpoint's backbone.* loaded; 3 steps changed neither weights nor BN running statistics.
+    assert set(model.backbone.state_dict()) == set(pretrained)
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+    assert not torch.equal(fc_before, model.fc.weight)
+    latest = trainer.storage.latest()
+    assert "loss_cls" in latest and 0 <= latest["top1"][0] <= 100
 
 
 def _step(model, views):
@@ -194,4 +222,4 @@ def test_two_processes_match_one_process_on_the_global_batch():
     for name, buffer in single["buffers"].items():
         torch.testing.assert_close(ranks[1]["buffers"][name], buffer, atol=1e-10, rtol=1e-10)
     for result in ranks:  # rank 1's own keys sit at columns 8..15 of the gathered keys
-        _assert_own_key_excluded(result["pos"], result["neg"], 16)
+        _assert_own_key_excluded(result["pos"], result["neg"], 15)
