@@ -149,3 +149,42 @@ def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tm
     assert not torch.equal(fc_before, model.fc.weight)
     latest = trainer.storage.latest()
     assert "loss_cls" in latest and 0 <= latest["top1"][0] <= 100
+
+
+def test_gradient_accumulation_matches_one_big_batch_for_a_batch_mean_loss():
+    class _Mean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 1)
+
+        def forward(self, views):
+            return {"loss": self.linear(views[0]).pow(2).mean()}
+
+    torch.manual_seed(0)
+    data = torch.randn(8, 4)
+    whole, accumulated = _Mean(), _Mean()
+    accumulated.load_state_dict(whole.state_dict())
+
+    def loader(chunks):
+        while True:
+            for chunk in data.chunk(chunks):
+                yield [chunk], torch.zeros(len(chunk))
+
+    SimpleTrainer(whole, loader(1), torch.optim.SGD(whole.parameters(), lr=0.1)).train(0, 1)
+    trainer = SimpleTrainer(accumulated, loader(4), torch.optim.SGD(accumulated.parameters(), lr=0.1),
+                            grad_accum_steps=4, channels_last=False)
+    trainer.train(0, 1)
+    for a, b in zip(whole.parameters(), accumulated.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_speed_options_train(tiny_cfg):
+    from ssl_lab.engine import DefaultTrainer
+
+    cfg = tiny_cfg("configs/Shapes/byol_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2",
+                   "SOLVER.CHANNELS_LAST", "True", "SOLVER.GRAD_ACCUM_STEPS", "2", "SOLVER.AMP.ENABLED", "True")
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert trainer.model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.train_dataset is not None and len(trainer.storage.history("total_loss").values) == 2

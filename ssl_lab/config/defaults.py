@@ -167,6 +167,13 @@ _C.SOLVER.MAX_TO_KEEP = 3
 # "skip" drops that step's update and counts it as non_finite_steps.
 _C.SOLVER.NON_FINITE_LOSS = "error"
 
+# Speed options: channels-last memory format, torch.compile of the backbones, and
+# gradient accumulation (IMS_PER_BATCH stays the batch of one optimizer step; each step
+# runs GRAD_ACCUM_STEPS micro-batches, so contrastive negatives come from a micro-batch).
+_C.SOLVER.CHANNELS_LAST = False
+_C.SOLVER.COMPILE = False
+_C.SOLVER.GRAD_ACCUM_STEPS = 1
+
 _C.SOLVER.AMP = CN()
 _C.SOLVER.AMP.ENABLED = False
 # "float16" (CUDA, with grad scaling) or "bfloat16" (CUDA or CPU).
@@ -189,6 +196,9 @@ _C.TEST.KNN.K = 200
 _C.TEST.KNN.TEMPERATURE = 0.07
 # Labelled split whose features form the kNN memory; "" means DATASETS.TRAIN[0].
 _C.TEST.KNN.MEMORY_DATASET = ""
+
+# Names in ssl_lab.engine.HOOK_REGISTRY of extra hooks (e.g. a project's monitors).
+_C.EXTRA_HOOKS = ()
 
 # Console/JSON/TensorBoard writers log every PERIOD iterations.
 _C.LOG_PERIOD = 20

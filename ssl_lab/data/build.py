@@ -36,17 +36,19 @@ def build_train_dataset(cfg):
 
 
 def per_rank_batch_size(cfg) -> int:
+    """Images one process consumes per iteration (over all its gradient-accumulation micro-batches)."""
     world_size = comm.get_world_size()
-    if cfg.SOLVER.IMS_PER_BATCH % world_size != 0:
+    accum = cfg.SOLVER.GRAD_ACCUM_STEPS
+    if accum < 1 or cfg.SOLVER.IMS_PER_BATCH % (world_size * accum) != 0:
         raise ValueError(
             f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
-            f"processes ({world_size})"
+            f"processes ({world_size}) times SOLVER.GRAD_ACCUM_STEPS ({accum})"
         )
     return cfg.SOLVER.IMS_PER_BATCH // world_size
 
 
 def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
-    """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) batches for this rank.
+    """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank.
 
     `start_iter` resumes the sample stream exactly where iteration `start_iter` begins.
     """
@@ -57,7 +59,7 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
                               with_positions=True)
     return DataLoader(
         SeededAugmentation(dataset, seed),
-        batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
+        batch_sampler=BatchSampler(sampler, batch_size // cfg.SOLVER.GRAD_ACCUM_STEPS, drop_last=True),
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched

@@ -182,7 +182,9 @@ class DefaultTrainer(TrainerBase):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
         self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
-                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS, **extra)
+                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
+                                    grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
+                                    channels_last=cfg.SOLVER.CHANNELS_LAST, **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
             scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
@@ -256,6 +258,7 @@ class DefaultTrainer(TrainerBase):
                 cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
+        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return hook_list
 
@@ -275,6 +278,12 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def build_model(cls, cfg):
         model = build_model(cfg)
+        if cfg.SOLVER.CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.SOLVER.COMPILE:
+            for name in ("backbone", "momentum_backbone"):
+                if hasattr(model, name):
+                    getattr(model, name).compile()  # in place: parameter names stay the same
         logger.info(f"Model: {cfg.MODEL.META_ARCHITECTURE} with {cfg.MODEL.BACKBONE.NAME}-"
                     f"{cfg.MODEL.BACKBONE.DEPTH}; {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
                     f"trainable parameters")

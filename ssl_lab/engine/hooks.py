@@ -5,6 +5,7 @@ import time
 
 import torch
 from fvcore.common.checkpoint import PeriodicCheckpointer as _FvcorePeriodicCheckpointer
+from fvcore.common.registry import Registry
 
 from ssl_lab.modeling.momentum import momentum_at
 from ssl_lab.utils import comm
@@ -14,8 +15,14 @@ from .train_loop import HookBase
 
 logger = logging.getLogger(__name__)
 
+HOOK_REGISTRY = Registry("HOOK")
+HOOK_REGISTRY.__doc__ = """
+Registry for optional hooks named in `cfg.EXTRA_HOOKS`: a registered object is called
+as `factory(trainer)` (trainer: a DefaultTrainer with `cfg`) and returns a HookBase.
+"""
+
 __all__ = [
-    "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
+    "HOOK_REGISTRY", "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
     "PeriodicWriter", "EvalHook",
 ]
 

@@ -4,6 +4,7 @@ The trainer knows nothing about models or methods: a step is "get a batch, call
 the model, sum its losses, backward, optimizer step". Everything else
 (schedules, EMA, checkpoints, logging, evaluation) is a hook.
 """
+import contextlib
 import inspect
 import logging
 import time
@@ -108,21 +109,25 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class SimpleTrainer(TrainerBase):
-    """One optimizer step per iteration on a batch of views from `data_loader`.
+    """One optimizer step per iteration on `grad_accum_steps` micro-batches from `data_loader`.
 
     The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses; a model
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     """
 
-    def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error"):
+    def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error", grad_accum_steps: int = 1,
+                 channels_last: bool = False):
         super().__init__()
         if non_finite_loss not in ("error", "skip"):
             raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
         self.non_finite_loss = non_finite_loss
         self.num_skipped_steps = 0
+        self.grad_accum_steps = grad_accum_steps
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model.train()
         self.model = model
-        inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        self._is_ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+        inner = model.module if self._is_ddp else model
         self._pass_labels = "labels" in inspect.signature(inner.forward).parameters
         self.data_loader = data_loader
         self._data_iter = None
@@ -138,7 +143,7 @@ class SimpleTrainer(TrainerBase):
         start = time.perf_counter()
         views, labels = next(self.data_iter)
         device = next(self.model.parameters()).device
-        batch = {"views": [v.to(device, non_blocking=True) for v in views]}
+        batch = {"views": [v.to(device, non_blocking=True, memory_format=self._memory_format) for v in views]}
         if self._pass_labels:
             batch["labels"] = labels.to(device, non_blocking=True)
         return batch, time.perf_counter() - start
@@ -148,17 +153,34 @@ class SimpleTrainer(TrainerBase):
         return sum(loss_dict.values()), loss_dict
 
     def run_step(self):
-        batch, data_time = self._load_batch()
-        total, loss_dict = self._losses(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        loss_dicts, data_time = [], 0.0
+        for micro in range(self.grad_accum_steps):
+            batch, seconds = self._load_batch()
+            data_time += seconds
+            last = micro == self.grad_accum_steps - 1
+            # DDP all-reduces gradients only on the last micro-batch.
+            with contextlib.nullcontext() if last or not self._is_ddp else self.model.no_sync():
+                with self._autocast():
+                    total, loss_dict = self._losses(batch)
+                self._backward(total / self.grad_accum_steps)
+            loss_dicts.append({k: v.detach() for k, v in loss_dict.items()})
+        loss_dict = {k: sum(d[k] for d in loss_dicts) / len(loss_dicts) for k in loss_dicts[0]}
         if self._write_metrics(loss_dict, data_time):
-            self.optimizer.step()
+            self._optimizer_step()
+
+    def _autocast(self):
+        return contextlib.nullcontext()
+
+    def _backward(self, loss):
+        loss.backward()
+
+    def _optimizer_step(self):
+        self.optimizer.step()
 
     def _write_metrics(self, loss_dict, data_time: float) -> bool:
         """Log the losses (averaged over ranks); False if the step must be skipped (non-finite loss)."""
-        metrics = {k: v.detach() for k, v in loss_dict.items()}
-        metrics = {k: float(v) for k, v in comm.reduce_dict(metrics).items()}
+        metrics = {k: float(v) for k, v in comm.reduce_dict(loss_dict).items()}
         total = sum(metrics.values())
         storage = get_event_storage()
         if not torch.isfinite(torch.tensor(total)):
@@ -186,8 +208,8 @@ class SimpleTrainer(TrainerBase):
 class AMPTrainer(SimpleTrainer):
     """SimpleTrainer under torch.autocast: bfloat16 (CPU or CUDA) or float16 with grad scaling (CUDA)."""
 
-    def __init__(self, model, data_loader, optimizer, dtype: str = "bfloat16", non_finite_loss: str = "error"):
-        super().__init__(model, data_loader, optimizer, non_finite_loss)
+    def __init__(self, model, data_loader, optimizer, dtype: str = "bfloat16", **kwargs):
+        super().__init__(model, data_loader, optimizer, **kwargs)
         device = next(model.parameters()).device
         if dtype not in ("bfloat16", "float16"):
             raise ValueError(f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{dtype}'")
@@ -197,14 +219,14 @@ class AMPTrainer(SimpleTrainer):
         self.dtype = getattr(torch, dtype)
         self.grad_scaler = torch.amp.GradScaler(device.type, enabled=dtype == "float16")
 
-    def run_step(self):
-        batch, data_time = self._load_batch()
-        with torch.autocast(self.device_type, dtype=self.dtype):
-            total, loss_dict = self._losses(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.grad_scaler.scale(total).backward()
-        if self._write_metrics(loss_dict, data_time):
-            self.grad_scaler.step(self.optimizer)
+    def _autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def _backward(self, loss):
+        self.grad_scaler.scale(loss).backward()
+
+    def _optimizer_step(self):
+        self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
 
     def state_dict(self):
