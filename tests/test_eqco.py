@@ -17,12 +17,12 @@ PROJECT = os.path.join(REPO_ROOT, "projects", "EqCo")
 sys.path.insert(0, PROJECT)
 sys.path.insert(0, os.path.join(PROJECT, "tools"))
 
-from eqco import ContrastiveMonitor, EqCoLoss, EqCoTrainer, add_eqco_config, negatives_per_query  # noqa: E402
+from eqco import ContrastiveMonitor, EqCoLoss, EqCoMonitor, add_eqco_config, negatives_per_query  # noqa: E402
 from eqco.toy_mi import critic_losses, rho_for_mi  # noqa: E402
 from make_configs import build_configs  # noqa: E402
 
 from ssl_lab.config import get_cfg  # noqa: E402
-from ssl_lab.engine import setup_cfg  # noqa: E402
+from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, setup_cfg  # noqa: E402
 from ssl_lab.modeling import build_loss, build_model  # noqa: E402
 from ssl_lab.modeling.losses import InfoNCELoss  # noqa: E402
 from ssl_lab.solver import scaled_lr  # noqa: E402
@@ -34,6 +34,17 @@ def eqco_cfg(*opts):
     add_eqco_config(cfg)
     cfg.merge_from_list(list(opts))
     return cfg
+
+
+def project_cfg(name, *opts):
+    """A project config loaded as tools/train_net.py loads it (IMPORTS, then the file, then `opts`)."""
+    return setup_cfg(SimpleNamespace(config_file=os.path.join(PROJECT, "configs", name), opts=list(opts)))
+
+
+def eqco_hooks(cfg):
+    """The hooks `cfg.EXTRA_HOOKS` gives, built as DefaultTrainer.build_hooks builds them."""
+    trainer = SimpleNamespace(cfg=cfg)
+    return [HOOK_REGISTRY.get(name)(trainer) for name in cfg.EXTRA_HOOKS]
 
 
 def reference_loss(pos, neg, alpha, tau):
@@ -140,12 +151,34 @@ def test_grad_norm_monitor_refuses_simclr_like_models():
         monitor.before_train()
 
 
+def test_eqco_monitor_hook_checks_k_and_follows_model_eqco():
+    """`EXTRA_HOOKS: ["EqCoMonitor"]`: the registered factory checks K (InfoNCE baselines too, whose
+    loss does not) and returns the ContrastiveMonitor that MODEL.EQCO asks for."""
+    assert HOOK_REGISTRY.get("EqCoMonitor") is EqCoMonitor
+    sampled = ("MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "32")
+    with pytest.raises(ValueError, match="more than the 16 candidates of the queue"):
+        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *sampled))
+    with pytest.raises(ValueError, match="K = 0"):
+        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.QUEUE.SIZE", "0"))
+    with pytest.raises(ValueError, match="more than the 30 candidates of SimCLR"):
+        eqco_hooks(project_cfg("Shapes/simclr_r18_k64.yaml", "SOLVER.IMS_PER_BATCH", "16"))
+    # MODEL.EQCO.MONITOR_*: the monitors asked for; both off: a hook that does nothing, K still checked.
+    (monitor,) = eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.EQCO.MONITOR_GRAD_NORM", "False"))
+    assert isinstance(monitor, ContrastiveMonitor) and (monitor.mi_bound, monitor.grad_norm) == (True, False)
+    off = ("MODEL.EQCO.MONITOR_MI_BOUND", "False", "MODEL.EQCO.MONITOR_GRAD_NORM", "False")
+    (noop,) = eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off))
+    assert type(noop) is HookBase
+    with pytest.raises(ValueError, match="more than the 16 candidates"):
+        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off, *sampled))
+    # A config that names the hook without the project's IMPORTS (no MODEL.EQCO).
+    with pytest.raises(ValueError, match="no MODEL.EQCO"):
+        EqCoMonitor(SimpleNamespace(cfg=get_cfg()))
+
+
 def test_moco_eqco_with_small_queue_trains(tmp_path):
-    """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch."""
-    cfg = get_cfg()
-    add_eqco_config(cfg)
-    cfg.merge_from_file(os.path.join(PROJECT, "configs", "Shapes", "mocov2_r18_k16_eqco.yaml"))
-    cfg.merge_from_list([
+    """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch. A plain
+    DefaultTrainer, as tools/train_net.py builds it: the monitors come from the config's EXTRA_HOOKS."""
+    cfg = project_cfg("Shapes/mocov2_r18_k16_eqco.yaml", *[
         "OUTPUT_DIR", str(tmp_path / "out"), "DATASETS.ROOT", str(tmp_path / "data"),
         "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32", "DATASETS.SHAPES.IMAGE_SIZE", "32",
         "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3",
@@ -153,7 +186,10 @@ def test_moco_eqco_with_small_queue_trains(tmp_path):
         "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.QUEUE.SIZE", "8",
     ])
     os.makedirs(cfg.OUTPUT_DIR)
-    trainer = EqCoTrainer(cfg)
+    assert cfg.EXTRA_HOOKS == ("EqCoMonitor",)
+    trainer = DefaultTrainer(cfg)
+    (monitor,) = [h for h in trainer._hooks if isinstance(h, ContrastiveMonitor)]
+    assert monitor.mi_bound and monitor.grad_norm
     seen = []
     trainer.model.loss.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1].shape[1]))
     trainer.train()
@@ -211,6 +247,11 @@ def test_configs_load_and_match_their_names():
         if name.endswith("_eqco"):
             assert cfg.MODEL.EQCO.ALPHA == (65536 if name.startswith("mocov2_r50") else 4096)
         assert cfg.OUTPUT_DIR.endswith(name)
+        # Every config checks its K and logs the MI bound; the gradient norm is for MoCo only.
+        assert cfg.EXTRA_HOOKS == ("EqCoMonitor",)
+        (monitor,) = eqco_hooks(cfg)
+        assert isinstance(monitor, ContrastiveMonitor)
+        assert (monitor.mi_bound, monitor.grad_norm) == (True, name.startswith("mocov2"))
 
 
 def test_toy_critics_use_the_eqco_and_info_nce_losses():

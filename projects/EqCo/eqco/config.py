@@ -5,7 +5,7 @@ from ssl_lab.config import CfgNode as CN
 
 
 def add_eqco_config(cfg) -> None:
-    """Add the MODEL.EQCO node to `cfg` (in place); no-op if it is there (IMPORTS and train_net both call it)."""
+    """Add the MODEL.EQCO node to `cfg` (in place); no-op if it is there."""
     if "EQCO" in cfg.MODEL:
         return
     cfg.MODEL.EQCO = CN()

@@ -1,11 +1,13 @@
-"""Training monitors of the paper's Fig. 1 (MI lower bound) and Fig. 2 (gradient norm w.r.t. q)."""
+"""Training monitors of the paper's Fig. 1 (MI lower bound) and Fig. 2 (gradient norm w.r.t. q),
+and the `EqCoMonitor` hook that `EXTRA_HOOKS: ["EqCoMonitor"]` adds to a DefaultTrainer."""
 import torch
 
-from ssl_lab.engine import HookBase
+from ssl_lab.engine import HOOK_REGISTRY, HookBase
 from ssl_lab.engine.hooks import unwrap_model
 from ssl_lab.modeling.losses import InfoNCELoss
 from ssl_lab.utils.events import get_event_storage
 
+from .config import negatives_per_query
 from .loss import mi_lower_bound
 
 
@@ -71,3 +73,23 @@ class ContrastiveMonitor(HookBase):
         radial = self._radial["pos"].float() + self._radial["neg"].float()
         per_query = torch.sqrt(tangential**2 + radial**2) * z.shape[0]
         get_event_storage().put_scalar("eqco/grad_norm_q", per_query.mean())
+
+
+@HOOK_REGISTRY.register()
+def EqCoMonitor(trainer) -> HookBase:  # noqa: N802 (the registered name)
+    """The hook of `EXTRA_HOOKS: ["EqCoMonitor"]`: checks the config's K, then monitors as MODEL.EQCO says.
+
+    `negatives_per_query(trainer.cfg)` raises a clear ValueError for K = 0 or more sampled negatives
+    than candidates (before training starts). Returns a :class:`ContrastiveMonitor` with
+    MODEL.EQCO.MONITOR_MI_BOUND / MONITOR_GRAD_NORM, or a hook that does nothing when both are off
+    (the K check still runs).
+    """
+    cfg = trainer.cfg
+    if "EQCO" not in cfg.MODEL:
+        raise ValueError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; '
+                         'add "projects/EqCo/eqco" to IMPORTS')
+    negatives_per_query(cfg)
+    eqco = cfg.MODEL.EQCO
+    if not (eqco.MONITOR_MI_BOUND or eqco.MONITOR_GRAD_NORM):
+        return HookBase()
+    return ContrastiveMonitor(eqco.MONITOR_MI_BOUND, eqco.MONITOR_GRAD_NORM)

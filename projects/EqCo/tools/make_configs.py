@@ -5,7 +5,8 @@
 
 Sweeps: K negatives per query with and without EqCo (MoCo v2: queue size K, alpha 65536 on
 ImageNet; SimCLR: K random in-batch negatives per query, alpha 4096), and the N sweep of Table 1
-(MoCo v2, K fixed, lr scaled linearly with N). Shapes versions are CPU-sized.
+(MoCo v2, K fixed, lr scaled linearly with N). Shapes versions are CPU-sized. Every config has
+`EXTRA_HOOKS: ["EqCoMonitor"]` (in its _BASE_ chain): the check of K and the monitors of MODEL.EQCO.
 """
 import argparse
 import os
@@ -23,6 +24,7 @@ SIMCLR_SGD = """\
 # batch, K = MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES random in-batch negatives drawn for each query.
 _BASE_: "{base}"
 IMPORTS: ["projects/EqCo/eqco"]
+EXTRA_HOOKS: ["EqCoMonitor"]
 MODEL:
   NEGATIVE_SAMPLER:
     NAME: "RandomNegatives"
@@ -36,6 +38,7 @@ MOCO_K = """\
 # MoCo v2, {what}: K = {k} negatives per query, the queue size{small}; InfoNCE.
 _BASE_: "{base}"
 IMPORTS: ["projects/EqCo/eqco"]
+EXTRA_HOOKS: ["EqCoMonitor"]
 MODEL:
   QUEUE:
     SIZE: {k}
