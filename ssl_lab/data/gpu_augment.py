@@ -1,0 +1,349 @@
+"""Batched multi-view augmentation on the device, and the uint8 loading path that feeds it.
+
+The loader ships uint8 images of one fixed size (:class:`UInt8ResizeCrop`); a whole
+batch (N, 3, H, W) is converted to float and augmented on the device with
+per-sample random parameters (:class:`BatchedMultiView`). The recipes are the
+torchvision recipes of ``TRANSFORM_REGISTRY``, translated op by op
+(:func:`batched_view`), so a recipe name means the same augmentation on both paths.
+
+Differences from the PIL path: the random resized crop is taken from the
+fixed-size uint8 image (not the original file), resampled with ``roi_align``
+(bilinear, averaging ``ceil(crop / output)`` samples per output pixel instead of
+PIL's antialiasing filter); colour jitter applies brightness, contrast,
+saturation, hue in this fixed order (torchvision draws a random order per image);
+intermediate results stay float instead of being rounded to uint8 after each op.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision import transforms as T
+from torchvision.ops import roi_align
+from torchvision.transforms.v2 import functional as TF
+
+from .transforms import TRANSFORM_REGISTRY
+
+__all__ = [
+    "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur",
+    "BatchedSolarize", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView", "BatchedMultiView",
+    "batched_view", "build_gpu_augmentation", "UInt8ResizeCrop", "build_uint8_transform",
+]
+
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
+
+
+def _rand(shape, generator, device) -> torch.Tensor:
+    """U[0, 1) drawn from `generator` (default: the global CPU RNG) and moved to `device`, so the
+    parameters depend on the seed only, not on the device the images are on."""
+    gen_device = generator.device if generator is not None else "cpu"
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def _uniform(n: int, bounds, generator, device) -> torch.Tensor:
+    lo, hi = bounds
+    return lo + (hi - lo) * _rand(n, generator, device)
+
+
+def _coin(n: int, p: float, generator, device) -> torch.Tensor:
+    """(N,) bool, True with probability p."""
+    return _rand(n, generator, device) < p
+
+
+def _per_sample(values: torch.Tensor) -> torch.Tensor:
+    """(N,) -> (N, 1, 1, 1), to broadcast over (N, C, H, W)."""
+    return values.view(-1, 1, 1, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W) luma."""
+    weights = x.new_tensor(_GRAY_WEIGHTS).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
+
+
+class BatchedRandomResizedCrop(nn.Module):
+    """Random area/aspect crop of each image, resampled to (size, size) with roi_align.
+
+    Crop parameters follow torchvision's RandomResizedCrop: up to 10 draws of
+    (area fraction in `scale`, log-uniform aspect in `ratio`), the first that fits
+    is placed uniformly; otherwise a centre crop of the clamped aspect.
+    """
+
+    def __init__(self, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts: int = 10):
+        super().__init__()
+        self.size, self.scale, self.ratio, self.attempts = size, tuple(scale), tuple(ratio), attempts
+
+    def sample_boxes(self, n: int, height: int, width: int, generator=None, device="cpu") -> torch.Tensor:
+        """(N, 4) integer-valued crop boxes (x0, y0, x1, y1) inside [0, width] x [0, height]."""
+        shape = (n, self.attempts)
+        area = height * width * (self.scale[0] + (self.scale[1] - self.scale[0]) * _rand(shape, generator, device))
+        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(log_lo + (log_hi - log_lo) * _rand(shape, generator, device))
+        w = torch.round(torch.sqrt(area * aspect))
+        h = torch.round(torch.sqrt(area / aspect))
+        fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+        first = fits.to(torch.uint8).argmax(1, keepdim=True)  # index of the first attempt that fits
+        w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+        y0 = torch.floor(_rand(n, generator, device) * (height - h + 1))
+        x0 = torch.floor(_rand(n, generator, device) * (width - w + 1))
+        # Fallback (no attempt fits): the largest centred crop with the aspect clamped to `ratio`.
+        in_ratio = width / height
+        fw, fh = float(width), float(height)
+        if in_ratio < min(self.ratio):
+            fh = float(round(width / min(self.ratio)))
+        elif in_ratio > max(self.ratio):
+            fw = float(round(height * max(self.ratio)))
+        fallback = x0.new_tensor([(width - fw) // 2, (height - fh) // 2, fw, fh])
+        sampled = torch.stack([x0, y0, w, h], 1)
+        x0, y0, w, h = torch.where(fits.any(1, keepdim=True), sampled, fallback).unbind(1)
+        return torch.stack([x0, y0, x0 + w, y0 + h], 1)
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """(N, 3, H, W) float -> (N, 3, size, size)."""
+        n, _, height, width = x.shape
+        boxes = self.sample_boxes(n, height, width, generator, x.device).to(x.dtype)
+        rois = torch.cat([torch.arange(n, device=x.device, dtype=x.dtype)[:, None], boxes], 1)
+        return roi_align(x, rois, (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+    def extra_repr(self):
+        return f"size={self.size}, scale={self.scale}, ratio={self.ratio}"
+
+
+def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of (N, 3, H, W) images in [0, 1] by `shift` (N,) turns."""
+    maxc, argmax = x.max(1, keepdim=True)
+    chroma = maxc - x.min(1, keepdim=True).values
+    # Hue in sextants [0, 6): (g - b, b - r, r - g)[argmax] / chroma + 2 * argmax (mod 6);
+    # tied maxima give the same value from either channel.
+    diff = x[:, [1, 2, 0]] - x[:, [2, 0, 1]]
+    hue = diff.gather(1, argmax).div_(torch.where(chroma > 0, chroma, 1.0))
+    hue = hue.add_(2 * argmax + 6 * _per_sample(shift))
+    k = (x.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + hue).remainder_(6)
+    return maxc - chroma * torch.minimum(k, 4 - k).clamp_(0, 1)
+
+
+class BatchedColorJitter(nn.Module):
+    """With probability p per image: brightness, contrast, saturation, hue (this order) with
+    factors drawn per image from the given ranges; None skips that adjustment."""
+
+    def __init__(self, brightness=None, contrast=None, saturation=None, hue=None, p: float = 1.0):
+        super().__init__()
+        self.brightness, self.contrast, self.saturation, self.hue, self.p = brightness, contrast, saturation, hue, p
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        n, device = x.shape[0], x.device
+        apply = _coin(n, self.p, generator, device)
+
+        def factor(bounds):  # (N, 1, 1, 1); 1 (identity) where the jitter is not applied
+            return _per_sample(torch.where(apply, _uniform(n, bounds, generator, device), 1.0))
+
+        if self.brightness is not None:
+            x = (x * factor(self.brightness)).clamp_(0, 1)
+        if self.contrast is not None:
+            x = torch.lerp(_gray(x).mean((1, 2, 3), keepdim=True), x, factor(self.contrast)).clamp_(0, 1)
+        if self.saturation is not None:
+            x = torch.lerp(_gray(x), x, factor(self.saturation)).clamp_(0, 1)
+        if self.hue is not None:
+            shift = _uniform(n, self.hue, generator, device)
+            x = torch.where(_per_sample(apply), _shift_hue(x, shift), x)
+        return x
+
+    def extra_repr(self):
+        return (f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}, "
+                f"hue={self.hue}, p={self.p}")
+
+
+class BatchedGrayscale(nn.Module):
+    """With probability p per image: luma copied to the 3 channels."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        apply = _per_sample(_coin(x.shape[0], self.p, generator, x.device))
+        return torch.where(apply, _gray(x).expand_as(x), x)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class BatchedGaussianBlur(nn.Module):
+    """With probability p per image: separable Gaussian blur, sigma ~ U(sigma) per image,
+    fixed kernel (kx, ky), reflect padding (torchvision's kernel and padding)."""
+
+    def __init__(self, kernel_size, sigma=(0.1, 2.0), p: float = 1.0):
+        super().__init__()
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.sigma, self.p = tuple(sigma), p
+
+    @staticmethod
+    def _kernels(size: int, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+        """(N, size) normalized 1-D kernels; a delta where `apply` is False."""
+        half = (size - 1) / 2
+        offsets = torch.linspace(-half, half, size, device=sigma.device, dtype=sigma.dtype)
+        kernels = torch.exp(-0.5 * (offsets / sigma[:, None]) ** 2)
+        kernels = kernels / kernels.sum(1, keepdim=True)
+        delta = (offsets == 0).to(sigma.dtype).expand_as(kernels)
+        return torch.where(apply[:, None], kernels, delta)
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        n, c, height, width = x.shape
+        apply = _coin(n, self.p, generator, x.device)
+        sigma = _uniform(n, self.sigma, generator, x.device).to(x.dtype)
+        kx, ky = self.kernel_size
+        wx = self._kernels(kx, sigma, apply).repeat_interleave(c, 0).view(n * c, 1, 1, kx)
+        wy = self._kernels(ky, sigma, apply).repeat_interleave(c, 0).view(n * c, 1, ky, 1)
+        y = F.pad(x.reshape(1, n * c, height, width), (kx // 2, kx // 2, ky // 2, ky // 2), mode="reflect")
+        y = F.conv2d(F.conv2d(y, wx, groups=n * c), wy, groups=n * c)
+        return y.view(n, c, height, width)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, sigma={self.sigma}, p={self.p}"
+
+
+class BatchedSolarize(nn.Module):
+    """With probability p per image: values >= threshold (in [0, 1]) become 1 - value."""
+
+    def __init__(self, threshold: float, p: float):
+        super().__init__()
+        self.threshold, self.p = threshold, p
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        apply = _per_sample(_coin(x.shape[0], self.p, generator, x.device))
+        return torch.where(apply & (x >= self.threshold), 1 - x, x)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, p={self.p}"
+
+
+class BatchedHorizontalFlip(nn.Module):
+    """With probability p per image: mirror left-right."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        return torch.where(_per_sample(_coin(x.shape[0], self.p, generator, x.device)), x.flip(-1), x)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class BatchedNormalize(nn.Module):
+    """(x - mean) / std per channel."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        return (x - x.new_tensor(self.mean).view(1, -1, 1, 1)) / x.new_tensor(self.std).view(1, -1, 1, 1)
+
+    def extra_repr(self):
+        return f"mean={self.mean}, std={self.std}"
+
+
+class BatchedView(nn.Sequential):
+    """One view's ops in order, each drawing its per-image parameters from `generator`:
+    (N, 3, H, W) float in [0, 1] -> (N, 3, S, S)."""
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        for op in self:
+            x = op(x, generator)
+        return x
+
+
+class BatchedMultiView(nn.Module):
+    """uint8 batch (N, 3, H, W) on any device -> list of `num_views` float tensors (N, 3, S, S).
+
+    Args:
+        recipe_params: one BatchedView (or list of ops) per distinct view; views cycle
+            through them, as in MultiViewTransform.
+        num_views: V.
+    """
+
+    def __init__(self, recipe_params, num_views: int):
+        super().__init__()
+        if num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {num_views}")
+        self.views = nn.ModuleList([v if isinstance(v, BatchedView) else BatchedView(*v) for v in recipe_params])
+        self.num_views = num_views
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, generator=None):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"expected a uint8 batch (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        x = images.float().div_(255)
+        return [self.views[i % len(self.views)](x, generator) for i in range(self.num_views)]
+
+
+def _convert(transform, p: float = 1.0):
+    """A torchvision v1 transform -> list of batched ops (ToTensor -> nothing)."""
+    if isinstance(transform, T.Compose):
+        return [op for t in transform.transforms for op in _convert(t, p)]
+    if isinstance(transform, T.RandomApply):
+        return [op for t in transform.transforms for op in _convert(t, p * transform.p)]
+    if isinstance(transform, T.ToTensor):
+        return []
+    if p != 1.0 and not isinstance(transform, (T.ColorJitter, T.GaussianBlur)):
+        raise ValueError(f"RandomApply around {type(transform).__name__} has no batched equivalent")
+    if isinstance(transform, T.RandomResizedCrop):
+        return [BatchedRandomResizedCrop(transform.size[0], transform.scale, transform.ratio)]
+    if isinstance(transform, T.ColorJitter):
+        return [BatchedColorJitter(transform.brightness, transform.contrast, transform.saturation, transform.hue, p)]
+    if isinstance(transform, T.RandomGrayscale):
+        return [BatchedGrayscale(transform.p)]
+    if isinstance(transform, T.GaussianBlur):
+        return [BatchedGaussianBlur(transform.kernel_size, transform.sigma, p)]
+    if isinstance(transform, T.RandomSolarize):  # the PIL recipes give the threshold in uint8 units
+        return [BatchedSolarize(transform.threshold / 255, transform.p)]
+    if isinstance(transform, T.RandomHorizontalFlip):
+        return [BatchedHorizontalFlip(transform.p)]
+    if isinstance(transform, T.Normalize):
+        return [BatchedNormalize(transform.mean, transform.std)]
+    raise ValueError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
+
+
+def batched_view(transform) -> BatchedView:
+    """The batched equivalent of one view of a TRANSFORM_REGISTRY recipe (a torchvision Compose
+    starting with RandomResizedCrop)."""
+    ops = _convert(transform)
+    if not ops or not isinstance(ops[0], BatchedRandomResizedCrop):
+        raise ValueError("a batched view must start with RandomResizedCrop (it fixes the output size)")
+    return BatchedView(*ops)
+
+
+def build_gpu_augmentation(cfg) -> BatchedMultiView:
+    """The recipe cfg.INPUT.AUGMENTATION with cfg.INPUT.NUM_VIEWS views, as a batched module."""
+    views = TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg)
+    return BatchedMultiView([batched_view(v) for v in views], cfg.INPUT.NUM_VIEWS)
+
+
+class UInt8ResizeCrop:
+    """PIL image or uint8 tensor (3, H, W) -> uint8 tensor (3, size, size): the short side
+    resized to `size` (bilinear, antialiased, uint8 throughout), then a centre crop.
+
+    Datasets decode with PIL; ``pil_to_tensor`` keeps its uint8 pixels (torchvision.io's
+    decoders are deprecated since torchvision 0.29 in favour of TorchCodec).
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            image = TF.pil_to_tensor(image.convert("RGB"))
+        if min(image.shape[-2:]) != self.size:
+            image = TF.resize(image, [self.size], antialias=True)
+        return TF.center_crop(image, [self.size, self.size])
+
+    def __repr__(self):
+        return f"UInt8ResizeCrop(size={self.size})"
+
+
+def build_uint8_transform(cfg) -> UInt8ResizeCrop:
+    """The loader-side transform of the batched path: fixed INPUT.TEST_RESIZE squares, uint8."""
+    return UInt8ResizeCrop(cfg.INPUT.TEST_RESIZE)
