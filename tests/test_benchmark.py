@@ -1,0 +1,74 @@
+"""tools/benchmark.py at toy size: it runs and reports every figure (timings are not asserted)."""
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+
+RATES = [
+    "data_images_per_s", "data_images_per_s_per_worker", "uint8_loader_images_per_s", "batched_aug_images_per_s",
+    "train_images_per_s", "bare_images_per_s", "train_step_s", "bare_step_s", "overhead_ratio", "overhead_ratio_mean",
+]
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(REPO_ROOT, "tools", "benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    yield module
+    torch.set_num_threads(threads)  # the runs below use --threads 1
+
+
+def _toy_args(shapes_root):
+    return [
+        "DATASETS.ROOT", shapes_root,
+        "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32", "DATASETS.SHAPES.IMAGE_SIZE", "32",
+        "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.PROJECTOR.OUT_DIM", "32",
+        "MODEL.PREDICTOR.HIDDEN_DIM", "64", "MODEL.PREDICTOR.OUT_DIM", "32", "MODEL.QUEUE.SIZE", "64",
+        "SOLVER.IMS_PER_BATCH", "16", "DATALOADER.NUM_WORKERS", "0",
+    ]
+
+
+@pytest.mark.parametrize("name,flags", [
+    ("mocov2_r18", []),
+    ("simclr_r18", []),
+    ("byol_r18", ["--amp", "--channels-last", "--grad-accum", "2"]),
+])
+def test_benchmark_writes_every_field(benchmark, shapes_root, tmp_path, capsys, name, flags):
+    output = tmp_path / "bench" / "result.json"
+    argv = ["--config-file", os.path.join(REPO_ROOT, f"configs/Shapes/{name}.yaml"), "--iters", "2", "--warmup", "1",
+            "--threads", "1", "--output", str(output), *flags, *_toy_args(shapes_root)]
+    returned = benchmark.main(argv)
+    with open(output) as f:
+        result = json.load(f)
+    assert result == json.loads(json.dumps(returned))
+    for key in RATES:
+        assert result[key] > 0, key
+    assert len(result["train_step_times_s"]) == len(result["bare_step_times_s"]) == 2
+    assert result["batch"] == 16 and result["image_size"] == 32 and result["num_views"] == 2
+    assert result["device"] == "cpu" and result["torch_version"] == torch.__version__
+    assert result["config"].endswith(f"{name}.yaml")
+    assert result["queue_size"] == (64 if name == "mocov2_r18" else 0)
+    if flags:
+        assert result["amp"] == "bfloat16" and result["channels_last"] and result["grad_accum_steps"] == 2
+    assert "overhead ratio" in capsys.readouterr().out
+
+
+def test_bare_loop_trains_like_the_trainer(benchmark, shapes_root, tmp_path):
+    """The bare loop is a real training step: it changes the weights and the EMA copy."""
+    args = benchmark.argument_parser().parse_args(
+        ["--config-file", os.path.join(REPO_ROOT, "configs/Shapes/byol_r18.yaml"), *_toy_args(shapes_root)])
+    cfg = benchmark.prepare_cfg(args)
+    views = [torch.randn(16, 3, 32, 32) for _ in range(2)]
+    bare = benchmark.BareLoop(cfg, [(views, torch.zeros(16, dtype=torch.long))], torch.device("cpu"))
+    before = {k: v.clone() for k, v in bare.model.state_dict().items()}
+    bare.step()
+    after = bare.model.state_dict()
+    for prefix in ("backbone.", "momentum_backbone."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
