@@ -38,7 +38,7 @@ def test_inference_sampler_covers_everything_once(monkeypatch):
     assert sorted(seen) == list(range(10))
 
 
-@pytest.mark.parametrize("recipe,views", [("MoCoV1", 2), ("MoCoV2", 2), ("SimCLR", 2), ("BYOL", 4)])
+@pytest.mark.parametrize("recipe,views", [("MoCoV1", 2), ("MoCoV2", 2), ("SimCLR", 2), ("BYOL", 4), ("Shapes", 2)])
 def test_multiview_recipes_make_distinct_views(recipe, views):
     cfg = get_cfg()
     cfg.INPUT.AUGMENTATION, cfg.INPUT.NUM_VIEWS, cfg.INPUT.CROP_SIZE = recipe, views, 32

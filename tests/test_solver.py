@@ -62,3 +62,19 @@ def test_unknown_optimizer():
     cfg.SOLVER.OPTIMIZER = "Adam"
     with pytest.raises(ValueError, match="SGD' or 'LARS"):
         build_optimizer(cfg, nn.Linear(2, 2))
+
+
+def test_epoch_schedule_becomes_iterations_and_max_iter_rescales_it():
+    from ssl_lab.engine import resolve_schedule
+
+    cfg = get_cfg()
+    cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.EPOCHS, cfg.SOLVER.WARMUP_EPOCHS = 100, 10, 1.0
+    cfg.SOLVER.STEP_EPOCHS = (6, 8)
+    full = resolve_schedule(cfg, num_images=1050)  # 10 iterations per epoch
+    assert (full.SOLVER.MAX_ITER, full.SOLVER.WARMUP_ITERS, tuple(full.SOLVER.STEPS)) == (100, 10, (60, 80))
+    cfg.SOLVER.MAX_ITER = 20  # e.g. from the command line: the same schedule, five times shorter
+    short = resolve_schedule(cfg, num_images=1050)
+    assert (short.SOLVER.MAX_ITER, short.SOLVER.WARMUP_ITERS, tuple(short.SOLVER.STEPS)) == (20, 2, (12, 16))
+    assert short.is_frozen()
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        resolve_schedule(cfg, num_images=50)

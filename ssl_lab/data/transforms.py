@@ -32,13 +32,13 @@ def _blur(size: int, p: float):
     return T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
 
 
-def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0):
+def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grayscale_p: float = 0.2,
+                right_angle_rotations: bool = False):
     size = cfg.INPUT.CROP_SIZE
-    ops = [
-        T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
-        T.RandomApply([T.ColorJitter(*jitter)], p=0.8),
-        T.RandomGrayscale(p=0.2),
-    ]
+    ops = [T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE))]
+    if right_angle_rotations:
+        ops.append(T.RandomChoice([T.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]))
+    ops += [T.RandomApply([T.ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=grayscale_p)]
     if blur_p > 0:
         ops.append(_blur(size, blur_p))
     if solarize_p > 0:
@@ -76,6 +76,14 @@ def BYOL(cfg):
     """Asymmetric views: blur p=1.0 / p=0.1, solarize p=0 / p=0.2; jitter (0.4, 0.4, 0.2, 0.1)."""
     jitter = (0.4, 0.4, 0.2, 0.1)
     return [_color_view(cfg, jitter, blur_p=1.0), _color_view(cfg, jitter, blur_p=0.1, solarize_p=0.2)]
+
+
+@TRANSFORM_REGISTRY.register()
+def Shapes(cfg):
+    """For the built-in Shapes data, where colour is the loudest instance cue: SimCLR's strong
+    jitter with hue 0.5, grayscale 0.5, and right-angle rotations, so that what two views of an
+    image share is mostly the shape."""
+    return [_color_view(cfg, (0.8, 0.8, 0.8, 0.5), blur_p=0.5, grayscale_p=0.5, right_angle_rotations=True)]
 
 
 @TRANSFORM_REGISTRY.register()
