@@ -4,12 +4,12 @@ from torch import nn
 from ..backbones import build_backbone
 from ..heads import build_predictor, build_projector
 from ..losses import build_loss
-from ..momentum import ema_update_, make_momentum_copy
+from ..momentum import MomentumEncoderMixin
 from .build import META_ARCH_REGISTRY
 
 
 @META_ARCH_REGISTRY.register()
-class BYOL(nn.Module):
+class BYOL(MomentumEncoderMixin, nn.Module):
     """BYOL: online backbone -> projector -> predictor regresses the EMA target's projection.
 
     The loss is symmetrized: view 1 predicts view 2's target and vice versa.
@@ -20,8 +20,7 @@ class BYOL(nn.Module):
         self.backbone = backbone
         self.projector = projector
         self.predictor = predictor
-        self.momentum_backbone = make_momentum_copy(backbone)
-        self.momentum_projector = make_momentum_copy(projector)
+        self.init_momentum_encoder()
         self.loss = loss
 
     @classmethod
@@ -31,14 +30,9 @@ class BYOL(nn.Module):
         return cls(backbone=backbone, projector=projector, predictor=build_predictor(cfg, projector.out_dim),
                    loss=build_loss(cfg))
 
-    @torch.no_grad()
-    def momentum_update(self, momentum: float) -> None:
-        ema_update_(self.momentum_backbone, self.backbone, momentum)
-        ema_update_(self.momentum_projector, self.projector, momentum)
-
     def forward(self, views):
         images = torch.cat(views[:2])
         p1, p2 = self.predictor(self.projector(self.backbone(images))).chunk(2)
         with torch.no_grad():
-            z1, z2 = self.momentum_projector(self.momentum_backbone(images)).chunk(2)
+            z1, z2 = self.momentum_embed(images).chunk(2)
         return {"loss_byol": self.loss(p1, z2) + self.loss(p2, z1)}

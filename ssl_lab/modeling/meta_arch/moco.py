@@ -7,14 +7,14 @@ from ssl_lab.layers import batch_shuffle, batch_unshuffle
 from ..backbones import build_backbone
 from ..heads import build_projector
 from ..losses import build_loss
-from ..momentum import ema_update_, make_momentum_copy
+from ..momentum import MomentumEncoderMixin
 from ..queues import build_queue
 from ..samplers import build_negative_sampler
 from .build import META_ARCH_REGISTRY
 
 
 @META_ARCH_REGISTRY.register()
-class MoCo(nn.Module):
+class MoCo(MomentumEncoderMixin, nn.Module):
     """MoCo v1/v2 (the head, temperature and augmentation differ by config).
 
     Query q = normalize(g(f(view 1))); key k = normalize(g_k(f_k(view 2))) from the
@@ -28,8 +28,7 @@ class MoCo(nn.Module):
             raise ValueError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
         self.backbone = backbone
         self.projector = projector
-        self.momentum_backbone = make_momentum_copy(backbone)
-        self.momentum_projector = make_momentum_copy(projector)
+        self.init_momentum_encoder()
         self.queue = queue
         self.loss = loss
         self.negative_sampler = negative_sampler
@@ -44,16 +43,11 @@ class MoCo(nn.Module):
                    shuffle_bn=cfg.MODEL.MOCO.SHUFFLE_BN)
 
     @torch.no_grad()
-    def momentum_update(self, momentum: float) -> None:
-        ema_update_(self.momentum_backbone, self.backbone, momentum)
-        ema_update_(self.momentum_projector, self.projector, momentum)
-
-    @torch.no_grad()
     def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, D) normalized keys from the momentum encoder."""
         if self.shuffle_bn:
             images, idx_unshuffle = batch_shuffle(images)
-        keys = F.normalize(self.momentum_projector(self.momentum_backbone(images)), dim=1)
+        keys = F.normalize(self.momentum_embed(images), dim=1)
         return batch_unshuffle(keys, idx_unshuffle) if self.shuffle_bn else keys
 
     def forward(self, views):
