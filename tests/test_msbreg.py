@@ -14,7 +14,8 @@ from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import BYOL
 from ssl_lab.utils.events import EventStorage
 
-PROJECT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "projects", "MSBReg")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.join(ROOT, "projects", "MSBReg")
 sys.path.insert(0, PROJECT)
 
 from msbreg import (BrownianDiffusiveLoss, add_msbreg_config, brownian_diffusive_loss, collapse_stats,  # noqa: E402
@@ -114,6 +115,10 @@ def test_brownian_directions_depend_only_on_seed_iteration_rank():
     p = torch.randn(2, 32, 8)
     with EventStorage(5):  # inside a step, the iteration comes from the event storage
         torch.testing.assert_close(loss(p), brownian_diffusive_loss(p, a))
+        second = loss.directions(32, 8, iteration=5, draw=1)  # a second micro-batch: fresh directions
+        assert (a - second).abs().max() > 0.1
+        torch.testing.assert_close(loss(p), brownian_diffusive_loss(p, second))
+        torch.testing.assert_close(BrownianDiffusiveLoss(seed=7)(p), brownian_diffusive_loss(p, a))  # resumed
 
 
 # ---------------------------------------------------------------- models
@@ -220,8 +225,8 @@ def test_ablation_grid_is_generated_and_complete():
 
 # ---------------------------------------------------------------- Shapes run
 def shapes_run(root, output_dir, singular_weight, brownian_weight):
-    """A tiny run through projects/MSBReg/train_net.py; {metric: latest value}."""
-    train_net = load_script("msbreg_train_net", os.path.join(PROJECT, "train_net.py"))
+    """A tiny run through the core's tools/train_net.py; {metric: latest value}."""
+    train_net = load_script("train_net", os.path.join(ROOT, "tools", "train_net.py"))
     args = default_argument_parser().parse_args([
         "--config-file", os.path.join(PROJECT, "configs", "shapes_r18_k4.yaml"),
         "DATASETS.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", "128", "DATASETS.SHAPES.NUM_VAL", "64",

@@ -1,8 +1,7 @@
-"""Collapse monitor: spread and effective rank of normalized embeddings, in training and in the kNN eval."""
+"""Collapse statistics of normalized embeddings, and their monitor on the training embeddings."""
 import torch
 import torch.nn.functional as F
 
-from ssl_lab.evaluation import KNNEvaluator, extract_features
 from ssl_lab.utils.events import get_event_storage
 
 
@@ -36,17 +35,3 @@ class CollapseMonitor:
             stats = collapse_stats(embeddings.detach())
             storage.put_scalars(smoothing_hint=False, **{f"collapse/embedding_{k}": v for k, v in stats.items()})
 
-
-class CollapseKNNEvaluator:
-    """A KNNEvaluator whose results also hold collapse/backbone_* stats of the query split's features."""
-
-    def __init__(self, knn: KNNEvaluator):
-        self.knn = knn
-
-    def evaluate(self, model) -> dict:
-        """kNN results and collapse stats of `model.backbone` (or of `model` if it has none)."""
-        results = self.knn.evaluate(model)
-        backbone = getattr(model, "backbone", model)
-        features, _ = extract_features(backbone, self.knn.query_loader, next(backbone.parameters()).device)
-        results.update({f"collapse/backbone_{k}": v for k, v in collapse_stats(features).items()})
-        return results

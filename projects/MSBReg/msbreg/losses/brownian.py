@@ -27,31 +27,37 @@ def random_directions(num: int, dim: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(num, dim, generator=generator), dim=-1)
 
 
-def direction_seed(base_seed: int, iteration: int, rank: int) -> int:
-    """A well-mixed seed for one (run seed, iteration, rank): resuming a run redraws the same directions."""
-    return int(np.random.SeedSequence([base_seed, iteration, rank]).generate_state(1)[0])
+def direction_seed(base_seed: int, iteration: int, rank: int, draw: int = 0) -> int:
+    """A well-mixed seed for one (run seed, iteration, rank, draw within the iteration):
+    resuming a run redraws the same directions."""
+    return int(np.random.SeedSequence([base_seed, iteration, rank, draw]).generate_state(1)[0])
 
 
 @LOSS_REGISTRY.register()
 class BrownianDiffusiveLoss(nn.Module):
     """Local dispersion without other particles: (K, N, D) -> scalar.
 
-    The directions of a step depend only on (seed, iteration, rank); the iteration is
-    read from the event storage, so call it inside a training step.
+    The directions depend only on (seed, iteration, rank, draw): the iteration is read from
+    the event storage, so call it inside a training step; `draw` counts the calls within the
+    iteration (micro-batches of gradient accumulation), so each gets fresh directions.
     """
 
     def __init__(self, seed: int):
         super().__init__()
         self.seed = seed
+        self._iteration, self._draw = None, 0  # the iteration of the last call, and its draw
 
     @classmethod
     def from_config(cls, cfg):
         return cls(seed=max(cfg.SEED, 0))  # as the train loader: a negative SEED means 0
 
-    def directions(self, num: int, dim: int, iteration: int) -> torch.Tensor:
-        """(num, dim) unit directions of `iteration` on this rank."""
-        return random_directions(num, dim, direction_seed(self.seed, iteration, comm.get_rank()))
+    def directions(self, num: int, dim: int, iteration: int, draw: int = 0) -> torch.Tensor:
+        """(num, dim) unit directions of the `draw`-th call at `iteration` on this rank."""
+        return random_directions(num, dim, direction_seed(self.seed, iteration, comm.get_rank(), draw))
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        directions = self.directions(p.shape[1], p.shape[2], get_event_storage().iter)
+        iteration = get_event_storage().iter
+        self._draw = self._draw + 1 if iteration == self._iteration else 0
+        self._iteration = iteration
+        directions = self.directions(p.shape[1], p.shape[2], iteration, self._draw)
         return brownian_diffusive_loss(p, directions.to(p.device))
