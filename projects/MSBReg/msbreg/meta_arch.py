@@ -35,8 +35,7 @@ class MSBReg(BYOL):
         shape = (len(views), views[0].shape[0])
         images = torch.cat(views)
         p = self.predictor(self.projector(self.backbone(images)))
-        with torch.no_grad():
-            z = self.momentum_projector(self.momentum_backbone(images))
+        z = self.momentum_embed(images)
         self.monitor(p)
         p = p.unflatten(0, shape)
         return {"loss_centroid": self.loss(p, z.unflatten(0, shape)), **self.regularizers(p)}
