@@ -138,6 +138,7 @@ def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tm
     cfg = tiny_cfg("configs/Shapes/linear_eval_r18.yaml", "SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()",
                    "OUTPUT_DIR", str(tmp_path / "lin"),
                    "MODEL.WEIGHTS", str(tmp_path / "pre" / "model_final.pth"))
+    assert (cfg.INPUT.AUGMENTATION, cfg.INPUT.NUM_VIEWS) == ("LinearEval", 1)
     trainer = DefaultTrainer(cfg)
     fc_before = trainer.model.fc.weight.clone()
     trainer.resume_or_load(resume=False)
