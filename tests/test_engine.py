@@ -189,3 +189,22 @@ def test_speed_options_train(tiny_cfg):
     trainer.train()
     assert trainer.model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert trainer.train_dataset is not None and len(trainer.storage.history("total_loss").values) == 2
+
+
+def test_json_writer_keeps_every_iteration_between_writes(tmp_path):
+    import json
+
+    from ssl_lab.utils.events import EventStorage, JSONWriter
+
+    path = tmp_path / "metrics.json"
+    writer = JSONWriter(str(path))
+    with EventStorage() as storage:
+        storage.put_scalar("knn/top1", 30.0)  # iteration 0
+        storage.iter = 5
+        storage.put_scalar("knn/top1", 60.0)
+        storage.put_scalar("total_loss", 1.5)
+        writer.write()
+        writer.write()  # nothing new: nothing repeated
+    writer.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records == [{"iteration": 0, "knn/top1": 30.0}, {"iteration": 5, "knn/top1": 60.0, "total_loss": 1.5}]

@@ -68,6 +68,15 @@ class EventStorage:
     def latest(self) -> dict:
         return dict(self._latest)
 
+    def values_since(self, iteration: int):
+        """{iteration: {name: value}} of everything put after `iteration` (still in the history)."""
+        by_iter = defaultdict(dict)
+        for name, history in self._history.items():
+            for value, it in history.values:
+                if it > iteration:
+                    by_iter[it][name] = value
+        return by_iter
+
     def smoothed(self, name: str, window: int = 20) -> float:
         """Median of the last `window` values if the scalar was put with smoothing_hint, else the latest."""
         history = self.history(name)
@@ -102,11 +111,7 @@ class JSONWriter(EventWriter):
         self._last_written = -1
 
     def write(self):
-        storage = get_event_storage()
-        by_iter = defaultdict(dict)
-        for name, (value, it) in storage.latest().items():
-            if it > self._last_written:
-                by_iter[it][name] = value
+        by_iter = get_event_storage().values_since(self._last_written)
         for it in sorted(by_iter):
             self._file.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n")
         if by_iter:
@@ -128,13 +133,12 @@ class TensorboardWriter(EventWriter):
         self._last_written = -1
 
     def write(self):
-        storage = get_event_storage()
-        newest = self._last_written
-        for name, (value, it) in storage.latest().items():
-            if it > self._last_written:
+        by_iter = get_event_storage().values_since(self._last_written)
+        for it in sorted(by_iter):
+            for name, value in by_iter[it].items():
                 self._writer.add_scalar(name, value, it)
-                newest = max(newest, it)
-        self._last_written = newest
+        if by_iter:
+            self._last_written = max(by_iter)
         self._writer.flush()
 
     def close(self):
