@@ -51,6 +51,8 @@ def test_benchmark_writes_every_field(benchmark, shapes_root, tmp_path, capsys, 
     for key in RATES:
         assert result[key] > 0, key
     assert len(result["train_step_times_s"]) == len(result["bare_step_times_s"]) == 2
+    low, high = result["overhead_ratio_quartiles"]
+    assert 0 < low <= high
     assert result["batch"] == 16 and result["image_size"] == 32 and result["num_views"] == 2
     assert result["device"] == "cpu" and result["torch_version"] == torch.__version__
     assert result["config"].endswith(f"{name}.yaml")

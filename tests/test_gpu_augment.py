@@ -17,6 +17,7 @@ from ssl_lab.data.gpu_augment import (
     BatchedMultiView,
     BatchedNormalize,
     BatchedRandomResizedCrop,
+    BatchedRightAngleRotation,
     BatchedSolarize,
     UInt8ResizeCrop,
     batched_view,
@@ -26,13 +27,14 @@ from ssl_lab.data.gpu_augment import (
 
 from conftest import REPO_ROOT, tiny_overrides
 
-RECIPES = ["MoCoV1", "MoCoV2", "SimCLR", "BYOL", "LinearEval"]
+RECIPES = ["MoCoV1", "MoCoV2", "SimCLR", "BYOL", "Shapes", "LinearEval"]
 
 
-def _cfg(name="mocov2_r18", *extra):
+def _cfg(recipe="MoCoV2", *extra):
+    """The Shapes MoCo v2 config with the augmentation `recipe`."""
     cfg = get_cfg()
-    cfg.merge_from_file(os.path.join(REPO_ROOT, f"configs/Shapes/{name}.yaml"))
-    cfg.merge_from_list(list(extra))
+    cfg.merge_from_file(os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"))
+    cfg.merge_from_list(["INPUT.AUGMENTATION", recipe, *extra])
     return cfg
 
 
@@ -55,7 +57,7 @@ def _pil_batch(transform, images):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipes_give_views_of_the_crop_size(recipe):
-    cfg = _cfg("mocov2_r18", "INPUT.AUGMENTATION", recipe, "INPUT.CROP_SIZE", "24", "INPUT.NUM_VIEWS", "3")
+    cfg = _cfg(recipe, "INPUT.CROP_SIZE", "24", "INPUT.NUM_VIEWS", "3")
     views = build_gpu_augmentation(cfg)(_images(h=40, w=48), _gen())
     assert len(views) == 3
     for v in views:
@@ -63,7 +65,7 @@ def test_recipes_give_views_of_the_crop_size(recipe):
 
 
 def test_views_cycle_through_the_recipe_and_byol_views_differ():
-    aug = build_gpu_augmentation(_cfg("byol_r18"))
+    aug = build_gpu_augmentation(_cfg("BYOL"))
     assert len(aug.views) == 2
     assert any(isinstance(op, BatchedSolarize) for op in aug.views[1])
     assert not any(isinstance(op, BatchedSolarize) for op in aug.views[0])
@@ -82,7 +84,7 @@ def test_rejects_float_input_and_unknown_transforms():
 
 
 def test_seeded_generator_is_deterministic():
-    aug = build_gpu_augmentation(_cfg("simclr_r18"))
+    aug = build_gpu_augmentation(_cfg("SimCLR"))
     images = _images()
     first, again, other = aug(images, _gen(1)), aug(images, _gen(1)), aug(images, _gen(2))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
@@ -91,7 +93,7 @@ def test_seeded_generator_is_deterministic():
 
 
 def test_parameters_differ_per_sample():
-    aug = build_gpu_augmentation(_cfg("simclr_r18"))
+    aug = build_gpu_augmentation(_cfg("SimCLR"))
     same_image = _images(n=1).expand(16, -1, -1, -1).contiguous()
     view = aug(same_image, _gen())[0]
     assert len({tuple(v.flatten()[:64].tolist()) for v in view}) == 16
@@ -146,6 +148,22 @@ def test_flip_flips():
     is_flipped = torch.tensor([torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)])
     is_kept = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x)])
     assert (is_flipped ^ is_kept).all() and 0 < is_flipped.sum() < 64
+
+
+def test_right_angle_rotations_match_pil_and_are_uniform():
+    images = _images(h=16, w=16)
+    for angle in (90, 180, 270):
+        ours = BatchedRightAngleRotation([angle])(images.float() / 255, _gen())
+        pil = _pil_batch(T.Compose([T.RandomRotation((angle, angle)), T.ToTensor()]), images)
+        torch.testing.assert_close(ours, pil, atol=1e-6, rtol=0)
+    shapes_recipe = build_gpu_augmentation(_cfg("Shapes")).views[0]
+    rotation = next(op for op in shapes_recipe if isinstance(op, BatchedRightAngleRotation))
+    assert rotation.angles == (0, 90, 180, 270)
+    x = torch.arange(4.0).view(1, 1, 2, 2).expand(4000, 3, 2, 2)
+    counts = torch.stack([(rotation(x, _gen()) == torch.rot90(x, k, (-2, -1))).flatten(1).all(1) for k in range(4)])
+    assert (counts.sum(0) == 1).all() and ((counts.float().mean(1) - 0.25).abs() < 0.03).all()
+    with pytest.raises(ValueError, match="square"):
+        rotation(torch.rand(2, 3, 4, 6))
 
 
 def test_grayscale_gives_equal_channels_matching_pil():
@@ -210,7 +228,7 @@ def test_normalization_statistics():
     torch.testing.assert_close(out, T.Normalize(mean, std)(x))
     constant = torch.tensor(mean).view(1, 3, 1, 1).expand(4, 3, 8, 8)
     torch.testing.assert_close(BatchedNormalize(mean, std)(constant), torch.zeros(4, 3, 8, 8), atol=1e-6, rtol=0)
-    views = build_gpu_augmentation(_cfg("mocov2_r18", "INPUT.CROP_SIZE", "16"))(_images(n=64), _gen())
+    views = build_gpu_augmentation(_cfg("MoCoV2", "INPUT.CROP_SIZE", "16"))(_images(n=64), _gen())
     per_channel = views[0].transpose(0, 1).flatten(1)
     # uniform noise (mean 0.5, std 0.29) after jitter: normalized means near (0.5 - mean) / std, spread near 1
     assert ((per_channel.mean(1) - (0.5 - torch.tensor(mean)) / torch.tensor(std)).abs() < 0.5).all()
@@ -234,3 +252,21 @@ def test_uint8_loader_feeds_the_batched_path(shapes_root, tmp_path):
     assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32) and labels.shape == (16,)
     views = build_gpu_augmentation(cfg)(images, _gen())
     assert [v.shape for v in views] == [(16, 3, 32, 32)] * 2
+
+
+@pytest.mark.skipif(not hasattr(get_cfg().INPUT, "GPU_AUGMENTATION"), reason="not wired into the trainer")
+def test_trainer_makes_the_views_on_the_device(tiny_cfg):
+    from ssl_lab.engine import DefaultTrainer
+
+    cfg = tiny_cfg("configs/Shapes/byol_r18.yaml", "INPUT.GPU_AUGMENTATION", "True", "SOLVER.MAX_ITER", "2")
+    trainer = DefaultTrainer(cfg)
+    trainer.train()
+    assert trainer.train_dataset[0][0].dtype == torch.uint8
+    step = trainer._trainer
+    images, labels = next(iter(build_train_loader(trainer.cfg, trainer.train_dataset)))
+    views = []
+    for iteration in (1, 1, 2):  # the views depend on the iteration only: a resumed run sees the same ones
+        step.iter, step._data_iter = iteration, iter([(images, labels)])
+        views.append(step._load_batch()[0]["views"])
+    assert [v.shape for v in views[0]] == [(16, 3, 32, 32)] * 2
+    assert torch.equal(views[0][0], views[1][0]) and not torch.equal(views[0][0], views[2][0])

@@ -110,6 +110,14 @@ class BareLoop:
             self.model.momentum_update(self.momentum)
 
 
+def _quartiles(values):
+    """[first, third] quartile ([v, v] for a single value)."""
+    if len(values) == 1:
+        return [values[0], values[0]]
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
+
+
 def ssl_lab_step(trainer: DefaultTrainer) -> None:
     """One iteration exactly as TrainerBase.train runs it."""
     trainer.before_step()
@@ -183,6 +191,7 @@ def run(cfg, args) -> dict:
 
     batch = cfg.SOLVER.IMS_PER_BATCH
     ssl_step, bare_step = statistics.median(ssl_times), statistics.median(bare_times)
+    pair_ratios = [a / b for a, b in zip(ssl_times, bare_times)]
     return {
         "config": args.config_file,
         "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
@@ -211,6 +220,8 @@ def run(cfg, args) -> dict:
         "bare_images_per_s": batch / bare_step,
         "overhead_ratio": ssl_step / bare_step,
         "overhead_ratio_mean": statistics.fmean(ssl_times) / statistics.fmean(bare_times),
+        # spread of the ratio: quartiles of the per-pair ratios (adjacent A, B steps)
+        "overhead_ratio_quartiles": _quartiles(pair_ratios),
         "train_step_times_s": ssl_times,
         "bare_step_times_s": bare_times,
     }
@@ -230,6 +241,7 @@ def print_table(result: dict) -> None:
         ("ssl_lab step img/s (median)", f"{result['train_images_per_s']:.1f}"),
         ("bare PyTorch img/s (median)", f"{result['bare_images_per_s']:.1f}"),
         ("overhead ratio (median / mean)", f"{result['overhead_ratio']:.3f} / {result['overhead_ratio_mean']:.3f}"),
+        ("per-pair ratio quartiles", " - ".join(f"{q:.3f}" for q in result["overhead_ratio_quartiles"])),
     ]
     print(tabulate(rows, tablefmt="github"))
 

@@ -11,6 +11,8 @@ fixed-size uint8 image (not the original file), resampled with ``roi_align``
 (bilinear, averaging ``ceil(crop / output)`` samples per output pixel instead of
 PIL's antialiasing filter); colour jitter applies brightness, contrast,
 saturation, hue in this fixed order (torchvision draws a random order per image);
+right-angle rotations (a RandomChoice of fixed RandomRotations) are drawn from the
+generator, where torchvision's RandomChoice draws from Python's `random`;
 intermediate results stay float instead of being rounded to uint8 after each op.
 """
 import math
@@ -27,8 +29,8 @@ from .transforms import TRANSFORM_REGISTRY
 
 __all__ = [
     "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur",
-    "BatchedSolarize", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView", "BatchedMultiView",
-    "batched_view", "build_gpu_augmentation", "UInt8ResizeCrop", "build_uint8_transform",
+    "BatchedSolarize", "BatchedRightAngleRotation", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView",
+    "BatchedMultiView", "batched_view", "build_gpu_augmentation", "UInt8ResizeCrop", "build_uint8_transform",
 ]
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
@@ -218,6 +220,33 @@ class BatchedSolarize(nn.Module):
         return f"threshold={self.threshold}, p={self.p}"
 
 
+class BatchedRightAngleRotation(nn.Module):
+    """Per image, a counter-clockwise rotation by one of `angles` (multiples of 90 degrees) drawn
+    with weights `p` (uniform if None); the images must be square."""
+
+    def __init__(self, angles, p=None):
+        super().__init__()
+        if any(a % 90 for a in angles):
+            raise ValueError(f"BatchedRightAngleRotation takes multiples of 90 degrees, got {angles}")
+        self.angles = tuple(angles)
+        weights = p if p is not None else [1.0] * len(angles)
+        self.p = tuple(w / sum(weights) for w in weights)
+
+    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"right-angle rotations need square images, got {tuple(x.shape[-2:])}")
+        cumulative = torch.tensor(self.p).cumsum(0)
+        choice = torch.searchsorted(cumulative, _rand(x.shape[0], generator, "cpu"), right=True)
+        quarter = (torch.tensor(self.angles)[choice.clamp_(max=len(self.p) - 1)] // 90 % 4).to(x.device)
+        out = x
+        for k in sorted({a // 90 % 4 for a in self.angles} - {0}):
+            out = torch.where(_per_sample(quarter == k), torch.rot90(x, k, (-2, -1)), out)
+        return out
+
+    def extra_repr(self):
+        return f"angles={self.angles}, p={self.p}"
+
+
 class BatchedHorizontalFlip(nn.Module):
     """With probability p per image: mirror left-right."""
 
@@ -280,6 +309,13 @@ class BatchedMultiView(nn.Module):
         return [self.views[i % len(self.views)](x, generator) for i in range(self.num_views)]
 
 
+def _right_angles(choice: T.RandomChoice):
+    """The angles of a RandomChoice of fixed right-angle RandomRotations, else None."""
+    rotations = [t for t in choice.transforms if isinstance(t, T.RandomRotation) and not t.expand
+                 and t.center is None and t.degrees[0] == t.degrees[1] and t.degrees[0] % 90 == 0]
+    return [int(t.degrees[0]) for t in rotations] if len(rotations) == len(choice.transforms) else None
+
+
 def _convert(transform, p: float = 1.0):
     """A torchvision v1 transform -> list of batched ops (ToTensor -> nothing)."""
     if isinstance(transform, T.Compose):
@@ -302,6 +338,8 @@ def _convert(transform, p: float = 1.0):
         return [BatchedSolarize(transform.threshold / 255, transform.p)]
     if isinstance(transform, T.RandomHorizontalFlip):
         return [BatchedHorizontalFlip(transform.p)]
+    if isinstance(transform, T.RandomChoice) and _right_angles(transform) is not None:
+        return [BatchedRightAngleRotation(_right_angles(transform), transform.p)]
     if isinstance(transform, T.Normalize):
         return [BatchedNormalize(transform.mean, transform.std)]
     raise ValueError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
