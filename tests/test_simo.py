@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from ssl_lab.config import import_project
-from ssl_lab.engine import DefaultTrainer, setup_cfg
+from ssl_lab.engine import DefaultTrainer, HookBase, setup_cfg
 from ssl_lab.engine.launch import find_free_port
 from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling import build_model
@@ -124,9 +124,19 @@ def _params(module):
     return torch.cat([p.detach().flatten() for p in module.parameters()])
 
 
+class _RecordQueryEncoder(HookBase):
+    """Keeps the query backbone's parameters after every step (after the EMA hook)."""
+
+    def __init__(self):
+        self.steps = []
+
+    def after_step(self):
+        self.steps.append(_params(self.trainer.model.backbone))
+
+
 @pytest.fixture(scope="module")
 def simo_run(shapes_root, tmp_path_factory):
-    """shapes_r18 at toy size, 3 steps with the real trainer: (trainer, backbone parameters at init)."""
+    """shapes_r18 at toy size, 3 steps with the real trainer: (trainer, backbone at init, recorder)."""
     out = str(tmp_path_factory.mktemp("simo"))
     cfg = simo_cfg("shapes_r18.yaml", *tiny_overrides(shapes_root, out), "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "8",
                    "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATASETS.TEST", "()")
@@ -134,13 +144,15 @@ def simo_run(shapes_root, tmp_path_factory):
     trainer = DefaultTrainer(cfg)
     initial = _params(trainer.model.backbone)
     assert torch.equal(initial, _params(trainer.model.momentum_backbone))
+    recorder = _RecordQueryEncoder()
+    trainer.register_hooks([recorder])
     trainer.resume_or_load(resume=False)
     trainer.train()
-    return trainer, initial
+    return trainer, initial, recorder.steps
 
 
 def test_simo_trains_with_default_trainer(simo_run):
-    trainer, initial = simo_run
+    trainer, initial, query_steps = simo_run
     model = trainer.model
     assert isinstance(model, simo.SiMo)
     with open(os.path.join(trainer.cfg.OUTPUT_DIR, "metrics.json")) as f:
@@ -148,14 +160,18 @@ def test_simo_trains_with_default_trainer(simo_run):
     losses = [(r["iteration"], r["loss_contrastive"]) for r in records if "loss_contrastive" in r]
     assert [it for it, _ in losses] == [0, 1, 2]
     assert all(0 < loss < 100 for _, loss in losses)
-    query_step = (_params(model.backbone) - initial).norm()
-    key_step = (_params(model.momentum_backbone) - initial).norm()
-    # The key encoder follows with momentum 0.999: it moves, by about 0.001 of the query's steps.
-    assert query_step > 0 and 0 < key_step < 0.005 * query_step
+    # The key encoder is the EMA of the query encoder after each optimizer step, from the same init.
+    momentum = trainer.cfg.MODEL.MOMENTUM.BASE
+    expected = initial
+    for query in query_steps:
+        expected = momentum * expected + (1 - momentum) * query
+    assert len(query_steps) == 3 and not torch.equal(query_steps[-1], initial)
+    torch.testing.assert_close(_params(model.momentum_backbone), expected, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(_params(model.momentum_backbone), initial)
 
 
 def test_linear_eval_of_a_simo_checkpoint_keeps_backbone_and_bn_stats(simo_run, shapes_root, tmp_path):
-    pretrain, _ = simo_run
+    pretrain = simo_run[0]
     pretrained = {k: v.clone() for k, v in pretrain.model.backbone.state_dict().items()}
     cfg = simo_cfg("shapes_r18_lincls.yaml", *tiny_overrides(shapes_root, str(tmp_path)), "SOLVER.MAX_ITER", "3",
                    "SOLVER.STEPS", "()", "MODEL.WEIGHTS", os.path.join(pretrain.cfg.OUTPUT_DIR, "model_final.pth"))
