@@ -6,6 +6,9 @@ import os
 import pytest
 import torch
 
+from ssl_lab.modeling import build_model
+from ssl_lab.solver import build_optimizer
+
 from conftest import REPO_ROOT
 
 RATES = [
@@ -68,7 +71,9 @@ def test_bare_loop_trains_like_the_trainer(benchmark, shapes_root, tmp_path):
         ["--config-file", os.path.join(REPO_ROOT, "configs/Shapes/byol_r18.yaml"), *_toy_args(shapes_root)])
     cfg = benchmark.prepare_cfg(args)
     views = [torch.randn(16, 3, 32, 32) for _ in range(2)]
-    bare = benchmark.BareLoop(cfg, [(views, torch.zeros(16, dtype=torch.long))], torch.device("cpu"))
+    model = build_model(cfg)
+    bare = benchmark.BareLoop(cfg, model, build_optimizer(cfg, model), [(views, torch.zeros(16, dtype=torch.long))],
+                              torch.device("cpu"))
     before = {k: v.clone() for k, v in bare.model.state_dict().items()}
     bare.step()
     after = bare.model.state_dict()
