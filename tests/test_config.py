@@ -87,5 +87,7 @@ def test_imports_load_a_project_package_and_its_config_keys(tmp_path):
     (tmp_path / "cfg.yaml").write_text(f"IMPORTS: ['{package}']\nMYPROJ:\n  ALPHA: 2.5\n")
     cfg = setup_cfg(Namespace(config_file=str(tmp_path / "cfg.yaml"), opts=[]))
     assert cfg.MYPROJ.ALPHA == 2.5 and "MyProjLoss" in LOSS_REGISTRY
+    (tmp_path / "tuple.yaml").write_text(f"IMPORTS: (\"{package}\",)\n")  # the Python-literal form
+    assert setup_cfg(Namespace(config_file=str(tmp_path / "tuple.yaml"), opts=[])).MYPROJ.ALPHA == 1.0
     with pytest.raises(ConfigError, match="not a Python package"):
         setup_cfg(Namespace(config_file="", opts=["IMPORTS", "('does/not/exist',)"]))

@@ -35,15 +35,21 @@ def import_project(path: str):
     return module
 
 
+def _as_list(value) -> list:
+    """A YAML list, a Python-literal tuple/list string ("('a', 'b')") or one path -> list of paths."""
+    if isinstance(value, str):
+        value = CfgNode._decode_cfg_value(value)
+    return [value] if isinstance(value, str) else list(value)
+
+
 def imports_of(config_file: str, opts) -> list:
     """IMPORTS named in `config_file` (with its _BASE_ chain) and in the KEY VALUE `opts`."""
     imports = []
     if config_file and os.path.isfile(config_file):
-        imports += list(CfgNode.load_yaml_with_base(config_file).get("IMPORTS", []))
+        imports += _as_list(CfgNode.load_yaml_with_base(config_file).get("IMPORTS", []))
     for key, value in zip(opts[0::2], opts[1::2]):
         if key == "IMPORTS":
-            parsed = CfgNode._decode_cfg_value(value)
-            imports += [parsed] if isinstance(parsed, str) else list(parsed)
+            imports += _as_list(value)
     return imports
 
 

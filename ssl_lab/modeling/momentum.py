@@ -3,7 +3,10 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from ssl_lab.layers import batch_shuffle, batch_unshuffle
 
 
 def make_momentum_copy(module: nn.Module) -> nn.Module:
@@ -49,3 +52,12 @@ class MomentumEncoderMixin:
     def momentum_embed(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, D) projections of the momentum encoder (not normalized)."""
         return self.momentum_projector(self.momentum_backbone(images))
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor, shuffle_bn: bool = False) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, D) normalized keys; `shuffle_bn` shuffles the batch across ranks
+        for the momentum encoder's BN and restores the order after (MoCo's shuffle-BN)."""
+        idx_unshuffle = None
+        if shuffle_bn:
+            images, idx_unshuffle = batch_shuffle(images)
+        return batch_unshuffle(F.normalize(self.momentum_embed(images), dim=1), idx_unshuffle)

@@ -3,9 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.layers import batch_shuffle, batch_unshuffle
 from ssl_lab.modeling import META_ARCH_REGISTRY, build_backbone, build_loss, build_negative_sampler, build_projector
-from ssl_lab.modeling.momentum import ema_update_, make_momentum_copy
+from ssl_lab.modeling.momentum import MomentumEncoderMixin
 from ssl_lab.utils import comm
 
 
@@ -26,7 +25,7 @@ def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class SiMo(nn.Module):
+class SiMo(MomentumEncoderMixin, nn.Module):
     """SiMo: MoCo v2 whose negatives are the other keys of the current global batch (no queue).
 
     q = normalize(g(f(view 1))); k = normalize(g_k(f_k(view 2))), f_k and g_k the momentum (EMA)
@@ -41,8 +40,7 @@ class SiMo(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.projector = projector
-        self.momentum_backbone = make_momentum_copy(backbone)
-        self.momentum_projector = make_momentum_copy(projector)
+        self.init_momentum_encoder()
         self.loss = loss
         self.negative_sampler = negative_sampler
         self.shuffle_bn = shuffle_bn
@@ -62,25 +60,10 @@ class SiMo(nn.Module):
         return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
                    negative_sampler=build_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
 
-    @torch.no_grad()
-    def momentum_update(self, momentum: float) -> None:
-        """Key encoder <- momentum * key encoder + (1 - momentum) * query encoder, parameters only."""
-        ema_update_(self.momentum_backbone, self.backbone, momentum)
-        ema_update_(self.momentum_projector, self.projector, momentum)
-
-    @torch.no_grad()
-    def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, D) normalized keys from the momentum encoder."""
-        idx_unshuffle = None
-        if self.shuffle_bn:
-            images, idx_unshuffle = batch_shuffle(images)
-        keys = F.normalize(self.momentum_projector(self.momentum_backbone(images)), dim=1)
-        return batch_unshuffle(keys, idx_unshuffle)
-
     def forward(self, views):
         """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""
         q = F.normalize(self.projector(self.backbone(views[0])), dim=1)  # (N, D)
-        keys = comm.all_gather_tensor(self.encode_keys(views[1]))  # (W * N, D), rank r's at rows r * N ...
+        keys = comm.all_gather_tensor(self.encode_keys(views[1], self.shuffle_bn))  # (W * N, D), rank r's at rows r * N ...
         sim = q @ keys.T  # (N, W * N)
         offset = comm.get_rank() * q.shape[0]
         pos = sim.diagonal(offset=offset)  # (N,): sim[i, offset + i], each query with its own key

@@ -2,8 +2,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.layers import batch_shuffle, batch_unshuffle
-
 from ..backbones import build_backbone
 from ..heads import build_projector
 from ..losses import build_loss
@@ -42,17 +40,9 @@ class MoCo(MomentumEncoderMixin, nn.Module):
                    loss=build_loss(cfg), negative_sampler=build_negative_sampler(cfg),
                    shuffle_bn=cfg.MODEL.MOCO.SHUFFLE_BN)
 
-    @torch.no_grad()
-    def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, D) normalized keys from the momentum encoder."""
-        if self.shuffle_bn:
-            images, idx_unshuffle = batch_shuffle(images)
-        keys = F.normalize(self.momentum_embed(images), dim=1)
-        return batch_unshuffle(keys, idx_unshuffle) if self.shuffle_bn else keys
-
     def forward(self, views):
         q = F.normalize(self.projector(self.backbone(views[0])), dim=1)
-        k = self.encode_keys(views[1])
+        k = self.encode_keys(views[1], self.shuffle_bn)
         pos = (q * k).sum(dim=1)
         neg = self.negative_sampler(q @ self.queue.negatives().T)
         loss = self.loss(pos, neg)
