@@ -8,7 +8,7 @@
    workers), and of the batched path (uint8 loader + BatchedMultiView on MODEL.DEVICE).
 2. Step: ssl_lab's training step (DefaultTrainer: hooks + run_step) on batches already in memory,
    against a bare PyTorch loop over the same model, loss and optimizer. The two alternate step by
-   step (ABAB) and medians are compared, so load on shared cores cancels.
+   step (A B B A ...) and medians are compared, so load on shared cores cancels.
 """
 import argparse
 import inspect
@@ -122,14 +122,19 @@ def ssl_lab_step(trainer: DefaultTrainer) -> None:
 
 
 def time_steps(trainer: DefaultTrainer, bare: BareLoop, warmup: int, iters: int, device: torch.device):
-    """Per-step seconds of ssl_lab and of the bare loop, alternating A, B, A, B, ..."""
+    """Per-step seconds of ssl_lab (A) and of the bare loop (B), interleaved A B B A A B ...: each pair
+    is measured back to back, and which one runs first alternates, so any advantage of a position cancels."""
     ssl_times, bare_times = [], []
     with EventStorage(0) as trainer.storage:
         trainer.before_train()
         try:
             for i in range(warmup + iters):
-                a = _timed(lambda: ssl_lab_step(trainer), device)
-                b = _timed(bare.step, device)
+                if i % 2 == 0:
+                    a = _timed(lambda: ssl_lab_step(trainer), device)
+                    b = _timed(bare.step, device)
+                else:
+                    b = _timed(bare.step, device)
+                    a = _timed(lambda: ssl_lab_step(trainer), device)
                 if i >= warmup:
                     ssl_times.append(a)
                     bare_times.append(b)
