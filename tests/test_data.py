@@ -78,3 +78,29 @@ def test_undecodable_image_is_fatal_with_its_name_or_skipped(tmp_path):
     dataset = build_dataset(cfg, "imagefolder_train", None)
     image, _ = dataset[broken]
     assert image.size == (8, 8) and dataset.num_skipped == 1
+
+
+def test_seeded_augmentation_depends_only_on_stream_position():
+    import random
+
+    from ssl_lab.data.build import SeededAugmentation
+
+    cfg = get_cfg()
+    cfg.INPUT.AUGMENTATION, cfg.INPUT.CROP_SIZE = "Shapes", 32  # RandomChoice draws from Python's random
+    image = Image.fromarray((torch.rand(48, 48, 3) * 255).byte().numpy())
+    class _Images:
+        def __getitem__(self, i):
+            return build_train_transform(cfg)(image), 0
+
+        def __len__(self):
+            return 3
+
+    dataset = SeededAugmentation(_Images(), seed=5)
+    before = random.getstate()
+    views_a = [dataset[(0, 7)][0] for _ in range(3)]
+    random.random()
+    torch.rand(1)
+    views_b = dataset[(0, 7)][0]
+    assert all(torch.equal(a, b) for views in views_a for a, b in zip(views, views_b))
+    assert not torch.equal(dataset[(0, 8)][0][0], views_b[0])
+    random.setstate(before)

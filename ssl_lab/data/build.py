@@ -1,4 +1,6 @@
 """Data loaders for pretraining (multi-view, infinite) and evaluation (labelled, one pass)."""
+import random
+
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset
 
@@ -23,9 +25,14 @@ class SeededAugmentation(Dataset):
 
     def __getitem__(self, index_and_position):
         index, position = index_and_position
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed * 1_000_003 + position)  # torchvision transforms draw from torch
-            return self.dataset[index]
+        python_state = random.getstate()  # RandomChoice and friends draw from Python's random
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed * 1_000_003 + position)
+                random.seed(self.seed * 1_000_003 + position)
+                return self.dataset[index]
+        finally:
+            random.setstate(python_state)
 
 
 def build_train_dataset(cfg):
