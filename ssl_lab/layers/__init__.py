@@ -1,4 +1,4 @@
-from .batch_norm import NaiveSyncBatchNorm, convert_sync_batchnorm, get_norm
+from .batch_norm import NaiveSyncBatchNorm, get_norm_layer
 from .shuffle_bn import batch_shuffle, batch_unshuffle
 
-__all__ = ["NaiveSyncBatchNorm", "convert_sync_batchnorm", "get_norm", "batch_shuffle", "batch_unshuffle"]
+__all__ = ["NaiveSyncBatchNorm", "get_norm_layer", "batch_shuffle", "batch_unshuffle"]

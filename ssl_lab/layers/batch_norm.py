@@ -54,21 +54,11 @@ class NaiveSyncBatchNorm(nn.BatchNorm1d):
         return input * scale.reshape(shape) + shift.reshape(shape)
 
 
-def get_norm(norm: str, channels: int) -> nn.Module:
-    """Norm layer by name: "BN" (plain BatchNorm) or "SyncBN" (synced across processes)."""
+def get_norm_layer(norm: str, dims: int = 2):
+    """The BatchNorm class named `norm`: "BN" (plain) or "SyncBN" (synced across processes),
+    for (N, C, H, W) inputs (dims=2) or (N, C) inputs (dims=1)."""
     if norm == "BN":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
     if norm == "SyncBN":
-        return NaiveSyncBatchNorm(channels)
+        return NaiveSyncBatchNorm
     raise ValueError(f"Unknown norm '{norm}'; expected one of: BN, SyncBN")
-
-
-def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every BatchNorm*d in `module` by a NaiveSyncBatchNorm with the same state."""
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, NaiveSyncBatchNorm):
-        synced = NaiveSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine)
-        synced.load_state_dict(module.state_dict())
-        return synced
-    for name, child in module.named_children():
-        module.add_module(name, convert_sync_batchnorm(child))
-    return module

@@ -1,6 +1,4 @@
 """Process-group helpers. Every function is a local no-op when no process group exists."""
-import functools
-
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -74,14 +72,6 @@ def all_gather_object(obj):
     return output
 
 
-def broadcast_object(obj, src: int = 0):
-    if get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def reduce_dict(values: dict, average: bool = True) -> dict:
     """All-reduce a dict of scalar tensors (same keys on every rank)."""
     if get_world_size() == 1:
@@ -92,15 +82,3 @@ def reduce_dict(values: dict, average: bool = True) -> dict:
     if average:
         stacked /= get_world_size()
     return dict(zip(names, stacked))
-
-
-def main_process_only(fn):
-    """Decorator: run `fn` on rank 0 only (returns None elsewhere)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if is_main_process():
-            return fn(*args, **kwargs)
-        return None
-
-    return wrapper

@@ -5,11 +5,7 @@ import os
 import sys
 
 
-__all__ = ["UserInputError", "exit_on_user_error"]
-
-
-class UserInputError(Exception):
-    """Base class for errors caused by a config, file or flag the user gave."""
+__all__ = ["exit_on_user_error"]
 
 
 def _user_error_types():
@@ -20,7 +16,7 @@ def _user_error_types():
     from ssl_lab.engine.defaults import OutputDirInUseError
     from ssl_lab.engine.train_loop import NonFiniteLossError
 
-    return (UserInputError, ConfigError, DatasetNotFoundError, BadImageError, OutputDirInUseError,
+    return (ConfigError, DatasetNotFoundError, BadImageError, OutputDirInUseError,
             NonFiniteLossError, KeyError, ValueError, FileNotFoundError, PermissionError), ProcessRaisedException
 
 

@@ -3,13 +3,12 @@
 The module keeps torchvision's parameter names (conv1, bn1, layer1..4), so its
 state dict loads torchvision / official MoCo weights and converts to detectron2.
 """
-import functools
 
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet as _TorchvisionResNet
 
-from ssl_lab.layers import NaiveSyncBatchNorm
+from ssl_lab.layers import get_norm_layer
 
 from .build import BACKBONE_REGISTRY
 
@@ -20,7 +19,6 @@ _DEPTHS = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
-_NORMS = {"BN": nn.BatchNorm2d, "SyncBN": NaiveSyncBatchNorm}
 
 
 @BACKBONE_REGISTRY.register()
@@ -37,11 +35,9 @@ class ResNet(_TorchvisionResNet):
             raise ValueError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
         if width < 1:
             raise ValueError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
-        if norm not in _NORMS:
-            raise ValueError(f"MODEL.BACKBONE.NORM must be one of {sorted(_NORMS)}, got '{norm}'")
         block, layers = _DEPTHS[depth]
         nn.Module.__init__(self)
-        norm_layer = _NORMS[norm]
+        norm_layer = get_norm_layer(norm, dims=2)
         self._norm_layer = norm_layer
         self.dilation, self.groups, self.base_width = 1, 1, 64
         self.inplanes = 64 * width

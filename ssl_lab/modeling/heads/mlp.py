@@ -1,10 +1,8 @@
 from torch import nn
 
-from ssl_lab.layers import NaiveSyncBatchNorm
+from ssl_lab.layers import get_norm_layer
 
 from .build import HEAD_REGISTRY
-
-_NORMS_1D = {"BN": nn.BatchNorm1d, "SyncBN": NaiveSyncBatchNorm}
 
 
 @HEAD_REGISTRY.register()
@@ -19,9 +17,7 @@ class MLPHead(nn.Sequential):
                  hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN"):
         if num_layers < 1:
             raise ValueError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
-        if norm not in _NORMS_1D:
-            raise ValueError(f"Head NORM must be one of {sorted(_NORMS_1D)}, got '{norm}'")
-        norm_layer = _NORMS_1D[norm]
+        norm_layer = get_norm_layer(norm, dims=1)
         layers = []
         dim = in_dim
         for _ in range(num_layers - 1):
