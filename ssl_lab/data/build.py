@@ -7,6 +7,7 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset
 from ssl_lab.utils import comm
 
 from .datasets import build_dataset
+from .gpu_augment import build_uint8_transform
 from .samplers import InferenceSampler, TrainingSampler
 from .transforms import build_test_transform, build_train_transform
 
@@ -36,8 +37,9 @@ class SeededAugmentation(Dataset):
 
 
 def build_train_dataset(cfg):
-    """Concatenation of DATASETS.TRAIN with the multi-view training transform."""
-    transform = build_train_transform(cfg)
+    """Concatenation of DATASETS.TRAIN with the multi-view training transform, or with the
+    uint8 loading transform when INPUT.GPU_AUGMENTATION makes the views on the device."""
+    transform = build_uint8_transform(cfg) if cfg.INPUT.GPU_AUGMENTATION else build_train_transform(cfg)
     datasets = [build_dataset(cfg, name, transform) for name in cfg.DATASETS.TRAIN]
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
@@ -55,7 +57,8 @@ def per_rank_batch_size(cfg) -> int:
 
 
 def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
-    """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank.
+    """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank
+    (uint8 images (N, 3, H, W) instead of the views with INPUT.GPU_AUGMENTATION).
 
     `start_iter` resumes the sample stream exactly where iteration `start_iter` begins.
     """

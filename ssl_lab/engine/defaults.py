@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import ConfigError, config_functions, get_cfg
 from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data.gpu_augment import build_gpu_augmentation
 from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
 from ssl_lab.model_zoo import load_backbone_weights
 from ssl_lab.modeling import build_model
@@ -184,7 +185,9 @@ class DefaultTrainer(TrainerBase):
         self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
                                     non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
                                     grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
-                                    channels_last=cfg.SOLVER.CHANNELS_LAST, **extra)
+                                    channels_last=cfg.SOLVER.CHANNELS_LAST,
+                                    batch_augmentation=self.build_batch_augmentation(cfg),
+                                    augmentation_seed=max(cfg.SEED, 0), **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
             scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
@@ -296,6 +299,11 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):
         return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_batch_augmentation(cls, cfg):
+        """The on-device multi-view augmentation with INPUT.GPU_AUGMENTATION, else None."""
+        return build_gpu_augmentation(cfg) if cfg.INPUT.GPU_AUGMENTATION else None
 
     @classmethod
     def build_train_loader(cls, cfg, dataset, start_iter: int = 0):

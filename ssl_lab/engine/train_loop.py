@@ -113,10 +113,13 @@ class SimpleTrainer(TrainerBase):
 
     The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses; a model
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
+    With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
+    yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
+    a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank).
     """
 
     def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error", grad_accum_steps: int = 1,
-                 channels_last: bool = False):
+                 channels_last: bool = False, batch_augmentation=None, augmentation_seed: int = 0):
         super().__init__()
         if non_finite_loss not in ("error", "skip"):
             raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
@@ -124,6 +127,10 @@ class SimpleTrainer(TrainerBase):
         self.num_skipped_steps = 0
         self.grad_accum_steps = grad_accum_steps
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if batch_augmentation is not None:
+            batch_augmentation = batch_augmentation.to(next(model.parameters()).device)
+        self.batch_augmentation = batch_augmentation
+        self.augmentation_seed = augmentation_seed
         model.train()
         self.model = model
         self._is_ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
@@ -139,14 +146,22 @@ class SimpleTrainer(TrainerBase):
             self._data_iter = iter(self.data_loader)
         return self._data_iter
 
-    def _load_batch(self):
+    def _load_batch(self, micro: int = 0):
         start = time.perf_counter()
         views, labels = next(self.data_iter)
         device = next(self.model.parameters()).device
+        if self.batch_augmentation is not None:
+            views = self.batch_augmentation(views.to(device, non_blocking=True), self._augmentation_generator(micro))
         batch = {"views": [v.to(device, non_blocking=True, memory_format=self._memory_format) for v in views]}
         if self._pass_labels:
             batch["labels"] = labels.to(device, non_blocking=True)
         return batch, time.perf_counter() - start
+
+    def _augmentation_generator(self, micro: int) -> torch.Generator:
+        """CPU generator of the batched augmentation of micro-batch `micro` of this iteration on
+        this rank: the views depend only on the position in the run, as on the PIL path."""
+        stream = (self.iter * self.grad_accum_steps + micro) * comm.get_world_size() + comm.get_rank()
+        return torch.Generator().manual_seed(self.augmentation_seed * 1_000_003 + stream)
 
     def _losses(self, batch):
         loss_dict = self.model(**batch)
@@ -156,7 +171,7 @@ class SimpleTrainer(TrainerBase):
         self.optimizer.zero_grad(set_to_none=True)
         loss_dicts, data_time = [], 0.0
         for micro in range(self.grad_accum_steps):
-            batch, seconds = self._load_batch()
+            batch, seconds = self._load_batch(micro)
             data_time += seconds
             last = micro == self.grad_accum_steps - 1
             # DDP all-reduces gradients only on the last micro-batch.
