@@ -35,6 +35,9 @@ _VERSION = 1
 _SUPERSAMPLE = 4  # anti-aliasing factor of the rasterizer
 _MIN_CONTRAST = 0.35  # luminance gap between a shape and the background colour
 _RING_INNER = 0.55  # inner / outer radius of "ring"
+_MAIN_RADIUS = (0.15, 0.35)  # circumradius of the labelled shape, fraction of the image size
+_DISTRACTOR_RADIUS = 0.45  # largest distractor radius, fraction of the main shape's
+_SQUASH = (0.7, 1.0)  # aspect ratio range of the random squash
 
 
 def _unit_outline(name: str) -> np.ndarray:
@@ -75,7 +78,7 @@ def _place(name: str, cx: float, cy: float, r: float, rng: np.random.Generator):
     Returns:
         outer (N, 2), hole (M, 2) or None: outlines in pixel coordinates.
     """
-    squash = np.diag([1.0, rng.uniform(0.7, 1.0)])
+    squash = np.diag([1.0, rng.uniform(*_SQUASH)])
     affine = r * _rotation(rng.uniform(0, 2 * np.pi)) @ squash @ _rotation(rng.uniform(0, 2 * np.pi))
     outer = _OUTLINES[name] @ affine.T + (cx, cy)
     hole = None
@@ -148,13 +151,13 @@ def _render(rng: np.random.Generator, label: int, size: int):
     """
     bg_colour, image = _background(rng, size)
     # Main shape: diameter 30-70% of the image, fully inside it.
-    r = rng.uniform(0.15, 0.35) * size
+    r = rng.uniform(*_MAIN_RADIUS) * size
     cx, cy = rng.uniform(r, size - r, size=2)
     specs = [(label, cx, cy, r)]
     boxes = [(cx - r, cy - r, cx + r, cy + r)]
     for _ in range(rng.integers(3)):
         # Distractors: at most 0.45x the main radius, so the main shape has the largest area.
-        dr = min(rng.uniform(0.06, 0.1) * size, 0.45 * r)
+        dr = min(rng.uniform(0.06, 0.1) * size, _DISTRACTOR_RADIUS * r)
         for _try in range(20):
             dx, dy = rng.uniform(dr, size - dr, size=2)
             box = (dx - dr, dy - dr, dx + dr, dy + dr)
