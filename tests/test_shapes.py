@@ -193,7 +193,7 @@ def test_raw_pixel_knn_near_chance(tmp_path):
         votes = train_labels[neighbours[:, :k]]
         pred = np.array([np.bincount(v, minlength=len(SHAPE_CLASSES)).argmax() for v in votes])
         accuracy = (pred == val_labels).mean()
-        # Measured: 0.19 (k=1) and 0.22 (k=5), chance 0.167.
+        # Measured: 0.28 (k=1) and 0.25 (k=5), chance 0.167.
         assert accuracy < 2 * chance, (k, accuracy)
 
 

@@ -1,8 +1,8 @@
 """Shapes: a seeded synthetic dataset of small RGB images, one labelled shape per image.
 
 Each image shows one main shape (its class is the image label) and 0-2 smaller
-distractor shapes, all annotated in COCO format. Colours, background texture and
-position are the loudest factors in raw pixels, so raw-pixel kNN is near chance
+distractor shapes, all annotated in COCO format. Colours, background texture, size and
+position are the loudest factors in raw pixels, so raw-pixel kNN stays near chance
 while a colour/crop/flip-invariant representation of shape separates the classes.
 
 Layout written by :func:`generate_shapes`::
@@ -31,13 +31,16 @@ logger = logging.getLogger(__name__)
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 # Bump when the rendering changes, so stale datasets on disk are regenerated.
-_VERSION = 1
+_VERSION = 2
 _SUPERSAMPLE = 4  # anti-aliasing factor of the rasterizer
 _MIN_CONTRAST = 0.35  # luminance gap between a shape and the background colour
 _RING_INNER = 0.55  # inner / outer radius of "ring"
-_MAIN_RADIUS = (0.15, 0.35)  # circumradius of the labelled shape, fraction of the image size
-_DISTRACTOR_RADIUS = 0.45  # largest distractor radius, fraction of the main shape's
-_SQUASH = (0.7, 1.0)  # aspect ratio range of the random squash
+# Circumradius of the labelled shape, fraction of the image size: large enough for a stride-32
+# ResNet to see its outline at 32 px, varied enough in size and position to hide it from raw pixels.
+_MAIN_RADIUS = (0.2, 0.45)
+_DISTRACTOR_RADIUS = 0.3  # largest distractor radius, fraction of the main shape's
+_SQUASH = (0.8, 1.0)  # aspect ratio range of the random squash
+_TEXTURE_AMPLITUDE = (0.05, 0.15)  # background texture amplitude range, in [0, 1] colour units
 
 
 def _unit_outline(name: str) -> np.ndarray:
@@ -73,7 +76,7 @@ def _rotation(theta: float) -> np.ndarray:
 
 def _place(name: str, cx: float, cy: float, r: float, rng: np.random.Generator):
     """
-    Random rotation and squash (aspect 0.7-1 along a random axis) of a shape of circumradius ``r``.
+    Random rotation and squash (aspect in _SQUASH along a random axis) of a shape of circumradius ``r``.
 
     Returns:
         outer (N, 2), hole (M, 2) or None: outlines in pixel coordinates.
@@ -130,7 +133,7 @@ def _background(rng: np.random.Generator, size: int):
     else:  # linear gradient
         field = 2 * (proj - proj.min()) / (proj.max() - proj.min()) - 1
     direction = rng.uniform(-1, 1, size=3)
-    amplitude = rng.uniform(0.05, 0.15)
+    amplitude = rng.uniform(*_TEXTURE_AMPLITUDE)
     image = base + amplitude * field[..., None] * direction
     return base, np.clip(image, 0, 1)
 
@@ -150,13 +153,13 @@ def _render(rng: np.random.Generator, label: int, size: int):
         objects: list of dict(category, outer (N, 2), hole, coverage (size, size)); the main shape first.
     """
     bg_colour, image = _background(rng, size)
-    # Main shape: diameter 30-70% of the image, fully inside it.
+    # Main shape: diameter 40-90% of the image, fully inside it.
     r = rng.uniform(*_MAIN_RADIUS) * size
     cx, cy = rng.uniform(r, size - r, size=2)
     specs = [(label, cx, cy, r)]
     boxes = [(cx - r, cy - r, cx + r, cy + r)]
     for _ in range(rng.integers(3)):
-        # Distractors: at most 0.45x the main radius, so the main shape has the largest area.
+        # Distractors: smaller than the main shape, which has the largest area.
         dr = min(rng.uniform(0.06, 0.1) * size, _DISTRACTOR_RADIUS * r)
         for _try in range(20):
             dx, dy = rng.uniform(dr, size - dr, size=2)
