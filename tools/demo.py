@@ -26,14 +26,15 @@ from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 PRETRAIN_CONFIG = "projects/SiMo/configs/shapes_r18.yaml"
 # Sized for a few minutes on 2 CPU cores: 32 px images, 500 iterations, every other key of the
-# batch as a negative (EqCo keeps the loss equivalent to the paper's K = 16 with alpha = 256).
+# batch as a negative (EqCo keeps the loss equivalent to the paper's K = 16 with alpha = 256),
+# and the batched augmentation, which leaves the cores to the model (0.40 instead of 0.55 s/it).
 DEMO_OPTS = [
     "DATASETS.SHAPES.IMAGE_SIZE", "32", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32",
     "SOLVER.MAX_ITER", "500", "SOLVER.BASE_LR", "0.12", "TEST.EVAL_PERIOD", "250",
-    "MODEL.NEGATIVE_SAMPLER.NAME", "AllNegatives",
+    "MODEL.NEGATIVE_SAMPLER.NAME", "AllNegatives", "INPUT.GPU_AUGMENTATION", "True",
 ]
 LINEAR_CONFIG = "configs/Shapes/linear_eval_r18.yaml"
-DETECTION_ITERS = 150
+DETECTION_ITERS = 100
 
 
 def _banner(text: str) -> None:
