@@ -79,8 +79,8 @@ def linear_eval(weights: str, output_dir: str, pretrain_cfg) -> float:
     cfg.merge_from_list(["MODEL.WEIGHTS", weights, "OUTPUT_DIR", output_dir, "SEED", str(pretrain_cfg.SEED)])
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=True)
-    trainer.train()
-    return DefaultTrainer.test(trainer.cfg, trainer.model)["top1"]
+    trainer.train()  # evaluates at the end, also when the run had already finished
+    return trainer.storage.history("top1").latest()
 
 
 def detection_ap(weights: str, output_dir: str, pretrain_cfg) -> float:
