@@ -32,3 +32,28 @@ def test_simclr_logits_pick_other_view_as_positive_and_all_others_as_negatives()
             expected.remove(min(expected, key=lambda s: abs(s - 1.0)))  # itself
             expected.remove(min(expected, key=lambda s: abs(s - pos[row].item())))
             torch.testing.assert_close(torch.tensor(sorted(neg[row].tolist())), torch.tensor(expected))
+
+
+def test_simclr_loss_is_the_official_loss_a_plus_loss_b():
+    """google-research/simclr objective.py: loss_a + loss_b, each a softmax cross-entropy
+    averaged over the N anchors of one view, against [other view | same view minus self]."""
+    from torch import nn
+
+    from ssl_lab.modeling.losses import InfoNCELoss
+    from ssl_lab.modeling.meta_arch.simclr import SimCLR
+    from ssl_lab.modeling.samplers import AllNegatives
+
+    torch.manual_seed(0)
+    n, d, tau = 5, 8, 0.1
+    v1, v2 = torch.randn(n, d), torch.randn(n, d)
+    model = SimCLR(nn.Identity(), nn.Identity(), InfoNCELoss(tau), AllNegatives())
+    loss = model([v1, v2])["loss_contrastive"]
+
+    h1, h2 = F.normalize(v1.double(), dim=1), F.normalize(v2.double(), dim=1)
+    labels = torch.arange(n)
+    masks = torch.eye(n, dtype=torch.float64) * 1e9
+    logits_aa, logits_bb = h1 @ h1.T / tau - masks, h2 @ h2.T / tau - masks
+    logits_ab, logits_ba = h1 @ h2.T / tau, h2 @ h1.T / tau
+    loss_a = F.cross_entropy(torch.cat([logits_ab, logits_aa], 1), labels)
+    loss_b = F.cross_entropy(torch.cat([logits_ba, logits_bb], 1), labels)
+    torch.testing.assert_close(loss.double(), loss_a + loss_b, rtol=1e-5, atol=1e-6)

@@ -76,8 +76,17 @@ def test_ablation_and_sibling_configs():
 def test_config_checks():
     with pytest.raises(ValueError, match="memory bank"):
         build_model(tiny_simo_cfg("MODEL.QUEUE.NAME", "MoCoQueue"))
-    with pytest.raises(ValueError, match="15 other keys"):
-        build_model(tiny_simo_cfg("MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "16"))
+
+
+
+def test_k_above_the_other_keys_is_capped_as_the_official_code(caplog):
+    # SelfSup's simo.py draws randperm(N - 1)[:K]: K = 16 at a global batch of 16 sees the 15 other keys.
+    with caplog.at_level("WARNING"):
+        model = build_model(tiny_simo_cfg("MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "16"))
+    assert model.negative_sampler.num_negatives == 15
+    assert sum("15 other keys" in r.getMessage() for r in caplog.records) == 1
+    neg = model.negative_sampler(torch.arange(15.0).expand(4, -1))
+    assert sorted(neg[0].tolist()) == list(range(15))
 
 
 @pytest.mark.parametrize("rank", [0, 1, 2])

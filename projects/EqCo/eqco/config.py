@@ -39,6 +39,7 @@ def negatives_per_query(cfg) -> Optional[int]:
         raise ValueError(f"Each query needs at least one negative; the config gives K = {k} from {source}")
     if k > candidates:
         raise ValueError(
-            f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {k} is more than the {candidates} candidates of {source}"
+            f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {k} is more than the {candidates} candidates of {source}; "
+            f"the largest valid value is {candidates}"
         )
     return k

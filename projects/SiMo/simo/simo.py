@@ -1,11 +1,16 @@
 """The SiMo meta-architecture: a momentum key encoder, negatives from the current global batch."""
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ssl_lab.modeling import META_ARCH_REGISTRY, build_backbone, build_loss, build_negative_sampler, build_projector
 from ssl_lab.modeling.momentum import MomentumEncoderMixin
+from ssl_lab.modeling.samplers import RandomNegatives
 from ssl_lab.utils import comm
+
+logger = logging.getLogger(__name__)
 
 
 def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
@@ -22,6 +27,23 @@ def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
     keep = torch.ones_like(sim, dtype=torch.bool)
     keep[rows, offset + rows] = False
     return sim[keep].view(n, m - 1)
+
+
+def build_simo_negative_sampler(cfg) -> nn.Module:
+    """The sampler over the N - 1 other keys of a global batch of N = SOLVER.IMS_PER_BATCH.
+
+    A K above N - 1 is capped to N - 1, as the official code does (SelfSup
+    `examples/simo/.../simo.py` draws `randperm(N - 1)[:K]`: its K = 256 run at N = 256
+    sees the 255 other keys); the cap is logged, not raised.
+    """
+    node = cfg.MODEL.NEGATIVE_SAMPLER
+    other_keys = cfg.SOLVER.IMS_PER_BATCH - 1
+    if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
+        return build_negative_sampler(cfg)
+    logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than the {other_keys} other "
+                   f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}; each query sees "
+                   f"those {other_keys}, as in the official SiMo code")
+    return RandomNegatives(other_keys, shared=node.SHARED)
 
 
 @META_ARCH_REGISTRY.register()
@@ -49,16 +71,9 @@ class SiMo(MomentumEncoderMixin, nn.Module):
     def from_config(cls, cfg):
         if cfg.MODEL.QUEUE.NAME:
             raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
-        sampler = cfg.MODEL.NEGATIVE_SAMPLER
-        candidates = cfg.SOLVER.IMS_PER_BATCH - 1
-        if sampler.NAME == "RandomNegatives" and sampler.NUM_NEGATIVES > candidates:
-            raise ValueError(
-                f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {sampler.NUM_NEGATIVES} is more than the {candidates} other "
-                f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}"
-            )
         backbone = build_backbone(cfg)
         return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
+                   negative_sampler=build_simo_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
 
     def forward(self, views):
         """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""
