@@ -84,7 +84,10 @@ def default_setup(cfg, args) -> None:
                 f"CUDA available: {torch.cuda.is_available()}")
     if args.config_file:
         logger.info(f"Config file: {args.config_file}")
-    seed = seed_all_rng(cfg.SEED if cfg.SEED < 0 else cfg.SEED + rank)
+    if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml
+        cfg.SEED = comm.shared_random_seed()
+        logger.info(f"SEED -1: drew seed {cfg.SEED}; add 'SEED {cfg.SEED}' to repeat this run")
+    seed = seed_all_rng(cfg.SEED + rank)
     logger.info(f"Seed: {seed}")
     set_deterministic(cfg.CUDNN_DETERMINISTIC)
     if not cfg.CUDNN_DETERMINISTIC:
