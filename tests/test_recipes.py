@@ -154,3 +154,18 @@ def test_dry_run_of_a_broken_config_fails_with_the_real_runs_message(tmp_path):
     message = [line for line in dry.stderr.splitlines() if line.startswith("ERROR")]
     assert len(message) == 1 and "largest valid value is 30" in message[0]
     assert message[0] in real.stderr.splitlines()
+
+
+def test_byol_heads_are_the_official_mlp():
+    # deepmind-research byol/utils/networks.py MLP: Linear(bias) -> BN -> ReLU -> Linear(no bias).
+    from ssl_lab.modeling import build_model
+
+    cfg = setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, "configs/ImageNet/byol_r50_200ep.yaml"),
+                                    opts=["MODEL.DEVICE", "meta"]))
+    with torch.device("meta"):
+        model = build_model(cfg)
+    for head, in_dim in [(model.projector, 2048), (model.predictor, 256)]:
+        first, bn, relu, last = head
+        assert (first.in_features, first.out_features, last.out_features) == (in_dim, 4096, 256)
+        assert first.bias is not None and last.bias is None
+        assert isinstance(bn, torch.nn.modules.batchnorm._BatchNorm) and isinstance(relu, torch.nn.ReLU)

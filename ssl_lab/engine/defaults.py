@@ -44,6 +44,9 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve the config, build model/optimizer/schedule/hooks without data, print "
+                             "batch, lr, schedule, K, alpha, parameter counts and the recipe row; exit")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes without GPUs)")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines - 1)")
