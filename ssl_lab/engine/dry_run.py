@@ -15,6 +15,7 @@ from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.modeling.samplers import RandomNegatives
 from ssl_lab.solver import scaled_lr
+from ssl_lab.utils.logger import setup_logger
 
 from .defaults import DefaultTrainer, resolve_schedule
 from .train_loop import SimpleTrainer, TrainerBase
@@ -185,6 +186,7 @@ def format_report(config_file: str, cfg, summary: dict) -> str:
 
 def dry_run(cfg, args) -> dict:
     """Resolve `cfg` for the processes `args` asks for, build everything without data, print the report."""
+    setup_logger()  # the console only: a dry run writes no file
     world_size = args.num_gpus * args.num_machines
     cfg, summary = summarize(cfg, world_size)
     print(format_report(args.config_file, cfg, summary))

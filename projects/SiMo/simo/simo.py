@@ -10,7 +10,7 @@ from ssl_lab.modeling.momentum import MomentumEncoderMixin
 from ssl_lab.modeling.samplers import RandomNegatives
 from ssl_lab.utils import comm
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ssl_lab")
 
 
 def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
