@@ -169,3 +169,20 @@ def test_byol_heads_are_the_official_mlp():
         assert (first.in_features, first.out_features, last.out_features) == (in_dim, 4096, 256)
         assert first.bias is not None and last.bias is None
         assert isinstance(bn, torch.nn.modules.batchnorm._BatchNorm) and isinstance(relu, torch.nn.ReLU)
+
+
+@pytest.mark.parametrize("config,opts,message", [
+    ("configs/Shapes/simclr_r18.yaml", ["SOLVER.IMS_PER_BATCH", "16"],
+     "NUM_NEGATIVES = 64 is more than the 30 in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH = 16); "
+     "the largest valid value is 30"),
+    ("configs/Shapes/mocov2_r18.yaml", ["MODEL.QUEUE.SIZE", "32"],
+     "NUM_NEGATIVES = 64 is more than the 32 keys of the queue (MODEL.QUEUE.SIZE); the largest valid value is 32"),
+])
+def test_a_k_above_the_candidates_is_refused_at_build_time(config, opts, message):
+    from ssl_lab.modeling import build_model
+
+    sampled = ["MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "64"]
+    cfg = setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config), opts=[*opts, *sampled]))
+    with pytest.raises(ValueError) as err:
+        build_model(cfg)
+    assert message in str(err.value)

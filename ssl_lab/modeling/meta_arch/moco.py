@@ -36,7 +36,8 @@ class MoCo(MomentumEncoderMixin, nn.Module):
         backbone = build_backbone(cfg)
         projector = build_projector(cfg, backbone.out_dim)
         return cls(backbone=backbone, projector=projector, queue=build_queue(cfg, projector.out_dim),
-                   loss=build_loss(cfg), negative_sampler=build_negative_sampler(cfg),
+                   loss=build_loss(cfg),
+                   negative_sampler=build_negative_sampler(cfg, cfg.MODEL.QUEUE.SIZE, "keys of the queue (MODEL.QUEUE.SIZE)"),
                    shuffle_bn=cfg.MODEL.MOCO.SHUFFLE_BN)
 
     def forward(self, views):

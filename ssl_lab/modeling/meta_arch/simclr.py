@@ -53,7 +53,9 @@ class SimCLR(nn.Module):
     def from_config(cls, cfg):
         backbone = build_backbone(cfg)
         return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(cfg))
+                   negative_sampler=build_negative_sampler(
+                       cfg, 2 * cfg.SOLVER.IMS_PER_BATCH - 2,
+                       f"in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH})"))
 
     def forward(self, views):
         n = views[0].shape[0]
