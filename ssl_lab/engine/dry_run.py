@@ -17,8 +17,8 @@ from ssl_lab.modeling.samplers import RandomNegatives
 from ssl_lab.solver import scaled_lr
 from ssl_lab.utils.logger import setup_logger
 
-from .defaults import DefaultTrainer, resolve_schedule
-from .train_loop import SimpleTrainer, TrainerBase
+# From the package, not its files: the engine's files may be reorganized.
+from ssl_lab.engine import DefaultTrainer, SimpleTrainer, TrainerBase, resolve_schedule
 
 __all__ = ["dry_run", "nominal_train_size", "summarize", "load_recipes", "compare_with_recipe", "format_report"]
 
