@@ -1,6 +1,7 @@
 """tools/sweep.py on a tiny grid (2 cells x 2 seeds, 3 iterations, 32 px Shapes): the CSV against
 each run's own metrics.json, mean / std against numpy in float64, the figure, and resuming."""
 import csv
+import glob
 import json
 import os
 import subprocess
@@ -153,3 +154,16 @@ def test_update_readme_replaces_between_its_markers_only(tmp_path):
     with pytest.raises(ValueError, match="sweep:other"):
         sweep.update_readme(str(readme), "other", "| x |")
     assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
+
+
+def test_every_grid_spec_merges_and_has_three_seeds():
+    """Each projects/*/sweeps/*.yaml: >= 3 seeds, configs and overrides that merge, known plot metrics."""
+    specs = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml")))
+    assert len(specs) >= 7
+    for path in specs:
+        spec = sweep.load_spec(path)
+        assert len(spec["seeds"]) >= 3, path
+        costs = sweep.plan([run for run in sweep.expand(spec) if run.seed == spec["seeds"][0]])
+        assert all(it > 0 for stages in costs.values() for it, _ in stages.values()), path
+        known = {*sweep.PRETRAIN_METRICS, *sweep.LINEAR_METRICS}
+        assert set(spec.get("plot", {}).get("metrics", [])) <= known, path

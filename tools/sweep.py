@@ -107,7 +107,8 @@ def stage_cfg(config_file: str, opts):
                                         opts=[str(v) for v in opts]))
 
 
-def images_per_step(cfg) -> int:
+def pixels_per_step(cfg) -> int:
+    """Pixels through the model a step: the s/it of one run scales to another's by this ratio."""
     return cfg.SOLVER.IMS_PER_BATCH * cfg.INPUT.NUM_VIEWS * cfg.INPUT.CROP_SIZE**2
 
 
@@ -192,8 +193,8 @@ def execute(run: Run, max_iters: Dict[str, int]) -> dict:
 
 
 def estimate_seconds(measured: dict, measured_cost: dict, cost: dict) -> float:
-    """Wall time of a run of `cost` ({stage: (iterations, images per step)}) from a measured run:
-    its s/it scaled by images per step, plus its time outside the training iterations."""
+    """Wall time of a run of `cost` ({stage: (iterations, pixels a step)}) from a measured run:
+    its s/it scaled by pixels a step, plus its time outside the training iterations."""
     train = {s: measured[f"{s}_s_per_iter"] * it for s, (it, _) in measured_cost.items()}
     overhead = max(measured["wall_s"] - sum(train.values()), 0.0)
     return overhead + sum(measured[f"{s}_s_per_iter"] * it * ims / measured_cost[s][1]
@@ -205,15 +206,22 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
-def run_grid(spec: dict, runs: List[Run]) -> None:
+def plan(runs: List[Run]) -> Dict[str, dict]:
+    """{run dir: {stage: (iterations, pixels a step)}}; merging every config first makes a bad key
+    or value fail before anything runs."""
     costs = {}
-    for run in runs:  # every config is merged before anything runs: a bad key fails now
+    for run in runs:
         costs[run.dir] = {}
         for name, config_file, opts in run.stages():
             cfg = stage_cfg(config_file, opts)
             if cfg.SOLVER.MAX_ITER <= 0:
                 raise ValueError(f"{run.cell}: set SOLVER.MAX_ITER in the spec (the sweep counts iterations)")
-            costs[run.dir][name] = (cfg.SOLVER.MAX_ITER, images_per_step(cfg))
+            costs[run.dir][name] = (cfg.SOLVER.MAX_ITER, pixels_per_step(cfg))
+    return costs
+
+
+def run_grid(spec: dict, runs: List[Run]) -> None:
+    costs = plan(runs)
     pending = [r for r in runs if not os.path.isfile(r.result_file)]
     print(f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
           f"{len(runs) - len(pending)} finished, {len(pending)} to run -> {spec['output_dir']}", flush=True)
@@ -365,9 +373,11 @@ def main(argv=None) -> None:
         spec["output_dir"] = args.output_dir
     runs = expand(spec)
     if args.dry_run:
+        costs = plan(runs)
         for run in runs:
-            print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<24} seed {run.seed}  "
-                  f"{run.pretrain[1]} {' '.join(map(str, run.pretrain[2]))}")
+            iters = ", ".join(f"{name} {it} it" for name, (it, _) in costs[run.dir].items())
+            print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  "
+                  f"{iters}  {run.pretrain[1]}")
         return
     if not (args.table or args.update_readme):
         os.makedirs(spec["output_dir"], exist_ok=True)
