@@ -4,7 +4,8 @@
     python tools/sweep.py projects/EqCo/sweeps/fig3_moco.yaml             # run (resumable), collect, plot
     python tools/sweep.py SPEC --dry-run                                   # list the runs and stop
     python tools/sweep.py SPEC --table                                     # markdown table of finished runs
-    python tools/sweep.py SPEC --update-readme projects/EqCo/README.md     # that table into the README
+    python tools/sweep.py SPEC --update-readme projects/EqCo/README.md     # that table (and the figure,
+                                                                           # as sweeps/<name>.png) into the README
 
 The spec (YAML) names the grid:
 
@@ -30,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -333,11 +335,11 @@ def update_readme(path: str, name: str, table: str) -> None:
     """Replace the text between <!-- sweep:NAME --> and <!-- /sweep:NAME --> in `path` with `table`."""
     with open(path) as f:
         text = f.read()
-    pattern = re.compile(rf"(<!-- sweep:{re.escape(name)} -->\n).*?(\n<!-- /sweep:{re.escape(name)} -->)", re.S)
+    pattern = re.compile(rf"(<!-- sweep:{re.escape(name)} -->\n).*?(<!-- /sweep:{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
         raise ValueError(f"{path} has no <!-- sweep:{name} --> ... <!-- /sweep:{name} --> markers to fill")
     with open(path, "w") as f:
-        f.write(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+        f.write(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
 
 
 def write_summaries(spec: dict, runs: List[Run]) -> List[dict]:
@@ -385,6 +387,12 @@ def main(argv=None) -> None:
     summary = write_summaries(spec, runs)
     table = markdown_table(spec, summary)
     if args.update_readme:
+        figure = os.path.join(spec["output_dir"], "figure.png")
+        if summary and os.path.isfile(figure):  # published beside the README: sweeps/<name>.png
+            published = os.path.join(os.path.dirname(os.path.abspath(args.update_readme)), "sweeps", f"{spec['name']}.png")
+            os.makedirs(os.path.dirname(published), exist_ok=True)
+            shutil.copyfile(figure, published)
+            table += f"\n\n![{spec['name']}](sweeps/{spec['name']}.png)"
         update_readme(args.update_readme, spec["name"], table)
     print(table)
 
