@@ -167,3 +167,10 @@ def test_every_grid_spec_merges_and_has_three_seeds():
         assert all(it > 0 for stages in costs.values() for it, _ in stages.values()), path
         known = {*sweep.PRETRAIN_METRICS, *sweep.LINEAR_METRICS}
         assert set(spec.get("plot", {}).get("metrics", [])) <= known, path
+
+
+def test_estimate_scales_the_measured_run_by_iterations_and_pixels():
+    measured = {"wall_s": 100.0, "pretrain_s_per_iter": 0.5, "linear_s_per_iter": 0.1}
+    measured_cost = {"pretrain": (100, 1000), "linear": (50, 500)}  # 50 s + 5 s of steps, 45 s besides
+    cost = {"pretrain": (200, 2000), "linear": (50, 500)}
+    assert sweep.estimate_seconds(measured, measured_cost, cost) == 45.0 + 0.5 * 200 * 2 + 0.1 * 50

@@ -197,10 +197,9 @@ def execute(run: Run, max_iters: Dict[str, int]) -> dict:
 def estimate_seconds(measured: dict, measured_cost: dict, cost: dict) -> float:
     """Wall time of a run of `cost` ({stage: (iterations, pixels a step)}) from a measured run:
     its s/it scaled by pixels a step, plus its time outside the training iterations."""
-    train = {s: measured[f"{s}_s_per_iter"] * it for s, (it, _) in measured_cost.items()}
-    overhead = max(measured["wall_s"] - sum(train.values()), 0.0)
-    return overhead + sum(measured[f"{s}_s_per_iter"] * it * ims / measured_cost[s][1]
-                          for s, (it, ims) in cost.items())
+    rate = {s: measured.get(f"{s}_s_per_iter") or 0.0 for s in measured_cost}  # 0: no step time logged
+    overhead = max(measured["wall_s"] - sum(rate[s] * it for s, (it, _) in measured_cost.items()), 0.0)
+    return overhead + sum(rate[s] * it * pixels / measured_cost[s][1] for s, (it, pixels) in cost.items())
 
 
 def format_duration(seconds: float) -> str:
@@ -234,8 +233,8 @@ def run_grid(spec: dict, runs: List[Run]) -> None:
                 reference = json.load(f)
             left = sum(estimate_seconds(reference, costs[measured.dir], costs[r.dir]) for r in pending[i:])
             print(f"[sweep] estimated time for the {len(pending) - i} runs left: {format_duration(left)} "
-                  f"(from {measured.cell} seed {measured.seed}: {reference['pretrain_s_per_iter']:.2f} s/it, "
-                  f"{format_duration(reference['wall_s'])} per run)", flush=True)
+                  f"(from {measured.cell} seed {measured.seed}: {reference['pretrain_s_per_iter'] or 0:.2f} s/it, "
+                  f"{format_duration(reference['wall_s'])} a run)", flush=True)
         print(f"[sweep] run {len(runs) - len(pending) + i + 1}/{len(runs)}: {run.cell} seed {run.seed}", flush=True)
         execute(run, {name: it for name, (it, _) in costs[run.dir].items()})
         measured = measured or run
@@ -383,7 +382,10 @@ def main(argv=None) -> None:
         return
     if not (args.table or args.update_readme):
         os.makedirs(spec["output_dir"], exist_ok=True)
-        run_grid(spec, runs)
+        try:
+            run_grid(spec, runs)
+        except KeyboardInterrupt:
+            sys.exit("\nStopped. Finished runs are kept; the same command continues the grid.")
     summary = write_summaries(spec, runs)
     table = markdown_table(spec, summary)
     if args.update_readme:
