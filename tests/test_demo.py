@@ -80,7 +80,8 @@ def test_readme_demo_table_is_what_the_demo_prints():
     parsed = {}
     for line in table.splitlines()[1:]:
         label, random_init, pretrained = line[:20].strip(), *line[20:].split()
-        parsed.update({f"{labels[label]}_random_init": float(random_init), f"{labels[label]}_pretrained": float(pretrained)})
+        parsed[f"{labels[label]}_random_init"] = float(random_init)
+        parsed[f"{labels[label]}_pretrained"] = float(pretrained)
     assert len(parsed) >= 4 and table == demo.results_table(parsed)
 
 

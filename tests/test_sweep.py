@@ -137,7 +137,8 @@ def test_summarize_mean_and_sample_std_match_numpy_float64():
     rng = np.random.default_rng(0)
     spec = {"cells": [{"name": "a", "labels": {"K": 16}}, {"name": "b", "labels": {"K": 64}}]}
     values = {cell: rng.uniform(20, 80, size=n).tolist() for cell, n in (("a", 3), ("b", 5))}
-    results = [{"cell": cell, "seed": s, "values": {"knn_top1": v}} for cell in values for s, v in enumerate(values[cell])]
+    results = [{"cell": cell, "seed": s, "values": {"knn_top1": v}}
+               for cell in values for s, v in enumerate(values[cell])]
     summary = {row["cell"]: row for row in sweep.summarize(spec, results)}
     for cell, vs in values.items():
         x = np.array(vs, dtype=np.float64)

@@ -16,7 +16,7 @@ The spec (YAML) names the grid:
     opts: [KEY, VALUE, ...]              # every pretraining run
     linear_eval: {config: FILE, opts: [...]}   # optional: linear probe on each run's model_final.pth
     cells:                               # config file + overrides + the labels the table and figure use
-      - {name: k16, config: FILE, opts: [...], labels: {K: 16, loss: InfoNCE}, num_gpus: 1}
+      - {name: k16, config: FILE, opts: [...], labels: {K: 16, loss: InfoNCE}, num_gpus: 1}  # processes (pretraining)
     plot: {x: K, series: loss, metrics: [knn_top1, linear_top1], log_x: true}
 
 Each run is a `tools/train_net.py --resume` subprocess, exactly what a user would type: its
@@ -95,7 +95,6 @@ def load_spec(path: str) -> dict:
     names = [c["name"] for c in spec["cells"]]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: cell names repeat: {names}")
-    spec["opts"] = [str(v) for v in spec.get("opts", [])]
     return spec
 
 
@@ -130,7 +129,8 @@ def read_metrics(metrics_file: str) -> List[dict]:
 def read_value(records: List[dict], key: str, how: str, max_iter: int) -> Optional[float]:
     """A run's `key`: "final" its last value if logged at the end of training (None otherwise),
     "tail" the mean of its values in the last TAIL_FRACTION of the iterations (at least the last one)."""
-    logged = {r["iteration"]: r[key] for r in records if key in r}  # a resumed run logs an iteration again: keep the last
+    # A resumed run logs some iterations again: the later record wins.
+    logged = {r["iteration"]: r[key] for r in records if key in r}
     if not logged:
         return None
     if how == "final":
@@ -165,10 +165,12 @@ def collect_stage(stage_dir: str, metrics: Dict[str, tuple], max_iter: int) -> d
 
 # ------------------------------------------------------------------------------------------ running
 def run_stage(run: Run, stage) -> int:
-    """One `train_net.py --resume` subprocess; returns its exit code."""
+    """One `train_net.py --resume` subprocess (the pretraining on the cell's num_gpus processes, the
+    linear probe on one); returns its exit code."""
     name, config_file, opts = stage
+    processes = run.num_gpus if name == "pretrain" else 1
     cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
-           os.path.join(REPO_ROOT, config_file), "--resume", "--num-gpus", str(run.num_gpus),
+           os.path.join(REPO_ROOT, config_file), "--resume", "--num-gpus", str(processes),
            *[str(v) for v in opts], "OUTPUT_DIR", os.path.join(run.dir, name)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.run(cmd, env=env).returncode
@@ -182,7 +184,7 @@ def execute(run: Run, max_iters: Dict[str, int]) -> dict:
         code = run_stage(run, stage)
         if code != 0:
             raise SystemExit(f"{run.cell} seed {run.seed}: train_net.py ({stage[0]}) exited with {code}; "
-                               f"see {os.path.join(run.dir, stage[0], 'log.txt')}. Rerun the sweep to continue.")
+                             f"see {os.path.join(run.dir, stage[0], 'log.txt')}. Rerun the sweep to continue.")
         metrics = PRETRAIN_METRICS if stage[0] == "pretrain" else LINEAR_METRICS
         collected = collect_stage(os.path.join(run.dir, stage[0]), metrics, max_iters[stage[0]])
         result["values"].update(collected["values"])
@@ -391,7 +393,8 @@ def main(argv=None) -> None:
     if args.update_readme:
         figure = os.path.join(spec["output_dir"], "figure.png")
         if summary and os.path.isfile(figure):  # published beside the README: sweeps/<name>.png
-            published = os.path.join(os.path.dirname(os.path.abspath(args.update_readme)), "sweeps", f"{spec['name']}.png")
+            readme_dir = os.path.dirname(os.path.abspath(args.update_readme))
+            published = os.path.join(readme_dir, "sweeps", f"{spec['name']}.png")
             os.makedirs(os.path.dirname(published), exist_ok=True)
             shutil.copyfile(figure, published)
             table += f"\n\n![{spec['name']}](sweeps/{spec['name']}.png)"
