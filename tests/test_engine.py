@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
-from ssl_lab.engine import AMPTrainer, HookBase, SimpleTrainer
-from ssl_lab.modeling.momentum import ema_update_, make_momentum_copy, momentum_at
+from ssl_lab.engine import AMPTrainer, HookBase, MomentumUpdate, SimpleTrainer
+from ssl_lab.modeling.momentum import MomentumEncoderMixin, ema_update_, make_momentum_copy, momentum_at
 
 from conftest import REPO_ROOT, tiny_overrides
 
@@ -34,6 +35,49 @@ def test_cosine_momentum_goes_from_base_to_one():
     assert momentum_at(0.996, True, 0, 100) == 0.996
     assert math.isclose(momentum_at(0.996, True, 50, 100), 0.998)
     assert math.isclose(momentum_at(0.996, True, 100, 100), 1.0)
+
+
+class _OnlineAndTarget(MomentumEncoderMixin, nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.projector = nn.Linear(4, 3), nn.Linear(3, 2)
+        self.init_momentum_encoder()
+
+    def forward(self, views):
+        return {"loss": self.projector(self.backbone(views[0])).pow(2).mean()}
+
+
+def _flat64(module):
+    return torch.cat([p.detach().double().flatten() for p in module.parameters()])
+
+
+class _RecordEncoders(HookBase):
+    """After the EMA hook: (online, target) parameters of backbone + projector, in float64."""
+
+    def __init__(self):
+        self.steps = []
+
+    def after_step(self):
+        model = self.trainer.model
+        self.steps.append((_flat64(nn.ModuleList([model.backbone, model.projector])),
+                           _flat64(nn.ModuleList([model.momentum_backbone, model.momentum_projector]))))
+
+
+def test_momentum_hook_follows_the_cosine_schedule_at_every_iteration():
+    torch.manual_seed(0)
+    model, base, max_iter = _OnlineAndTarget(), 0.9, 6
+    target = _flat64(nn.ModuleList([model.momentum_backbone, model.momentum_projector]))
+    trainer = SimpleTrainer(model, _loader(), torch.optim.SGD(model.parameters(), lr=0.5))
+    recorder = _RecordEncoders()
+    trainer.register_hooks([MomentumUpdate(base, cosine=True), recorder])
+    trainer.train(0, max_iter)
+    # BYOL (Grill et al. 2020, Sec. 3.2): tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2.
+    expected_momenta = [1 - (1 - base) * (math.cos(math.pi * k / max_iter) + 1) / 2 for k in range(max_iter)]
+    logged = [value for value, _ in trainer.storage.history("momentum").values]
+    assert logged == pytest.approx(expected_momenta, rel=1e-12)
+    for m, (online, target_after) in zip(expected_momenta, recorder.steps):
+        target = m * target + (1 - m) * online
+        torch.testing.assert_close(target_after, target, rtol=1e-6, atol=1e-7)
 
 
 class _Model(nn.Module):
