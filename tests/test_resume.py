@@ -22,6 +22,7 @@ from ssl_lab.utils.env import RNGState
 from ssl_lab.utils.logger import setup_logger
 
 from conftest import REPO_ROOT, tiny_overrides
+from test_data import check_two_rank_resume
 
 
 def _draws():
@@ -56,11 +57,12 @@ def _rng_worker(rank, port, save_dir, results):
     _reseed(0)  # a resumed process starts from its seed, the same on both ranks here
     checkpointer.load(os.path.join(save_dir, "model_0000000.pth"))
     results[rank] = {"expected": expected, "after_load": _draws()}
+    check_two_rank_resume(rank)  # the resumed data stream, on real ranks
     dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_each_rank_gets_its_own_rng_state_back(tmp_path):
+def test_each_rank_gets_its_own_rng_state_and_sample_stream_back(tmp_path):
     results = mp.Manager().dict()
     mp.start_processes(_rng_worker, nprocs=2, args=(find_free_port(), str(tmp_path), results), start_method="spawn")
     assert results[0]["expected"] != results[1]["expected"]  # the ranks' streams differ, so rank 0's state won't do
