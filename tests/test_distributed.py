@@ -1,6 +1,7 @@
 """Cross-rank operations with 2 gloo processes against one process holding the whole batch."""
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -30,6 +31,7 @@ def _worker(rank, port, inputs, results):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_bn_gather_and_shuffle_match_one_process():
     from ssl_lab.engine.launch import find_free_port
 

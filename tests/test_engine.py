@@ -147,6 +147,7 @@ def test_non_finite_loss_stops_with_iteration_and_terms():
         raise AssertionError("NaN loss did not stop training")
 
 
+@pytest.mark.slow
 def test_eval_only_and_plot(shapes_root, tmp_path):
     out = str(tmp_path / "run")
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
@@ -167,6 +168,7 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000
 
 
+@pytest.mark.slow
 def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tmp_path):
     from ssl_lab.engine import DefaultTrainer
     from ssl_lab.utils.logger import setup_logger
@@ -224,6 +226,7 @@ def test_gradient_accumulation_matches_one_big_batch_for_a_batch_mean_loss():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_speed_options_train(tiny_cfg):
     from ssl_lab.engine import DefaultTrainer
 

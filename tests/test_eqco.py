@@ -123,6 +123,7 @@ class _TinyMoCo(nn.Module):
         return self.loss((self.q * keys).sum(dim=1), self.q @ queue.T)
 
 
+@pytest.mark.slow
 def test_monitors_are_exact():
     torch.manual_seed(0)
     model = _TinyMoCo(EqCoLoss(alpha=4096, temperature=0.2))
@@ -142,6 +143,7 @@ def test_monitors_are_exact():
     assert latest["eqco/grad_norm_q"][0] < 2 / 0.2
 
 
+@pytest.mark.slow
 def test_grad_norm_monitor_refuses_simclr_like_models():
     model = nn.Module()
     model.loss, model.projector = InfoNCELoss(0.1), nn.Linear(2, 2)
@@ -175,6 +177,7 @@ def test_eqco_monitor_hook_checks_k_and_follows_model_eqco():
         EqCoMonitor(SimpleNamespace(cfg=get_cfg()))
 
 
+@pytest.mark.slow
 def test_moco_eqco_with_small_queue_trains(tmp_path):
     """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch. A plain
     DefaultTrainer, as tools/train_net.py builds it: the monitors come from the config's EXTRA_HOOKS."""
@@ -264,6 +267,7 @@ def test_toy_critics_use_the_eqco_and_info_nce_losses():
     assert -10 * math.log(1 - rho_for_mi(6.0, dim=20) ** 2) == pytest.approx(6.0)
 
 
+@pytest.mark.slow
 def test_toy_mi_quick_run(tmp_path):
     """A short toy run: EqCo's estimates move across N far less than InfoNCE's (capped near log N)."""
     out = tmp_path / "toy"

@@ -249,6 +249,7 @@ def shapes_run(root, output_dir, singular_weight, brownian_weight):
     return {name: value for name, (value, _) in train_net.main(args).items()}
 
 
+@pytest.mark.slow
 def test_shapes_regularizers_keep_effective_rank_higher(tmp_path):
     """30 steps of K = 2 at lr 0.4 shrink the effective rank of the online embeddings; with
     lambda_s = 0.05, lambda_b = 0.5 it stays higher. Measured (SEED 0 / 1 / 2): off 18.0 / 16.1 /

@@ -151,6 +151,7 @@ def simo_run(shapes_root, tmp_path_factory):
     return trainer, initial, recorder.steps
 
 
+@pytest.mark.slow
 def test_simo_trains_with_default_trainer(simo_run):
     trainer, initial, query_steps = simo_run
     model = trainer.model
@@ -169,6 +170,7 @@ def test_simo_trains_with_default_trainer(simo_run):
     assert not torch.equal(_params(model.momentum_backbone), initial)
 
 
+@pytest.mark.slow
 def test_linear_eval_of_a_simo_checkpoint_keeps_backbone_and_bn_stats(simo_run, shapes_root, tmp_path):
     pretrain = simo_run[0]
     pretrained = {k: v.clone() for k, v in pretrain.model.backbone.state_dict().items()}
@@ -213,6 +215,7 @@ def _worker(rank, port, cfg, state, views, results):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_on_the_global_batch():
     # float64, so that the comparison is not limited by float32 rounding in a different summation order.
     cfg = tiny_simo_cfg()

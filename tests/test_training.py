@@ -30,6 +30,7 @@ def _metrics(output_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHAPES_CONFIGS)
 def test_shapes_config_trains_and_writes_outputs(tiny_cfg, name):
     cfg = tiny_cfg(f"configs/Shapes/{name}.yaml", "DATASETS.TEST", "('shapes_val',)")
@@ -72,6 +73,7 @@ class _Crash(HookBase):
             raise RuntimeError("simulated crash")
 
 
+@pytest.mark.slow
 def test_resume_continues_at_next_iteration_with_saved_queue(tiny_cfg):
     cfg = tiny_cfg("configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()")
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -92,6 +94,7 @@ def test_resume_continues_at_next_iteration_with_saved_queue(tiny_cfg):
     assert iterations == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_a_run_without_resume(tiny_cfg):
     cfg = tiny_cfg("configs/Shapes/simclr_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2")
     _train(cfg)
@@ -109,6 +112,7 @@ def _cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_completes(shapes_root, tmp_path):
     out = str(tmp_path / "ddp")
     result = _cli("--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"), "--num-gpus", "2",
@@ -122,6 +126,7 @@ def test_two_process_gloo_run_completes(shapes_root, tmp_path):
     assert int(state["queue.ptr"]) == (3 * 16) % 64  # both ranks' keys were enqueued
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["SOLVER.BASE_LRR", "0.1"], "Did you mean: SOLVER.BASE_LR"),
     (["SOLVER.IMS_PER_BATCH", "many"], "SOLVER.IMS_PER_BATCH"),
@@ -135,11 +140,13 @@ def test_cli_bad_input_gives_one_clear_error(shapes_root, tmp_path, args, messag
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_flag_after_overrides_is_explained():
     result = _cli("SOLVER.MAX_ITER", "3", "--resume")
     assert result.returncode == 2 and "--resume comes after the KEY VALUE overrides" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_config_file(tmp_path):
     result = _cli("--config-file", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml' does not exist" in result.stderr
