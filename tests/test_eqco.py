@@ -276,9 +276,14 @@ def test_toy_mi_quick_run(tmp_path):
                     "--seed", "0"], check=True, capture_output=True)
     with open(out / "table.json") as f:
         table = json.load(f)
-    spread = {method: max(table[method]["8"].values()) - min(table[method]["8"].values()) for method in table}
-    assert table["InfoNCE"]["8"]["64"] < math.log(64) + 0.05
-    assert spread["InfoNCE"] > 0.8
-    assert spread["EqCo"] < 0.5 * spread["InfoNCE"]
+    info_nce, eqco = table["InfoNCE"]["8"], table["EqCo"]["8"]
+    # The thresholds come from the bounds' definitions: an InfoNCE estimate from N pairs is at most
+    # log N (plus the average's sampling error), so between N = 64 and 512 its cap moves by
+    # log 8 = 2.08 nats; EqCo's (alpha = 512) is capped by log alpha at every N. Measured at seed 0:
+    # InfoNCE 3.87 / 5.50, EqCo 5.59 / 5.50 (N = 64 / 512).
+    assert info_nce["64"] < math.log(64) + 0.05
+    assert info_nce["512"] > math.log(64)  # past the cap of N = 64: the estimate grows with N
+    assert eqco["64"] > math.log(64)  # impossible for InfoNCE at N = 64
+    assert abs(eqco["64"] - eqco["512"]) < math.log(512 / 64) / 2  # N moves it far less than the cap
     assert (out / "table.csv").read_text().startswith("method,mi,64,512")
     assert (out / "toy_mi.png").stat().st_size > 0
