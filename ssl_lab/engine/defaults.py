@@ -236,7 +236,7 @@ class DefaultTrainer(TrainerBase):
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self._trainer.load_state_dict(state["_trainer"])
+        self._trainer.load_state_dict(state.get("_trainer", state))  # older checkpoints: the step's state only
 
     def train(self):
         if self.start_iter >= self.max_iter:

@@ -119,7 +119,9 @@ class TrainerBase:
 
     def load_state_dict(self, state):
         self.iter = state["iteration"]
-        by_name = {type(h).__qualname__: h for h in self._hooks}
+        by_name = {}
+        for h in self._hooks:  # the first hook of each class, as in state_dict
+            by_name.setdefault(type(h).__qualname__, h)
         for name, hook_state in state.get("hooks", {}).items():
             if name in by_name:
                 by_name[name].load_state_dict(hook_state)
