@@ -17,7 +17,7 @@ from torch import nn
 
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, setup_cfg
-from ssl_lab.engine.launch import find_free_port
+from ssl_lab.engine.launch import find_free_port, launch
 from ssl_lab.utils.env import RNGState
 from ssl_lab.utils.logger import setup_logger
 
@@ -70,11 +70,15 @@ def test_each_rank_gets_its_own_rng_state_and_sample_stream_back(tmp_path):
         assert results[rank]["after_load"] == results[rank]["expected"], rank
 
 
-def _cfg(config_file, output_dir, shapes_root, *opts):
-    """A config loaded as tools/train_net.py loads it (IMPORTS of projects included), at toy size."""
-    args = SimpleNamespace(config_file=os.path.join(REPO_ROOT, config_file),
+def _args(config_file, output_dir, shapes_root, *opts):
+    """Command-line arguments of a toy-size run of `config_file`."""
+    return SimpleNamespace(config_file=os.path.join(REPO_ROOT, config_file),
                            opts=[*tiny_overrides(shapes_root, output_dir), "DATASETS.TEST", "()", *opts])
-    return setup_cfg(args)
+
+
+def _cfg(*args):
+    """The config as tools/train_net.py loads it (importing the projects of IMPORTS)."""
+    return setup_cfg(_args(*args))
 
 
 class _Crash(HookBase):
@@ -159,4 +163,28 @@ def test_kill_and_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_path
     assert _losses(resumed.cfg.OUTPUT_DIR) == _losses(reference.cfg.OUTPUT_DIR)
     expected = reference.model.state_dict()
     for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
+def _two_rank_runs(args_reference, args_killed):
+    """In each of 2 gloo processes: an uninterrupted run, then a killed and resumed one."""
+    rank = dist.get_rank()
+    cfg_reference, cfg_killed = setup_cfg(args_reference), setup_cfg(args_killed)
+    _reseed(cfg_reference.SEED + rank)  # as default_setup seeds each rank
+    _trainer(cfg_reference).train()
+    _reseed(cfg_killed.SEED + rank)
+    _kill_and_resume(cfg_killed)
+
+
+@pytest.mark.slow
+def test_two_rank_kill_and_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_path):
+    # SiMo: RandomNegatives draws from each rank's global RNG, whose state differs per rank.
+    config_file, *opts = KILL_RESUME_CASES["simo_random_negatives"]
+    args = [_args(config_file, str(tmp_path / name), shapes_root, *opts, "SEED", "3") for name in ("reference", "killed")]
+    launch(_two_rank_runs, 2, args=tuple(args))
+    cfgs = [setup_cfg(a) for a in args]
+    assert _losses(cfgs[1].OUTPUT_DIR) == _losses(cfgs[0].OUTPUT_DIR)
+    expected, resumed = (torch.load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), weights_only=True)["model"]
+                         for cfg in cfgs)
+    for key, value in resumed.items():
         assert torch.equal(value, expected[key]), key
