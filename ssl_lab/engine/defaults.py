@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import sys
+import weakref
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -196,7 +197,7 @@ class DefaultTrainer(TrainerBase):
                                     augmentation_seed=max(cfg.SEED, 0), **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
-            scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
+            trainer=weakref.proxy(self), rng=RNGState(),
         )
         if comm.is_main_process():
             check_free_space(cfg.OUTPUT_DIR, model, cfg.SOLVER.MAX_TO_KEEP)
@@ -235,6 +236,14 @@ class DefaultTrainer(TrainerBase):
         else:
             self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
 
+    def state_dict(self):
+        """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
+        return {**super().state_dict(), "_trainer": self._trainer.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._trainer.load_state_dict(state.get("_trainer", state))  # older checkpoints: the step's state only
+
     def train(self):
         if self.start_iter >= self.max_iter:
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
@@ -255,11 +264,13 @@ class DefaultTrainer(TrainerBase):
             hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE)
             if hasattr(model, "momentum_update") else None,
         ]
-        if comm.is_main_process():
-            hook_list.append(hooks.PeriodicCheckpointer(
-                self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
-                max_to_keep=cfg.SOLVER.MAX_TO_KEEP or None,
-            ))
+        # Before the checkpointers, so that a checkpoint holds their state after this step.
+        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
+        # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
+        hook_list.append(hooks.PeriodicCheckpointer(
+            self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
+            max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
+        ))
         hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
         if cfg.DATASETS.TEST:
             evaluator = self.build_evaluator(cfg)
@@ -267,7 +278,6 @@ class DefaultTrainer(TrainerBase):
                 cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
-        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return hook_list
 
