@@ -187,7 +187,8 @@ class DefaultTrainer(TrainerBase):
                                     grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
                                     channels_last=cfg.SOLVER.CHANNELS_LAST,
                                     batch_augmentation=self.build_batch_augmentation(cfg),
-                                    augmentation_seed=max(cfg.SEED, 0), **extra)
+                                    augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
+                                    non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
             scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
@@ -237,7 +238,7 @@ class DefaultTrainer(TrainerBase):
         super().train(self.start_iter, self.max_iter)
 
     def run_step(self):
-        self._trainer.iter = self.iter
+        self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
         self._trainer.run_step()
 
     def build_hooks(self):
@@ -254,7 +255,7 @@ class DefaultTrainer(TrainerBase):
                 self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
                 max_to_keep=cfg.SOLVER.MAX_TO_KEEP or None,
             ))
-        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
+        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
         if cfg.DATASETS.TEST:
             evaluator = self.build_evaluator(cfg)
             hook_list.append(hooks.EvalHook(
@@ -336,8 +337,10 @@ class DefaultTrainer(TrainerBase):
             return ClassificationEvaluator(query_loader)
         if cfg.TEST.EVALUATOR == "KNN":
             memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-            return KNNEvaluator(build_test_loader(cfg, memory), query_loader, k=cfg.TEST.KNN.K,
-                                temperature=cfg.TEST.KNN.TEMPERATURE)
+            knn = cfg.TEST.KNN
+            return KNNEvaluator(build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS), query_loader,
+                                k=knn.K, temperature=knn.TEMPERATURE, query_chunk=knn.QUERY_CHUNK_SIZE,
+                                memory_chunk=knn.MEMORY_CHUNK_SIZE)
         raise ValueError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
 
     @classmethod
