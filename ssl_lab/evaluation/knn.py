@@ -44,9 +44,10 @@ def _local_topk(queries, memory, memory_labels, k: int, memory_chunk: int):
     best_sim = queries.new_empty(queries.shape[0], 0)
     best_lab = memory_labels.new_empty(queries.shape[0], 0)
     for start in range(0, memory.shape[0], memory_chunk):
-        sim = queries @ memory[start : start + memory_chunk].T  # (Q, chunk)
+        sim = queries @ memory[start : start + memory_chunk].T  # (Q, chunk): the peak of this function
+        sim, index = sim.topk(min(k, sim.shape[1]), dim=1)
         sim = torch.cat([best_sim, sim], dim=1)
-        lab = torch.cat([best_lab, memory_labels[start : start + memory_chunk].expand(queries.shape[0], -1)], dim=1)
+        lab = torch.cat([best_lab, memory_labels[start + index]], dim=1)
         best_sim, index = sim.topk(min(k, sim.shape[1]), dim=1)
         best_lab = lab.gather(1, index)
     return best_sim, best_lab
@@ -68,7 +69,7 @@ def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: flo
         queries: (Q_local, D) normalized features of this rank's queries.
         query_chunk: queries scored at once over all ranks (each rank adds query_chunk // W).
         memory_chunk: memory rows per similarity block. Peak extra memory per rank is about
-            query_chunk x (memory_chunk + W k) similarities.
+            query_chunk x (memory_chunk + 4 W k) floats.
     Every rank must call this (a collective). Each query's k nearest memory features over all
     shards vote with weight exp(cos / T); equals `weighted_knn_predict` on the gathered bank.
     """
