@@ -9,6 +9,8 @@ DATALOADER.NUM_WORKERS 0: the recipe's 8 loader workers per rank would be 64 mor
 this 2-core machine, and loading is not what this simulates.
 """
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,3 +101,18 @@ def test_used_by_command_on_8_simulated_ranks(tmp_path, monkeypatch):
     assert knn[0][1] == 2 and knn == [knn[0]] * 8 and 0 <= knn[0][0] <= 100
     resumed = _run(tmp_path, 3, "--resume")
     assert all(p["iterations"] == [2] for p in resumed)  # continues at the iteration after the checkpoint
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num-gpus", "3"], "SOLVER.IMS_PER_BATCH (256) must be divisible by the number of processes (3)"),
+    (["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "300"],
+     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 300 is more than the 255 other keys"),
+])
+def test_a_job_that_does_not_fit_is_refused_before_any_process_starts(tmp_path, flags, message):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file", CONFIG,
+                           *flags[:2], "OUTPUT_DIR", str(out), *flags[2:]],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    assert done.returncode == 2
+    assert f"ERROR: {message}" in done.stderr and "Traceback" not in done.stderr
+    assert "World size" not in done.stdout + done.stderr and not out.exists()  # no process, no file

@@ -12,6 +12,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
+from ssl_lab.engine.defaults import check_job  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 logger = logging.getLogger("ssl_lab")
@@ -34,7 +35,8 @@ def main(args):
 def run(argv=None):
     args = default_argument_parser().parse_args(argv)
     with exit_on_user_error():
-        setup_cfg(args)  # fail on a bad config before starting any process
+        # fail on a bad config, or one that does not fit --num-gpus, before starting any process
+        check_job(setup_cfg(args), args.num_gpus * args.num_machines)
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
 

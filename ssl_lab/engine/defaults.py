@@ -11,10 +11,11 @@ from torch.nn.parallel import DistributedDataParallel
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import ConfigError, config_functions, get_cfg
 from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.data.gpu_augment import build_gpu_augmentation
 from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
 from ssl_lab.model_zoo import load_backbone_weights
-from ssl_lab.modeling import build_model
+from ssl_lab.modeling import META_ARCH_REGISTRY, build_model
 from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
@@ -25,7 +26,7 @@ from ssl_lab.utils.logger import setup_logger
 from . import hooks
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "setup_cfg", "resolve_schedule", "DefaultTrainer"]
+__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg", "resolve_schedule", "DefaultTrainer"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -68,6 +69,15 @@ def setup_cfg(args, config_fns=()):
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(list(args.opts))
     return cfg
+
+
+def check_job(cfg, world_size: int) -> None:
+    """Refuse, before any process starts, a job whose global batch does not split over
+    `world_size` processes or whose model cannot be built from `cfg` (e.g. K above the
+    negatives a global batch offers). The model is built on the meta device: no memory, no time."""
+    per_rank_batch_size(cfg, world_size)
+    with torch.device("meta"):
+        META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
 
 
 def default_setup(cfg, args) -> None:
