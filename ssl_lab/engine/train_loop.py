@@ -117,6 +117,8 @@ class SimpleTrainer(TrainerBase):
     With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
     a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank).
+    Losses stay on the device until a log period (`log_period`) or a non-finite check
+    (`non_finite_check_period`), where the storage gets their means over the period.
     """
 
     def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error", grad_accum_steps: int = 1,
@@ -127,6 +129,9 @@ class SimpleTrainer(TrainerBase):
             raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
         self.non_finite_loss = non_finite_loss
         self.num_skipped_steps = 0
+        if log_period < 1 or non_finite_check_period < 1:
+            raise ValueError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD "
+                             f"({non_finite_check_period}) must be >= 1")
         self.log_period = log_period
         self.non_finite_check_period = non_finite_check_period
         self._unread = []  # (iteration, (L,) rank-averaged losses on the device), not yet read to the host
