@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.engine.dry_run import dry_run  # noqa: E402
+from ssl_lab.engine.defaults import check_job  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 logger = logging.getLogger("ssl_lab")
@@ -36,7 +37,9 @@ def main(args):
 def run(argv=None):
     args = default_argument_parser().parse_args(argv)
     with exit_on_user_error():
-        cfg = setup_cfg(args)  # fail on a bad config before starting any process
+        cfg = setup_cfg(args)
+        # fail on a bad config, or one that does not fit --num-gpus, before starting any process
+        check_job(cfg, args.num_gpus * args.num_machines)
         if args.dry_run:
             dry_run(cfg, args)
             return

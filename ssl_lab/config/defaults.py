@@ -200,6 +200,18 @@ _C.TEST.KNN.K = 200
 _C.TEST.KNN.TEMPERATURE = 0.07
 # Labelled split whose features form the kNN memory; "" means DATASETS.TRAIN[0].
 _C.TEST.KNN.MEMORY_DATASET = ""
+# Scale keys (issue 16). The memory bank stays sharded on the ranks' devices; per rank the
+# similarity blocks hold about QUERY_CHUNK_SIZE x MEMORY_CHUNK_SIZE floats (64 MB at 1024 x 16384),
+# whatever the dataset size. MEMORY_PER_CLASS > 0 keeps the first N images of each class of the
+# memory split (e.g. 100 on ImageNet: a 128k-image monitor, 10x cheaper than the full 1.28M).
+_C.TEST.KNN.QUERY_CHUNK_SIZE = 1024
+_C.TEST.KNN.MEMORY_CHUNK_SIZE = 16384
+_C.TEST.KNN.MEMORY_PER_CLASS = 0
+# The losses stay on the device between log periods; the host reads them (one device sync) at
+# every LOG_PERIOD and every NON_FINITE_CHECK_PERIOD iterations to stop on a NaN/Inf loss
+# (NON_FINITE_LOSS "skip" reads every step). 20, the LOG_PERIOD default, adds no read of its
+# own and finds a NaN within 20 steps (seconds at ImageNet speed); a checkpoint always checks first.
+_C.SOLVER.NON_FINITE_CHECK_PERIOD = 20
 
 # Names in ssl_lab.engine.HOOK_REGISTRY of extra hooks (e.g. a project's monitors).
 _C.EXTRA_HOOKS = ()

@@ -2,7 +2,7 @@
 import random
 
 import torch
-from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, Subset
 
 from ssl_lab.utils import comm
 
@@ -44,9 +44,9 @@ def build_train_dataset(cfg):
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
 
-def per_rank_batch_size(cfg, world_size: int = None) -> int:
-    """Images one process of `world_size` (default: this run's) consumes per iteration, over all its
-    gradient-accumulation micro-batches."""
+def per_rank_batch_size(cfg, world_size: int = 0) -> int:
+    """Images one process consumes per iteration (over all its gradient-accumulation micro-batches),
+    in a job of `world_size` processes (0: the current one)."""
     world_size = world_size or comm.get_world_size()
     accum = cfg.SOLVER.GRAD_ACCUM_STEPS
     if accum < 1 or cfg.SOLVER.IMS_PER_BATCH % (world_size * accum) != 0:
@@ -78,9 +78,22 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     )
 
 
-def build_test_loader(cfg, dataset_name: str) -> DataLoader:
-    """One pass over this rank's share of a labelled split with the evaluation transform."""
+def first_per_class(labels, max_per_class: int) -> list:
+    """Indices of the first `max_per_class` items of each label, in dataset order."""
+    seen, keep = {}, []
+    for index, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= max_per_class:
+            keep.append(index)
+    return keep
+
+
+def build_test_loader(cfg, dataset_name: str, max_per_class: int = 0) -> DataLoader:
+    """One pass over this rank's share of a labelled split with the evaluation transform
+    (with max_per_class > 0, only the first that many images of each class)."""
     dataset = build_dataset(cfg, dataset_name, build_test_transform(cfg))
+    if max_per_class > 0:
+        dataset = Subset(dataset, first_per_class(dataset.labels, max_per_class))
     return DataLoader(
         dataset,
         batch_size=max(cfg.TEST.IMS_PER_BATCH // comm.get_world_size(), 1),

@@ -12,10 +12,11 @@ from torch.nn.parallel import DistributedDataParallel
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import ConfigError, config_functions, get_cfg
 from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.data.gpu_augment import build_gpu_augmentation
 from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
 from ssl_lab.model_zoo import load_backbone_weights
-from ssl_lab.modeling import build_model
+from ssl_lab.modeling import META_ARCH_REGISTRY, build_model
 from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
@@ -26,7 +27,7 @@ from ssl_lab.utils.logger import setup_logger
 from . import hooks
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "setup_cfg", "resolve_schedule", "DefaultTrainer"]
+__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg", "resolve_schedule", "DefaultTrainer"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -72,6 +73,15 @@ def setup_cfg(args, config_fns=()):
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(list(args.opts))
     return cfg
+
+
+def check_job(cfg, world_size: int) -> None:
+    """Refuse, before any process starts, a job whose global batch does not split over
+    `world_size` processes or whose model cannot be built from `cfg` (e.g. K above the
+    negatives a global batch offers). The model is built on the meta device: no memory, no time."""
+    per_rank_batch_size(cfg, world_size)
+    with torch.device("meta"):
+        META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
 
 
 def default_setup(cfg, args) -> None:
@@ -194,7 +204,8 @@ class DefaultTrainer(TrainerBase):
                                     grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
                                     channels_last=cfg.SOLVER.CHANNELS_LAST,
                                     batch_augmentation=self.build_batch_augmentation(cfg),
-                                    augmentation_seed=max(cfg.SEED, 0), **extra)
+                                    augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
+                                    non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
             trainer=weakref.proxy(self), rng=RNGState(),
@@ -252,7 +263,7 @@ class DefaultTrainer(TrainerBase):
         super().train(self.start_iter, self.max_iter)
 
     def run_step(self):
-        self._trainer.iter = self.iter
+        self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
         self._trainer.run_step()
 
     def build_hooks(self):
@@ -271,7 +282,7 @@ class DefaultTrainer(TrainerBase):
             self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
             max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
         ))
-        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
+        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
         if cfg.DATASETS.TEST:
             evaluator = self.build_evaluator(cfg)
             hook_list.append(hooks.EvalHook(
@@ -352,8 +363,10 @@ class DefaultTrainer(TrainerBase):
             return ClassificationEvaluator(query_loader)
         if cfg.TEST.EVALUATOR == "KNN":
             memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-            return KNNEvaluator(build_test_loader(cfg, memory), query_loader, k=cfg.TEST.KNN.K,
-                                temperature=cfg.TEST.KNN.TEMPERATURE)
+            knn = cfg.TEST.KNN
+            return KNNEvaluator(build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS), query_loader,
+                                k=knn.K, temperature=knn.TEMPERATURE, query_chunk=knn.QUERY_CHUNK_SIZE,
+                                memory_chunk=knn.MEMORY_CHUNK_SIZE)
         raise ValueError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
 
     @classmethod

@@ -7,6 +7,7 @@ the model, sum its losses, backward, optimizer step". Everything else
 import contextlib
 import inspect
 import logging
+import math
 import time
 import weakref
 
@@ -142,15 +143,25 @@ class SimpleTrainer(TrainerBase):
     With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
     a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank).
+    Losses stay on the device until a log period (`log_period`) or a non-finite check
+    (`non_finite_check_period`), where the storage gets their means over the period.
     """
 
     def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error", grad_accum_steps: int = 1,
-                 channels_last: bool = False, batch_augmentation=None, augmentation_seed: int = 0):
+                 channels_last: bool = False, batch_augmentation=None, augmentation_seed: int = 0,
+                 log_period: int = 1, non_finite_check_period: int = 1):
         super().__init__()
         if non_finite_loss not in ("error", "skip"):
             raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
         self.non_finite_loss = non_finite_loss
         self.num_skipped_steps = 0
+        if log_period < 1 or non_finite_check_period < 1:
+            raise ValueError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD "
+                             f"({non_finite_check_period}) must be >= 1")
+        self.log_period = log_period
+        self.non_finite_check_period = non_finite_check_period
+        self._unread = []  # (iteration, (L,) rank-averaged losses on the device), not yet read to the host
+        self._period = []  # (iteration, [L floats], data_time) read since the last log
         self.grad_accum_steps = grad_accum_steps
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if batch_augmentation is not None:
@@ -220,30 +231,74 @@ class SimpleTrainer(TrainerBase):
         self.optimizer.step()
 
     def _write_metrics(self, loss_dict, data_time: float) -> bool:
-        """Log the losses (averaged over ranks); False if the step must be skipped (non-finite loss)."""
-        metrics = {k: float(v) for k, v in comm.reduce_dict(loss_dict).items()}
-        total = sum(metrics.values())
-        storage = get_event_storage()
-        if not torch.isfinite(torch.tensor(total)):
-            terms = ", ".join(f"{k}={v}" for k, v in metrics.items())
-            if self.non_finite_loss == "error":
-                raise NonFiniteLossError(f"Loss became non-finite at iteration {self.iter}: {terms}")
-            self.num_skipped_steps += 1
-            logger.warning(f"Skipping iteration {self.iter}, non-finite loss ({terms}); "
-                           f"{self.num_skipped_steps} skipped so far")
-            storage.put_scalar("non_finite_steps", self.num_skipped_steps, smoothing_hint=False)
-            return False
-        storage.put_scalar("data_time", data_time)
-        storage.put_scalar("total_loss", total)
-        storage.put_scalars(**metrics)
+        """Queue this step's losses (averaged over ranks) on the device; False if the step must be
+        skipped (non-finite loss with non_finite_loss="skip").
+
+        The host reads them (one device sync) only at log periods, every `non_finite_check_period`
+        iterations, and on every step with "skip" (which must decide before the update). At a log
+        period the storage gets each loss's mean over the period's iterations.
+        """
+        reduced = comm.reduce_dict(loss_dict)
+        self._loss_names = sorted(reduced)
+        self._unread.append((self.iter, torch.stack([reduced[k].detach().float() for k in self._loss_names])))
+        self._period.append((self.iter, None, data_time))
+        last = self.iter == self.max_iter - 1
+        log_now = (self.iter + 1) % self.log_period == 0 or last
+        if log_now or self.non_finite_loss == "skip" or (self.iter + 1) % self.non_finite_check_period == 0:
+            if not self._read_losses():
+                return False
+        if log_now:
+            self._log_period_means()
         return True
 
+    def _read_losses(self) -> bool:
+        """Read the queued losses to the host (one sync); on a non-finite one raise ("error") or
+        drop this step from the period and return False ("skip")."""
+        values = torch.stack([v for _, v in self._unread]).tolist()
+        read = dict(zip((it for it, _ in self._unread), values))
+        self._unread = []
+        self._period = [(it, read.get(it, losses), t) for it, losses, t in self._period]
+        for it, losses, _ in self._period:
+            if all(math.isfinite(v) for v in losses):
+                continue
+            terms = ", ".join(f"{k}={v}" for k, v in zip(self._loss_names, losses))
+            if self.non_finite_loss == "error":
+                raise NonFiniteLossError(f"Loss became non-finite at iteration {it}: {terms}")
+            self._period.pop()  # "skip" reads every step: only this one can be non-finite
+            self.num_skipped_steps += 1
+            logger.warning(f"Skipping iteration {it}, non-finite loss ({terms}); "
+                           f"{self.num_skipped_steps} skipped so far")
+            get_event_storage().put_scalar("non_finite_steps", self.num_skipped_steps, smoothing_hint=False)
+            return False
+        return True
+
+    def _log_period_means(self):
+        """Put each loss's (and total_loss's, data_time's) mean over this log period into storage."""
+        if not self._period:
+            return
+        rows = [losses for _, losses, _ in self._period]
+        means = {k: sum(row[j] for row in rows) / len(rows) for j, k in enumerate(self._loss_names)}
+        storage = get_event_storage()
+        storage.put_scalar("data_time", sum(t for _, _, t in self._period) / len(rows), smoothing_hint=False)
+        storage.put_scalar("total_loss", sum(sum(row) for row in rows) / len(rows), smoothing_hint=False)
+        storage.put_scalars(smoothing_hint=False, **means)
+        self._period = []
+
     def state_dict(self):
-        return {**super().state_dict(), "num_skipped_steps": self.num_skipped_steps}
+        """Includes the losses of the unfinished log period, so a resumed run logs the same means."""
+        if self._unread:
+            self._read_losses()  # a checkpoint holds no unchecked non-finite loss
+        period = [[it, losses, t] for it, losses, t in self._period]
+        return {**super().state_dict(), "num_skipped_steps": self.num_skipped_steps, "log_period": period,
+                "loss_names": list(getattr(self, "_loss_names", []))}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.num_skipped_steps = state.get("num_skipped_steps", 0)
+        self._period = [tuple(row) for row in state.get("log_period", [])]
+        if state.get("loss_names"):
+            self._loss_names = list(state["loss_names"])
+        self._unread = []
 
 
 class AMPTrainer(SimpleTrainer):

@@ -1,4 +1,10 @@
-"""Weighted kNN classification of frozen features (Wu et al., 2018), the pretraining monitor."""
+"""Weighted kNN classification of frozen features (Wu et al., 2018), the pretraining monitor.
+
+At ImageNet size the memory bank (1.28M x 2048 fp32, 10.5 GB) is never gathered: each rank
+keeps the features it extracted, on the model's device. Queries travel instead, a chunk at a
+time: every rank scores the chunk against its shard, the ranks exchange their top-k, and the
+merged top-k vote. Peak memory per rank is the shard plus `query_chunk x memory_chunk` similarities.
+"""
 import logging
 
 import torch
@@ -10,23 +16,85 @@ logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def extract_features(backbone, data_loader, device):
-    """All ranks' L2-normalized features (M, D) and labels (M,), in dataset order."""
+def extract_local_features(backbone, data_loader, device):
+    """This rank's L2-normalized features (M_local, D) and labels (M_local,), both on `device`."""
     was_training = backbone.training
     backbone.eval()
     features, labels = [], []
     for images, targets in data_loader:
-        features.append(F.normalize(backbone(images.to(device)).float(), dim=1).cpu())
-        labels.append(torch.as_tensor(targets))
+        features.append(F.normalize(backbone(images.to(device)).float(), dim=1))
+        labels.append(torch.as_tensor(targets, device=device))
     backbone.train(was_training)
-    local = (torch.cat(features), torch.cat(labels))
-    gathered = comm.all_gather_object(local)
+    return torch.cat(features), torch.cat(labels)
+
+
+def extract_features(backbone, data_loader, device):
+    """All ranks' L2-normalized features (M, D) and labels (M,) on the CPU, in dataset order.
+
+    Gathers the whole split to every rank: for small splits (statistics of a validation set).
+    """
+    features, labels = extract_local_features(backbone, data_loader, device)
+    gathered = comm.all_gather_object((features.cpu(), labels.cpu()))
     return torch.cat([f for f, _ in gathered]), torch.cat([y for _, y in gathered])
+
+
+def _local_topk(queries, memory, memory_labels, k: int, memory_chunk: int):
+    """Top-k similarities (Q, k') and their labels (Q, k') of `queries` in one memory shard,
+    k' = min(k, M_local), scored `memory_chunk` rows at a time (running top-k)."""
+    best_sim = queries.new_empty(queries.shape[0], 0)
+    best_lab = memory_labels.new_empty(queries.shape[0], 0)
+    for start in range(0, memory.shape[0], memory_chunk):
+        sim = queries @ memory[start : start + memory_chunk].T  # (Q, chunk): the peak of this function
+        sim, index = sim.topk(min(k, sim.shape[1]), dim=1)
+        sim = torch.cat([best_sim, sim], dim=1)
+        lab = torch.cat([best_lab, memory_labels[start + index]], dim=1)
+        best_sim, index = sim.topk(min(k, sim.shape[1]), dim=1)
+        best_lab = lab.gather(1, index)
+    return best_sim, best_lab
+
+
+def _gather_padded(tensor, length: int, fill):
+    """all_gather of (n_r, ...) tensors with n_r <= length: (W, length, ...) padded with `fill`."""
+    padded = tensor.new_full((length, *tensor.shape[1:]), fill)
+    padded[: tensor.shape[0]] = tensor
+    return comm.all_gather_tensor(padded.unsqueeze(0))
+
+
+def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: float, num_classes: int,
+                        query_chunk: int = 1024, memory_chunk: int = 16384):
+    """Class scores (Q_local, C) of this rank's queries against the memory of all ranks.
+
+    Args:
+        memory: (M_local, D) normalized features of this rank's memory shard; memory_labels (M_local,).
+        queries: (Q_local, D) normalized features of this rank's queries.
+        query_chunk: queries scored at once over all ranks (each rank adds query_chunk // W).
+        memory_chunk: memory rows per similarity block. Peak extra memory per rank is about
+            query_chunk x (memory_chunk + 4 W k) floats.
+    Every rank must call this (a collective). Each query's k nearest memory features over all
+    shards vote with weight exp(cos / T); equals `weighted_knn_predict` on the gathered bank.
+    """
+    world = comm.get_world_size()
+    per_rank = max(query_chunk // world, 1)
+    counts = comm.all_gather_tensor(torch.tensor([queries.shape[0], memory.shape[0]], device=memory.device)[None])
+    rounds = -(-int(counts[:, 0].max()) // per_rank)
+    k = min(k, int(counts[:, 1].sum()))
+    rank, scores = comm.get_rank(), []
+    for r in range(rounds):
+        chunk = queries[r * per_rank : (r + 1) * per_rank]
+        all_queries = _gather_padded(chunk, per_rank, 0.0).flatten(0, 1)  # (W * per_rank, D)
+        sim, lab = _local_topk(all_queries, memory, memory_labels, k, memory_chunk)
+        sim = _gather_padded(sim.T, k, float("-inf")).permute(2, 0, 1).flatten(1)  # (W * per_rank, W * k)
+        lab = _gather_padded(lab.T, k, 0).permute(2, 0, 1).flatten(1)
+        mine = slice(rank * per_rank, rank * per_rank + chunk.shape[0])
+        top_sim, index = sim[mine].topk(k, dim=1)
+        votes = F.one_hot(lab[mine].gather(1, index), num_classes).to(top_sim.dtype)
+        scores.append((votes * (top_sim / temperature).exp().unsqueeze(-1)).sum(dim=1))
+    return torch.cat(scores) if scores else queries.new_zeros(0, num_classes)
 
 
 def weighted_knn_predict(train_features, train_labels, test_features, k: int, temperature: float,
                          num_classes: int, chunk_size: int = 1024):
-    """Class scores (M_test, C): the k nearest training features vote with weight exp(cos / T)."""
+    """Class scores (M_test, C) on one process: the k nearest training features vote with weight exp(cos / T)."""
     k = min(k, train_features.shape[0])
     scores = []
     for start in range(0, test_features.shape[0], chunk_size):
@@ -37,34 +105,51 @@ def weighted_knn_predict(train_features, train_labels, test_features, k: int, te
     return torch.cat(scores)
 
 
+def topk_correct(scores, labels, ks=(1, 5)):
+    """{"top{k}": number of rows whose label is among the k best scores} for each k <= number of classes."""
+    hit = scores.argsort(dim=1, descending=True)[:, : max(ks)] == labels.unsqueeze(1)
+    return {f"top{k}": hit[:, :k].any(dim=1).sum() for k in ks if k <= scores.shape[1]}
+
+
 def topk_accuracy(scores, labels, ks=(1, 5)):
     """{"top{k}": percent} for each k <= number of classes."""
-    ranked = scores.argsort(dim=1, descending=True)
-    return {
-        f"top{k}": 100.0 * (ranked[:, :k] == labels.unsqueeze(1)).any(dim=1).float().mean().item()
-        for k in ks
-        if k <= scores.shape[1]
-    }
+    return {name: 100.0 * correct.item() / labels.shape[0] for name, correct in topk_correct(scores, labels, ks).items()}
 
 
 class KNNEvaluator:
-    """Features of a labelled memory split vote for the labels of a query split."""
+    """Features of a labelled memory split vote for the labels of a query split.
 
-    def __init__(self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07):
+    Both loaders give each rank its own share (InferenceSampler); features stay on the model's
+    device, sharded. `query_chunk` and `memory_chunk` bound the similarity blocks (TEST.KNN.*).
+    """
+
+    def __init__(self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07,
+                 query_chunk: int = 1024, memory_chunk: int = 16384):
         self.memory_loader = memory_loader
         self.query_loader = query_loader
         self.k = k
         self.temperature = temperature
+        self.query_chunk = query_chunk
+        self.memory_chunk = memory_chunk
 
     def evaluate(self, model) -> dict:
         """kNN accuracy of `model.backbone` (or of `model` itself if it has no backbone)."""
         backbone = getattr(model, "backbone", model)
         device = next(backbone.parameters()).device
-        train_x, train_y = extract_features(backbone, self.memory_loader, device)
-        test_x, test_y = extract_features(backbone, self.query_loader, device)
-        num_classes = int(max(train_y.max(), test_y.max())) + 1
-        scores = weighted_knn_predict(train_x, train_y, test_x, self.k, self.temperature, num_classes)
-        results = {f"knn/{name}": value for name, value in topk_accuracy(scores, test_y).items()}
+        memory, memory_labels = extract_local_features(backbone, self.memory_loader, device)
+        queries, query_labels = extract_local_features(backbone, self.query_loader, device)
+        return self.score(memory, memory_labels, queries, query_labels)
+
+    def score(self, memory, memory_labels, queries, query_labels) -> dict:
+        """{"knn/top1", "knn/top5"} (percent over all ranks' queries) from this rank's shards."""
+        label_max = torch.cat([memory_labels, query_labels, memory_labels.new_zeros(1)]).max().reshape(1, 1)
+        num_classes = int(comm.all_gather_tensor(label_max).max()) + 1
+        scores = sharded_knn_predict(memory, memory_labels, queries, self.k, self.temperature, num_classes,
+                                     self.query_chunk, self.memory_chunk)
+        correct = topk_correct(scores, query_labels)
+        totals = torch.stack([*correct.values(), torch.tensor(query_labels.shape[0], device=queries.device)])
+        totals = comm.all_gather_tensor(totals[None].double()).sum(dim=0).tolist()
+        results = {f"knn/{name}": 100.0 * c / totals[-1] for name, c in zip(correct, totals)}
         logger.info("kNN (k=%d, T=%.2f): %s", self.k, self.temperature,
                     "  ".join(f"{k}: {v:.2f}" for k, v in results.items()))
         return results

@@ -68,14 +68,23 @@ class EventStorage:
     def latest(self) -> dict:
         return dict(self._latest)
 
-    def values_since(self, iteration: int):
-        """{iteration: {name: value}} of everything put after `iteration` (still in the history)."""
-        by_iter = defaultdict(dict)
-        for name, history in self._history.items():
-            for value, it in history.values:
-                if it > iteration:
-                    by_iter[it][name] = value
-        return by_iter
+    def records_since(self, iteration: int) -> dict:
+        """{iteration: {name: value}} of the scalars put after `iteration`, one record per write.
+
+        A scalar put with smoothing_hint (a per-step measurement such as "time") gives the mean of
+        its values since then, at the current iteration; any other scalar (the trainer's period
+        means, lr, evaluation results) gives its latest value, at the iteration it was put.
+        """
+        records = defaultdict(dict)
+        for name, (value, it) in self._latest.items():
+            if it <= iteration:
+                continue
+            if self._smoothing[name]:
+                recent = [v for v, i in self._history[name].values if i > iteration]
+                records[self.iter][name] = sum(recent) / len(recent)
+            else:
+                records[it][name] = value
+        return records
 
     def smoothed(self, name: str, window: int = 20) -> float:
         """Median of the last `window` values if the scalar was put with smoothing_hint, else the latest."""
@@ -92,6 +101,9 @@ class EventStorage:
 
 
 class EventWriter:
+    def before_train(self, start_iter: int):
+        """Called once before training starts (or resumes) at `start_iter`."""
+
     def write(self):
         raise NotImplementedError
 
@@ -100,49 +112,69 @@ class EventWriter:
 
 
 class JSONWriter(EventWriter):
-    """Appends one JSON object per logged iteration to `metrics.json` (JSON lines).
+    """Appends one JSON object per write (every LOG_PERIOD iterations) to `metrics.json` (JSON lines).
 
-    Values are the exact ones of that iteration (not smoothed), so a resumed run logs
-    the same numbers as an uninterrupted one.
+    Per-step measurements are averaged over the period; the trainer's losses are already period
+    means. A run resumed at iteration s first drops the records at iterations >= s (written by the
+    interrupted run after its last checkpoint), so it leaves the file an uninterrupted run writes.
     """
 
     def __init__(self, json_file: str):
-        self._file = open(json_file, "a")
+        self._path = json_file
+        self._file = None
         self._last_written = -1
 
+    def before_train(self, start_iter: int):
+        if start_iter > 0 and os.path.exists(self._path):
+            with open(self._path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["iteration"] < start_iter]
+            with open(self._path, "w") as f:
+                f.writelines(kept)
+        self._last_written = start_iter - 1
+
     def write(self):
-        by_iter = get_event_storage().values_since(self._last_written)
-        for it in sorted(by_iter):
-            self._file.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n")
-        if by_iter:
-            self._last_written = max(by_iter)
+        if self._file is None:
+            self._file = open(self._path, "a")
+        records = get_event_storage().records_since(self._last_written)
+        for it in sorted(records):
+            self._file.write(json.dumps({"iteration": it, **records[it]}, sort_keys=True) + "\n")
+        self._last_written = max([get_event_storage().iter, *records])
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class TensorboardWriter(EventWriter):
-    """Writes every new scalar (its exact value at that iteration) to TensorBoard event files in `log_dir`."""
+    """Writes the records of each write (see :class:`JSONWriter`) to TensorBoard event files in
+    `log_dir`; a resumed run purges the events at iterations >= its start."""
 
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._writer = SummaryWriter(log_dir)
+        self._log_dir = log_dir
+        self._writer = None
         self._last_written = -1
 
+    def before_train(self, start_iter: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(self._log_dir, purge_step=start_iter if start_iter > 0 else None)
+        self._last_written = start_iter - 1
+
     def write(self):
-        by_iter = get_event_storage().values_since(self._last_written)
-        for it in sorted(by_iter):
-            for name, value in by_iter[it].items():
+        if self._writer is None:
+            self.before_train(0)
+        records = get_event_storage().records_since(self._last_written)
+        for it in sorted(records):
+            for name, value in records[it].items():
                 self._writer.add_scalar(name, value, it)
-        if by_iter:
-            self._last_written = max(by_iter)
+        self._last_written = max([get_event_storage().iter, *records])
         self._writer.flush()
 
     def close(self):
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class CommonMetricPrinter(EventWriter):
@@ -172,7 +204,7 @@ class CommonMetricPrinter(EventWriter):
         lr = f"lr: {latest['lr'][0]:.5g}" if "lr" in latest else ""
         timing = (
             f"time: {storage.history('time').avg(self._window_size):.4f}  "
-            f"data_time: {storage.history('data_time').avg(self._window_size):.4f}"
+            f"data_time: {storage.history('data_time').latest():.4f}"
             if "time" in latest and "data_time" in latest
             else ""
         )
