@@ -11,6 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from ssl_lab.config.checks import check_config  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
@@ -33,8 +34,10 @@ def main(args):
 
 def run(argv=None):
     args = default_argument_parser().parse_args(argv)
+    if args.debug:
+        os.environ["SSL_LAB_DEBUG"] = "1"  # the worker processes inherit it
     with exit_on_user_error():
-        setup_cfg(args)  # fail on a bad config before starting any process
+        check_config(setup_cfg(args))  # fail on a bad config before starting any process
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
 

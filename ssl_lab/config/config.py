@@ -4,8 +4,10 @@ import os
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
+from ssl_lab.utils.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be applied; the message says what would be right."""
 
 

@@ -1,5 +1,7 @@
 """Hooks: each does one thing around the training loop."""
+import glob
 import logging
+import os
 import signal
 import time
 
@@ -89,37 +91,47 @@ class PeriodicCheckpointer(_FvcorePeriodicCheckpointer, HookBase):
 
     def before_train(self):
         self.max_iter = self.trainer.max_iter
+        # a resumed run also rotates the periodic checkpoints of the runs before it
+        saved = glob.glob(os.path.join(glob.escape(self.checkpointer.save_dir), "model_[0-9]*.pth"))
+        self.recent_checkpoints = sorted(saved) + [p for p in self.recent_checkpoints if p not in saved]
 
     def after_step(self):
         self.step(self.trainer.iter)
 
 
 class PreemptionCheckpointer(HookBase):
-    """On SIGTERM (preemption), every rank finishes the current iteration, a checkpoint is
-    saved, and the process exits with status 143; `--resume` continues from there."""
+    """On SIGTERM (preemption) or SIGINT (Ctrl-C), every rank finishes the current iteration,
+    a checkpoint is saved, and the process exits with 128 + the signal number (143, 130);
+    `--resume` continues from there."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self, checkpointer):
         self.checkpointer = checkpointer
-        self._requested = False
+        self._requested = 0
+        self._previous_handlers = {}
 
-    def _on_sigterm(self, signum, frame):
-        logger.warning("SIGTERM received: saving a checkpoint after this iteration, then exiting")
-        self._requested = True
+    def _on_signal(self, signum, frame):
+        logger.warning(f"{signal.Signals(signum).name} received: saving a checkpoint after this iteration, "
+                       f"then exiting")
+        self._requested = self._requested or signum
 
     def before_train(self):
-        self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous_handlers = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
 
     def after_step(self):
         requested = torch.tensor(float(self._requested), device=comm.collective_device())
         if comm.get_world_size() > 1:  # stop together: one rank's signal stops all
             requested = comm.all_reduce_mean(requested)
         if requested.item() > 0 and self.trainer.iter < self.trainer.max_iter - 1:
+            signum = self._requested or int(signal.SIGTERM)
             self.checkpointer.save(f"model_{self.trainer.iter:07d}", iteration=self.trainer.iter)
             comm.synchronize()
-            raise SystemExit(143)
+            raise SystemExit(128 + signum)
 
     def after_train(self):
-        signal.signal(signal.SIGTERM, self._previous_handler)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 class PeriodicWriter(HookBase):

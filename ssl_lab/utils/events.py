@@ -107,10 +107,13 @@ class JSONWriter(EventWriter):
     """
 
     def __init__(self, json_file: str):
-        self._file = open(json_file, "a")
+        self._path = json_file
+        self._file = None  # opened at the first write: building a trainer writes no file
         self._last_written = -1
 
     def write(self):
+        if self._file is None:
+            self._file = open(self._path, "a")
         by_iter = get_event_storage().values_since(self._last_written)
         for it in sorted(by_iter):
             self._file.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n")
@@ -120,19 +123,23 @@ class JSONWriter(EventWriter):
         os.fsync(self._file.fileno())
 
     def close(self):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class TensorboardWriter(EventWriter):
     """Writes every new scalar (its exact value at that iteration) to TensorBoard event files in `log_dir`."""
 
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._writer = SummaryWriter(log_dir)
+        self._log_dir = log_dir
+        self._writer = None  # created at the first write: building a trainer writes no file
         self._last_written = -1
 
     def write(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self._log_dir)
         by_iter = get_event_storage().values_since(self._last_written)
         for it in sorted(by_iter):
             for name, value in by_iter[it].items():
@@ -142,7 +149,8 @@ class TensorboardWriter(EventWriter):
         self._writer.flush()
 
     def close(self):
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class CommonMetricPrinter(EventWriter):

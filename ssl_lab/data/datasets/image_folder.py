@@ -5,12 +5,14 @@ import os
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
+from ssl_lab.utils.errors import UserError
+
 from .build import DATASET_REGISTRY, datasets_root, require_path
 
 logger = logging.getLogger(__name__)
 
 
-class BadImageError(RuntimeError):
+class BadImageError(UserError, RuntimeError):
     """An image file that cannot be decoded."""
 
 
