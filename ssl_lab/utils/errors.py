@@ -28,12 +28,12 @@ def debug_enabled() -> bool:
     return os.environ.get("SSL_LAB_DEBUG", "") not in ("", "0")
 
 
-def format_user_error(err: BaseException) -> str:
-    """`ERROR: <message>`, cut to MAX_LINES lines."""
+def format_user_error(err: BaseException, where: str = "") -> str:
+    """`ERROR: <message>` (`ERROR (<where>): ...`), cut to MAX_LINES lines."""
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     if "Original Traceback" in message:  # raised in a DataLoader worker
         message = worker_error_summary(err)
-    lines = f"ERROR: {message}".strip().splitlines()
+    lines = f"ERROR{f' ({where})' if where else ''}: {message}".strip().splitlines()
     if len(lines) > MAX_LINES:
         lines = lines[:MAX_LINES - 1] + [f"... ({len(lines) - MAX_LINES + 1} more lines; SSL_LAB_DEBUG=1 shows all)"]
     return "\n".join(lines)
@@ -59,9 +59,12 @@ def _is_user_error(err: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def exit_on_user_error(exit_code: int = 2):
+def exit_on_user_error(exit_code: int = 2, where: str = ""):
     """Print `ERROR: <message>` (at most MAX_LINES lines) and exit with `exit_code` on a
-    user-input error; exit 130 on Ctrl-C. With SSL_LAB_DEBUG=1 the exception propagates."""
+    user-input error; exit 130 on Ctrl-C. With SSL_LAB_DEBUG=1 the exception propagates.
+
+    where: names the process in the message (e.g. "rank 1").
+    """
     try:
         yield
     except KeyboardInterrupt:
@@ -72,7 +75,7 @@ def exit_on_user_error(exit_code: int = 2):
     except Exception as err:
         if debug_enabled() or not _is_user_error(err):
             raise
-        text = format_user_error(err)
+        text = format_user_error(err, where)
         _log_to_files(text)
         print(text, file=sys.stderr)
         sys.exit(exit_code)
