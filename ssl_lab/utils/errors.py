@@ -39,17 +39,17 @@ def format_user_error(err: BaseException, where: str = "") -> str:
     return "\n".join(lines)
 
 
-_ORIGINAL_TRACEBACK = re.compile(r'Original Traceback.*File "([^"]+)", line (\d+).*?\n(\w[\w.]*(?:Error|Exception)\w*: .*)',
-                                 re.S)
+# The last line of a worker's traceback: "<module.ExceptionName>: <message>".
+_LAST_EXCEPTION = re.compile(r"^[\w.]*(?:Error|Exception|Interrupt)\w*: (.*)$", re.M)
 
 
 def worker_error_summary(err: BaseException) -> str:
-    """The message of an exception re-raised from a DataLoader worker or a launched process,
-    without the worker's traceback: `<cause>` and, when known, where it was raised."""
+    """The message of an exception re-raised from a DataLoader worker, without the worker's
+    traceback (the message itself names the file and the cause)."""
     text = str(err).strip()
-    match = _ORIGINAL_TRACEBACK.search(text)
-    if match:
-        return match.group(3).strip()
+    messages = _LAST_EXCEPTION.findall(text.split("Original Traceback")[-1])
+    if messages:
+        return messages[-1].strip()
     last = [line for line in text.splitlines() if line.strip()]
     return last[-1].strip() if last else type(err).__name__
 
