@@ -50,11 +50,13 @@ class SiMo(MomentumEncoderMixin, nn.Module):
         if cfg.MODEL.QUEUE.NAME:
             raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
         sampler = cfg.MODEL.NEGATIVE_SAMPLER
-        candidates = cfg.SOLVER.IMS_PER_BATCH - 1
+        # negatives come from the keys of one global micro-batch (gradient accumulation splits the batch)
+        candidates = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS - 1
         if sampler.NAME == "RandomNegatives" and sampler.NUM_NEGATIVES > candidates:
             raise ValueError(
                 f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {sampler.NUM_NEGATIVES} is more than the {candidates} other "
-                f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}"
+                f"keys of a global micro-batch of SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = "
+                f"{cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS} images"
             )
         backbone = build_backbone(cfg)
         return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
