@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ssl_lab.config.checks import check_config  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+from ssl_lab.utils.logger import start_log_files  # noqa: E402
 
 logger = logging.getLogger("ssl_lab")
 
@@ -25,6 +26,7 @@ def main(args):
         cfg.freeze()
         model = DefaultTrainer.build_model(cfg)
         DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
+        start_log_files()
         return DefaultTrainer.test(cfg, model)
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)

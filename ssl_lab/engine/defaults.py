@@ -12,7 +12,7 @@ from ssl_lab.config.checks import check_config
 from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.utils import comm
 from ssl_lab.utils.env import seed_all_rng, set_deterministic
-from ssl_lab.utils.logger import setup_logger
+from ssl_lab.utils.logger import setup_logger, start_log_files
 
 from .output_dir import check_output_dir
 
@@ -65,7 +65,8 @@ def setup_cfg(args, config_fns=()):
 
 def default_setup(cfg, args) -> None:
     """Check the config and OUTPUT_DIR, then the logger, the run's first log lines (world size,
-    rank, device), seeding and determinism. A refused run writes nothing."""
+    rank, device), seeding and determinism. A refused run writes nothing: the log file starts
+    with :func:`start_log_files`."""
     check_config(cfg)
     if getattr(args, "eval_only", False):
         if not cfg.MODEL.WEIGHTS:
@@ -75,8 +76,8 @@ def default_setup(cfg, args) -> None:
     else:
         check_output_dir(cfg.OUTPUT_DIR, resume=getattr(args, "resume", False))
     rank = comm.get_rank()
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank)
+    # log.txt is written once the run is accepted (DefaultTrainer.resume_or_load, or loaded weights)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, defer_file=True)
     device = resolve_device(cfg.MODEL.DEVICE)
     if device.type == "cuda" and comm.is_dist():
         device = torch.device("cuda", torch.cuda.current_device())

@@ -18,6 +18,7 @@ from ssl_lab.solver import build_lr_scheduler, build_optimizer, resolve_schedule
 from ssl_lab.utils import comm
 from ssl_lab.utils.env import RNGState
 from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWriter
+from ssl_lab.utils.logger import start_log_files
 
 from . import hooks
 from .output_dir import check_free_space, check_output_dir, remove_stale_temp_files
@@ -100,26 +101,28 @@ class DefaultTrainer(TrainerBase):
         """Resume from OUTPUT_DIR's last checkpoint (with --resume), else load MODEL.WEIGHTS.
 
         Without --resume, an OUTPUT_DIR that already holds checkpoints is refused so they
-        are never overwritten. Only once it is accepted does the run write there (config.yaml).
+        are never overwritten. Only once the weights are loaded does the run write there
+        (log.txt, config.yaml).
         """
         check_output_dir(self.cfg.OUTPUT_DIR, resume)
         has_checkpoint = self.checkpointer.has_checkpoint()
-        if comm.is_main_process():
-            os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
-            for path in remove_stale_temp_files(self.cfg.OUTPUT_DIR):
-                logger.info(f"Removed {path}, left by a process killed while writing it")
-            with open(os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-                f.write(self.cfg.dump())
-            logger.info(f"Full config saved to {os.path.join(self.cfg.OUTPUT_DIR, 'config.yaml')}")
-        if resume and not has_checkpoint:
-            logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
-                           f"iteration 0 (check the path if you meant to continue a run)")
         if resume and has_checkpoint:
             checkpoint = self.checkpointer.resume_or_load("", resume=True)
             self.start_iter = checkpoint.get("iteration", -1) + 1
             logger.info(f"Resuming at iteration {self.start_iter}")
         else:
+            if resume:
+                logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
+                               f"iteration 0 (check the path if you meant to continue a run)")
             self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
+        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        start_log_files()
+        if comm.is_main_process():
+            for path in remove_stale_temp_files(self.cfg.OUTPUT_DIR):
+                logger.info(f"Removed {path}, left by a process killed while writing it")
+            with open(os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+                f.write(self.cfg.dump())
+            logger.info(f"Full config saved to {os.path.join(self.cfg.OUTPUT_DIR, 'config.yaml')}")
 
     def train(self):
         if self.start_iter >= self.max_iter:
