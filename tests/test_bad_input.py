@@ -41,6 +41,7 @@ class Case:
     tool: str = TRAIN_NET
     out_dir: Callable = field(default=lambda tmp: os.path.join(tmp, "out"))
     unchanged: bool = True  # False: found while training, after the run was accepted and started writing
+    env: dict = field(default_factory=dict)
 
 
 def _config(tmp, name, text):
@@ -218,6 +219,9 @@ CASES = [
          "do not fit the backbone (ResNet); nothing was loaded"),
     Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
          "Model 'moco_v9' is not in the model zoo catalog"),
+    Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
+         "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
+         env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
     Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]), "Download of http://127.0.0.1:"),
     # ------------------------------------------------------------- images
     Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
@@ -263,6 +267,8 @@ def _run(tool, argv) -> Tuple[int, str]:
 def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SSL_LAB_DEBUG", raising=False)
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
     tmp = str(tmp_path)
     out = case.out_dir(tmp)
     argv = case.setup(tmp, out, shapes_root)
@@ -341,3 +347,77 @@ def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypat
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=399))
     with pytest.raises(OutputDirError, match="MiB free"):
         check_free_space(str(tmp_path), 100, 3)
+
+
+def _children(pid: int):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,parent_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)])
+def test_signal_to_launcher_reaches_every_worker(signum, parent_code, shapes_root, tmp_path):
+    """Two workers: a signal to the launcher (or its death) makes both checkpoint and exit."""
+    out = str(tmp_path / "out")
+    log = open(tmp_path / "stdout.txt", "w")
+    argv = [sys.executable, TRAIN_NET, "--num-gpus", "2", *_shapes("SOLVER.MAX_ITER", "400",
+                                                                    "SOLVER.CHECKPOINT_PERIOD", "1000")(
+        str(tmp_path), out, shapes_root)]
+    parent = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SSL_LAB_DEBUG": ""})
+    try:
+        deadline = time.monotonic() + 240
+        while "iter: 2/" not in (tmp_path / "stdout.txt").read_text() and time.monotonic() < deadline:
+            assert parent.poll() is None, (tmp_path / "stdout.txt").read_text()
+            time.sleep(0.5)
+        workers = _children(parent.pid)
+        parent.send_signal(signum)
+        assert parent.wait(timeout=120) == parent_code
+        deadline = time.monotonic() + 60
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(w) for w in workers), "a worker outlived its launcher"
+    finally:
+        parent.kill()
+        for w in _children(parent.pid) if parent.poll() is None else []:
+            os.kill(w, signal.SIGKILL)
+    saved = [f for f in os.listdir(out) if f.startswith("model_0")]
+    assert len(saved) == 1, os.listdir(out)  # the checkpoint taken on the signal (period 1000 never fires)
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read() == saved[0]
+
+
+def test_converted_weights_follow_the_umask(tmp_path):
+    from ssl_lab.checkpoint.d2_conversion import convert_checkpoint_file
+
+    src = str(tmp_path / "r18.pth")
+    torch.save(_r18_checkpoint(), src)
+    old = os.umask(0o027)
+    try:
+        convert_checkpoint_file(src, str(tmp_path / "r18.pkl"))
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "r18.pkl").st_mode & 0o777 == 0o640  # 0666 minus the umask, not mkstemp's 0600
+
+
+def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
+    from types import SimpleNamespace
+
+    from ssl_lab.checkpoint import Checkpointer
+    from ssl_lab.engine.hooks import PeriodicCheckpointer
+
+    checkpointer = Checkpointer(torch.nn.Linear(1, 1), str(tmp_path))
+    for it in (1, 3, 5):  # saved by the run before the resume
+        checkpointer.save(f"model_{it:07d}", iteration=it)
+    hook = PeriodicCheckpointer(checkpointer, 2, max_iter=100, max_to_keep=2)
+    hook.trainer = SimpleNamespace(max_iter=100, iter=7)
+    hook.before_train()
+    hook.after_step()  # saves model_0000007 and keeps the newest two
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000005.pth", "model_0000007.pth"]

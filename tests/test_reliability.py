@@ -199,7 +199,8 @@ def test_unknown_keys_always_raise_config_error_naming_the_key(key):
     assert key in str(err.value)
 
 
-_RESNET18_KEYS = list(__import__("ssl_lab.modeling.backbones", fromlist=["ResNet"]).ResNet(18).state_dict())
+_RESNET18 = __import__("ssl_lab.modeling.backbones", fromlist=["ResNet"]).ResNet(18).state_dict()
+_RESNET18_KEYS = list(_RESNET18)
 
 
 @settings(max_examples=40, deadline=None)
@@ -209,7 +210,7 @@ _RESNET18_KEYS = list(__import__("ssl_lab.modeling.backbones", fromlist=["ResNet
 def test_d2_converter_maps_any_prefixed_resnet_or_fails_clearly(prefix, dropped, junk):
     from ssl_lab.checkpoint.d2_conversion import NoBackboneError, convert_to_d2, extract_backbone_state_dict
 
-    state = {prefix + k: torch.zeros(1) for k in _RESNET18_KEYS if k not in dropped}
+    state = {prefix + k: torch.zeros_like(v) for k, v in _RESNET18.items() if k not in dropped}
     state.update({f"head.{k}": torch.zeros(1) for k in junk})
     try:
         _, backbone = extract_backbone_state_dict({"state_dict": state})

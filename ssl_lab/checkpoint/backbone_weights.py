@@ -218,7 +218,8 @@ def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None
         others = {k: v for k, v in saved.items() if not k.startswith("backbone.") and k in target
                   and tuple(v.shape) == tuple(target[k].shape)}
         model.load_state_dict(others, strict=False)
-        logger.info(f"Loaded {len(others)} tensors of other modules ({', '.join(sorted({k.split('.')[0] for k in others})) or 'none'}) from {path}")
+        modules = ", ".join(sorted({k.split(".")[0] for k in others})) or "none"
+        logger.info(f"Loaded {len(others)} tensors of other modules ({modules}) from {path}")
     backbone.load_state_dict(converted, strict=False)
     (logger.warning if report.unexpected else logger.info)(str(report))
     return report

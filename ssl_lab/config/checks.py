@@ -56,7 +56,8 @@ def check_config(cfg) -> None:
     _require(cfg.INPUT.TEST_RESIZE >= cfg.INPUT.CROP_SIZE, "INPUT.TEST_RESIZE", cfg.INPUT.TEST_RESIZE,
              f">= INPUT.CROP_SIZE ({cfg.INPUT.CROP_SIZE}); the evaluation center-crops the resized image")
     low, high = cfg.INPUT.CROP_SCALE
-    _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE), "(low, high) with 0 < low <= high <= 1")
+    _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE),
+             "(low, high) with 0 < low <= high <= 1")
     _require(cfg.TEST.KNN.K > 0, "TEST.KNN.K", cfg.TEST.KNN.K, "a positive number of neighbours")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
     check_device(cfg.MODEL.DEVICE)

@@ -49,7 +49,8 @@ class CfgNode(_FvcoreCfgNode):
         """fvcore's reader, refusing missing files, non-YAML, non-mappings and _BASE_ cycles by name."""
         path = os.path.abspath(filename)
         if os.path.isdir(filename):
-            raise ConfigError(f"Config file '{filename}' is a directory; pass a .yaml file (e.g. {filename}/<name>.yaml)")
+            raise ConfigError(f"Config file '{filename}' is a directory; pass a .yaml file "
+                              f"(e.g. {filename}/<name>.yaml)")
         if not os.path.isfile(filename):
             raise ConfigError(f"Config file '{filename}' does not exist.")
         if path in cls._loading:

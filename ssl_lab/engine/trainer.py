@@ -52,8 +52,10 @@ def _create_ddp_model(model):
 class DefaultTrainer(TrainerBase):
     """Builds everything from `cfg` along the one data path of the framework:
 
-    dataset -> schedule -> model -> optimizer/scheduler -> checkpointer -> hooks;
-    `resume_or_load()` then `train()`. Override the `build_*` classmethods to change a part.
+    checks -> dataset -> schedule -> model -> optimizer/scheduler -> checkpointer -> hooks;
+    `resume_or_load()` (OUTPUT_DIR not in use, weights loaded, then config.yaml and log.txt
+    written) then `train()`. Nothing is written before `resume_or_load` accepts the run.
+    Override the `build_*` classmethods to change a part.
     """
 
     def __init__(self, cfg):
