@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Tuple
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -182,7 +182,8 @@ CASES = [
     Case("negative batch", _shapes("SOLVER.IMS_PER_BATCH", "-32"), "SOLVER.IMS_PER_BATCH = -32 is invalid"),
     Case("checkpoint period 0", _shapes("SOLVER.CHECKPOINT_PERIOD", "0"), "SOLVER.CHECKPOINT_PERIOD = 0 is invalid"),
     Case("log period 0", _shapes("LOG_PERIOD", "0"), "LOG_PERIOD = 0 is invalid"),
-    Case("EMA momentum 1.5", _shapes("MODEL.MOMENTUM.BASE", "1.5"), "MODEL.MOMENTUM.BASE = 1.5 is invalid: it must be in [0, 1]"),
+    Case("EMA momentum 1.5", _shapes("MODEL.MOMENTUM.BASE", "1.5"),
+         "MODEL.MOMENTUM.BASE = 1.5 is invalid: it must be in [0, 1]"),
     Case("EMA momentum -0.5", _shapes("MODEL.MOMENTUM.BASE", "-0.5"), "MODEL.MOMENTUM.BASE = -0.5 is invalid"),
     Case("one view", _shapes("INPUT.NUM_VIEWS", "1"), "INPUT.NUM_VIEWS = 1 is invalid: it must be >= 2"),
     Case("crop 0", _shapes("INPUT.CROP_SIZE", "0"), "INPUT.CROP_SIZE = 0 is invalid"),
@@ -222,7 +223,8 @@ CASES = [
     Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
          "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
          env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
-    Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]), "Download of http://127.0.0.1:"),
+    Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]),
+         "Download of http://127.0.0.1:"),
     # ------------------------------------------------------------- images
     Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
     # ------------------------------------------------------------- converter
@@ -249,16 +251,17 @@ def _snapshot(path: str):
     return files
 
 
-def _run(tool, argv) -> Tuple[int, str]:
+def _run(tool, argv) -> int:
+    """Exit status of `tool` run in this process with `argv`."""
     old_argv = sys.argv
     sys.argv = [tool, *argv]
     try:
         if tool == CONVERT:
-            return runpy.run_path(tool)["main"](argv), ""
+            return runpy.run_path(tool)["main"](argv)
         runpy.run_path(tool)["run"](argv)
-        return 0, ""
+        return 0
     except SystemExit as e:
-        return e.code, ""
+        return e.code
     finally:
         sys.argv = old_argv
 
@@ -273,7 +276,7 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     out = case.out_dir(tmp)
     argv = case.setup(tmp, out, shapes_root)
     before = _snapshot(out)
-    code, _ = _run(case.tool, argv)
+    code = _run(case.tool, argv)
     err = capsys.readouterr().err
     assert code == case.exit_code, err
     message = [line for line in err.splitlines() if line.strip() and "Warning" not in line]
@@ -311,9 +314,10 @@ def test_sixteen_bit_and_palette_images_convert_by_value(tmp_path):
 def test_small_images_are_counted_and_warned_once(tmp_path, caplog):
     from ssl_lab.data.datasets.image_folder import RobustImageFolder
 
-    for i in range(12):
-        os.makedirs(tmp_path / "c", exist_ok=True)
-        Image.fromarray(np.zeros((1 if i < 11 else 64, 1 if i < 11 else 64, 3), np.uint8)).save(tmp_path / "c" / f"{i:02d}.png")
+    os.makedirs(tmp_path / "c")
+    for i in range(12):  # eleven 1x1 images, one 64x64
+        side = 1 if i < 11 else 64
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tmp_path / "c" / f"{i:02d}.png")
     dataset = RobustImageFolder(str(tmp_path), min_size=32)
     with caplog.at_level("WARNING"):
         for i in range(len(dataset)):
@@ -419,5 +423,6 @@ def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
     hook = PeriodicCheckpointer(checkpointer, 2, max_iter=100, max_to_keep=2)
     hook.trainer = SimpleNamespace(max_iter=100, iter=7)
     hook.before_train()
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000003.pth", "model_0000005.pth"]
     hook.after_step()  # saves model_0000007 and keeps the newest two
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000005.pth", "model_0000007.pth"]

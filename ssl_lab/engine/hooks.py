@@ -92,8 +92,10 @@ class PeriodicCheckpointer(_FvcorePeriodicCheckpointer, HookBase):
     def before_train(self):
         self.max_iter = self.trainer.max_iter
         # a resumed run also rotates the periodic checkpoints of the runs before it
-        saved = glob.glob(os.path.join(glob.escape(self.checkpointer.save_dir), "model_[0-9]*.pth"))
-        self.recent_checkpoints = sorted(saved) + [p for p in self.recent_checkpoints if p not in saved]
+        saved = sorted(glob.glob(os.path.join(glob.escape(self.checkpointer.save_dir), "model_[0-9]*.pth")))
+        self.recent_checkpoints = saved + [p for p in self.recent_checkpoints if p not in saved]
+        while self.max_to_keep is not None and len(self.recent_checkpoints) > self.max_to_keep:
+            os.remove(self.recent_checkpoints.pop(0))
 
     def after_step(self):
         self.step(self.trainer.iter)
