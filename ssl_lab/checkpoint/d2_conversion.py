@@ -87,7 +87,7 @@ def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(data, f)
-        pass  # chmod_as_umask(tmp)  # mkstemp makes it 0600
+        chmod_as_umask(tmp)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
