@@ -231,8 +231,8 @@ def test_parallel_processes_download_once(zoo, server):
     body = os.urandom(1 << 21)
     zoo.add("shared", body)
     server.delay = 0.03  # ~1 s transfer, so the second process arrives mid-download
-    script = ("import sys; from ssl_lab.utils.file_io import PathManager; print('ready', flush=True); "
-              "sys.stdin.readline(); print(PathManager.get_local_path('ssl_lab://shared'), flush=True)")
+    script = ("import sys; import ssl_lab.model_zoo; from ssl_lab.utils.file_io import PathManager; "
+              "print('ready', flush=True); sys.stdin.readline(); print(PathManager.get_local_path('ssl_lab://shared'), flush=True)")
     procs = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(2)]
     try:
@@ -335,7 +335,7 @@ def test_import_detects_prefix(prefix, decoy):
 
 
 def test_import_rejects_non_resnet():
-    with pytest.raises(ValueError, match="No ResNet weights found"):
+    with pytest.raises(ValueError, match="no ResNet weights"):
         import_backbone_state_dict({"model": {"linear.weight": torch.zeros(2, 2)}}, ResNet(18).state_dict())
 
 

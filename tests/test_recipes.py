@@ -173,7 +173,8 @@ def test_byol_heads_are_the_official_mlp():
 
 @pytest.mark.parametrize("config,opts,message", [
     ("configs/Shapes/simclr_r18.yaml", ["SOLVER.IMS_PER_BATCH", "16"],
-     "NUM_NEGATIVES = 64 is more than the 30 in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH = 16); "
+     "NUM_NEGATIVES = 64 is more than the 30 in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH / "
+     "SOLVER.GRAD_ACCUM_STEPS = 16); "
      "the largest valid value is 30"),
     ("configs/Shapes/mocov2_r18.yaml", ["MODEL.QUEUE.SIZE", "32"],
      "NUM_NEGATIVES = 64 is more than the 32 keys of the queue (MODEL.QUEUE.SIZE); the largest valid value is 32"),

@@ -103,14 +103,16 @@ def test_used_by_command_on_8_simulated_ranks(tmp_path, monkeypatch):
     assert all(p["iterations"] == [2] for p in resumed)  # continues at the iteration after the checkpoint
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--num-gpus", "3"], "SOLVER.IMS_PER_BATCH (256) must be divisible by the number of processes (3)"),
-    (["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "300"],
-     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 300 is more than the 255 other keys"),
+@pytest.mark.parametrize("config, flags, message", [
+    (CONFIG, ["--num-gpus", "3"], "SOLVER.IMS_PER_BATCH (256) must be divisible by the number of processes (3)"),
+    # SiMo caps K to the other keys as the official code; SimCLR's sampled K is refused above 2N - 2
+    (os.path.join(REPO_ROOT, "projects/EqCo/configs/ImageNet/simclr_r50_200ep_k16.yaml"),
+     ["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "600"],
+     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 600 is more than the 510 in-batch embeddings"),
 ])
-def test_a_job_that_does_not_fit_is_refused_before_any_process_starts(tmp_path, flags, message):
+def test_a_job_that_does_not_fit_is_refused_before_any_process_starts(tmp_path, config, flags, message):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file", CONFIG,
+    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file", config,
                            *flags[:2], "OUTPUT_DIR", str(out), *flags[2:]],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": REPO_ROOT})
     assert done.returncode == 2

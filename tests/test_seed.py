@@ -5,6 +5,7 @@ import torch
 
 from ssl_lab.data import build_train_loader
 from ssl_lab.engine import default_setup, setup_cfg
+from ssl_lab.utils.logger import start_log_files
 
 from conftest import REPO_ROOT, tiny_overrides
 
@@ -14,6 +15,7 @@ def _first_batch(tmp_path, name, *opts):
                            opts=[*tiny_overrides(str(tmp_path / "data"), str(tmp_path / name)), "SEED", "-1", *opts])
     cfg = setup_cfg(args)
     default_setup(cfg, args)
+    start_log_files()  # a run writes log.txt once it is accepted (DefaultTrainer.resume_or_load)
     views, _ = next(iter(build_train_loader(cfg)))
     return cfg, views[0]
 

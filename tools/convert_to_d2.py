@@ -14,7 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import ssl_lab.model_zoo  # noqa: E402,F401  (reads URLs and ssl_lab://<name>)
 from ssl_lab.checkpoint.d2_conversion import convert_checkpoint_file  # noqa: E402
+from ssl_lab.utils.errors import UserError  # noqa: E402
 
 
 def _group(key: str, prefix: str) -> str:
@@ -30,7 +32,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         result = convert_checkpoint_file(args.input, args.output)
-    except (OSError, ValueError) as e:
+    except (UserError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     dropped = collections.Counter(_group(k, result["prefix"]) for k in result["dropped"])

@@ -64,7 +64,7 @@ def _knn_at_start_and_end(metrics_file: str):
 
 
 def pretrain(output_dir: str, opts) -> dict:
-    args = argparse.Namespace(config_file=os.path.join(REPO_ROOT, PRETRAIN_CONFIG),
+    args = argparse.Namespace(config_file=os.path.join(REPO_ROOT, PRETRAIN_CONFIG), resume=True,
                               opts=[*DEMO_OPTS, "OUTPUT_DIR", output_dir, "TEST.EVAL_AT_START", "True", *opts])
     cfg = setup_cfg(args)
     default_setup(cfg, args)

@@ -16,6 +16,7 @@ from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setu
 from ssl_lab.engine.dry_run import dry_run  # noqa: E402
 from ssl_lab.engine.defaults import check_job  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+from ssl_lab.utils.logger import start_log_files  # noqa: E402
 
 logger = logging.getLogger("ssl_lab")
 
@@ -27,6 +28,7 @@ def main(args):
         cfg.freeze()
         model = DefaultTrainer.build_model(cfg)
         DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
+        start_log_files()
         return DefaultTrainer.test(cfg, model)
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
@@ -36,6 +38,8 @@ def main(args):
 
 def run(argv=None):
     args = default_argument_parser().parse_args(argv)
+    if args.debug:
+        os.environ["SSL_LAB_DEBUG"] = "1"  # the worker processes inherit it
     with exit_on_user_error():
         cfg = setup_cfg(args)
         # fail on a bad config, or one that does not fit --num-gpus, before starting any process

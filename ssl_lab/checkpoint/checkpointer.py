@@ -7,7 +7,12 @@ import pickle
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvcoreCheckpointer
 
+from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.file_io import PathManager
+
+
+class CorruptCheckpointError(UserError, RuntimeError):
+    """Every checkpoint of a run to resume is unreadable."""
 
 
 def _atomic_write(path: str, write) -> None:
@@ -78,4 +83,6 @@ class Checkpointer(_FvcoreCheckpointer):
                 self.logger.error(f"Checkpoint {candidate} is corrupt or truncated ({type(err).__name__}: {err}); "
                                   f"falling back to an older one")
                 bad.append(candidate)
-        raise RuntimeError(f"No readable checkpoint in {self.save_dir}: {', '.join(bad)} cannot be read")
+        raise CorruptCheckpointError(
+            f"No readable checkpoint in {self.save_dir}: {', '.join(bad)} cannot be read. Delete them to start "
+            f"over, or set OUTPUT_DIR to a new directory.")

@@ -14,87 +14,31 @@ from typing import Dict, Mapping, Tuple
 import numpy as np
 import torch
 
-from ssl_lab.utils.file_io import PathManager
+from ssl_lab.utils.file_io import chmod_as_umask
 
-__all__ = [
-    "BACKBONE_PREFIXES",
-    "NoBackboneError",
-    "UnreadableCheckpointError",
-    "checkpoint_state_dict",
-    "find_backbone_prefix",
-    "extract_backbone_state_dict",
-    "convert_to_d2",
-    "d2_resnet_config",
-    "load_checkpoint",
-    "save_d2_checkpoint",
-    "convert_checkpoint_file",
-]
+from .backbone_weights import (
+    RESNET_BLOCK,
+    RESNET_STEM,
+    NoBackboneError,
+    checkpoint_state_dict,
+    extract_backbone_state_dict,
+    load_checkpoint,
+)
 
-# Tried in this order; the first under which a ResNet is found wins.
-BACKBONE_PREFIXES = ("backbone.", "module.encoder_q.", "encoder_q.", "module.", "")
+__all__ = ["convert_to_d2", "d2_resnet_config", "save_d2_checkpoint", "convert_checkpoint_file"]
 
-# Parameter/buffer names of a torchvision ResNet, without fc.
-_STEM = re.compile(r"(conv1|bn1)\.(\w+)")
-_BLOCK = re.compile(r"layer([1-4])\.(\d+)\.(conv[1-3]|bn[1-3]|downsample\.[01])\.(\w+)")
 _BLOCK_MODULES = {"downsample.0": "shortcut", "downsample.1": "shortcut.norm"}
 _DEPTHS = {("basic", (2, 2, 2, 2)): 18, ("basic", (3, 4, 6, 3)): 34,
            ("bottleneck", (3, 4, 6, 3)): 50, ("bottleneck", (3, 4, 23, 3)): 101,
            ("bottleneck", (3, 8, 36, 3)): 152}
 
 
-class NoBackboneError(ValueError):
-    """The checkpoint holds no torchvision-named ResNet under any known prefix."""
-
-
-class UnreadableCheckpointError(OSError):
-    """The file exists but is not a torch checkpoint."""
-
-
-def _is_resnet_key(name: str) -> bool:
-    return bool(_STEM.fullmatch(name) or _BLOCK.fullmatch(name))
-
-
-def checkpoint_state_dict(obj) -> Mapping:
-    """The state dict inside a loaded checkpoint: obj["model"], obj["state_dict"] or obj."""
-    if not isinstance(obj, Mapping):
-        raise NoBackboneError(f"expected a checkpoint dict, got {type(obj).__name__}")
-    for key in ("model", "state_dict"):
-        if isinstance(obj.get(key), Mapping):
-            return obj[key]
-    return obj
-
-
-def find_backbone_prefix(state_dict: Mapping) -> str:
-    """The first of BACKBONE_PREFIXES under which `state_dict` holds a ResNet stem and layer1."""
-    for prefix in BACKBONE_PREFIXES:
-        if prefix + "conv1.weight" in state_dict and any(
-                k.startswith(prefix + "layer1.") for k in state_dict):
-            return prefix
-    raise NoBackboneError("no ResNet backbone found (looked for '<prefix>conv1.weight' and "
-                          f"'<prefix>layer1.*' with prefixes {', '.join(map(repr, BACKBONE_PREFIXES))})")
-
-
-def extract_backbone_state_dict(obj) -> Dict[str, torch.Tensor]:
-    """
-    Args:
-        obj: a loaded checkpoint (ssl_lab, official MoCo) or a torchvision state dict.
-
-    Returns:
-        the query/online ResNet's state dict with torchvision names ("conv1.weight",
-        "layer1.0.bn1.running_mean", ...), without fc.
-    """
-    state_dict = checkpoint_state_dict(obj)
-    prefix = find_backbone_prefix(state_dict)
-    return {k[len(prefix):]: v for k, v in state_dict.items()
-            if k.startswith(prefix) and _is_resnet_key(k[len(prefix):])}
-
-
 def _d2_name(name: str) -> str:
-    stem = _STEM.fullmatch(name)
+    stem = RESNET_STEM.fullmatch(name)
     if stem:
         module, param = stem.groups()
         return f"stem.conv1.{param}" if module == "conv1" else f"stem.conv1.norm.{param}"
-    block = _BLOCK.fullmatch(name)
+    block = RESNET_BLOCK.fullmatch(name)
     if not block:
         raise KeyError(f"'{name}' is not a torchvision ResNet parameter")
     stage, index, module, param = block.groups()
@@ -113,7 +57,7 @@ def convert_to_d2(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, np.ndarra
 
 def _stage_depths(state_dict: Mapping) -> Tuple[str, Tuple[int, ...]]:
     block = "bottleneck" if any(k.endswith(".conv3.weight") for k in state_dict) else "basic"
-    blocks = {(m.group(1), m.group(2)) for m in map(_BLOCK.fullmatch, state_dict) if m}
+    blocks = {(m.group(1), m.group(2)) for m in map(RESNET_BLOCK.fullmatch, state_dict) if m}
     return block, tuple(sum(1 for s, _ in blocks if s == str(stage)) for stage in range(1, 5))
 
 
@@ -134,19 +78,6 @@ def d2_resnet_config(state_dict: Mapping[str, torch.Tensor]) -> list:
                    "MODEL.RESNETS.WIDTH_PER_GROUP", bottleneck]
 
 
-def load_checkpoint(path: str):
-    """torch.load (weights only, to CPU) of a local path or URL."""
-    try:
-        with PathManager.open(path, "rb") as f:
-            return torch.load(f, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except Exception as e:  # torch.load raises many types for a file it cannot parse
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise UnreadableCheckpointError(
-            f"{path}: not a readable torch checkpoint ({type(e).__name__}: {reason})") from e
-
-
 def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
     """Write detectron2's pickle format atomically (temp file in the same folder + rename)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -156,6 +87,7 @@ def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(data, f)
+        chmod_as_umask(tmp)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -176,13 +108,12 @@ def convert_checkpoint_file(src: str, dst: str) -> dict:
     if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
         raise ValueError(f"{dst}: the output would overwrite the input")
     obj = load_checkpoint(src)
+    prefix, backbone = extract_backbone_state_dict(obj, source=src)
     try:
-        state_dict = checkpoint_state_dict(obj)
-        prefix = find_backbone_prefix(state_dict)
-        backbone = extract_backbone_state_dict(obj)
         opts = d2_resnet_config(backbone)
     except NoBackboneError as e:
         raise NoBackboneError(f"{src}: {e}") from None
+    state_dict = checkpoint_state_dict(obj, src)
     weights = convert_to_d2(backbone)
     save_d2_checkpoint(weights, dst)
     dropped = sorted(set(state_dict) - {prefix + k for k in backbone})

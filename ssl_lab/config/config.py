@@ -2,10 +2,14 @@
 import difflib
 import os
 
+import yaml
+from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
+from ssl_lab.utils.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be applied; the message says what would be right."""
 
 
@@ -38,9 +42,43 @@ class CfgNode(_FvcoreCfgNode):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ConfigError(f"Unknown config key '{key}'.{hint}") from None
 
+    _loading = []  # absolute paths of the files being read, outermost first (to find _BASE_ cycles)
+
+    @classmethod
+    def load_yaml_with_base(cls, filename, allow_unsafe=False):
+        """fvcore's reader, refusing missing files, non-YAML, non-mappings and _BASE_ cycles by name."""
+        path = os.path.abspath(filename)
+        if os.path.isdir(filename):
+            raise ConfigError(f"Config file '{filename}' is a directory; pass a .yaml file "
+                              f"(e.g. {filename}/<name>.yaml)")
+        if not os.path.isfile(filename):
+            raise ConfigError(f"Config file '{filename}' does not exist.")
+        if path in cls._loading:
+            chain = " -> ".join(cls._loading[cls._loading.index(path):] + [path])
+            raise ConfigError(f"Config files inherit from each other in a cycle through _BASE_: {chain}")
+        try:
+            with open(filename) as f:
+                content = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError(f"Config file '{filename}' is not valid YAML{where}: {problem}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"Config file '{filename}' is not a text (YAML) file") from None
+        if not isinstance(content, dict):
+            what = "empty" if content is None else f"a YAML {type(content).__name__}"
+            raise ConfigError(f"Config file '{filename}' is {what}; it must be a mapping of config keys, "
+                              f"e.g. 'SOLVER:\\n  BASE_LR: 0.03'")
+        if not isinstance(content.get(BASE_KEY, ""), str) and not isinstance(content.get(BASE_KEY), list):
+            raise ConfigError(f"Config file '{filename}': {BASE_KEY} must be a file path or a list of paths")
+        cls._loading.append(path)
+        try:
+            return super().load_yaml_with_base(filename, allow_unsafe=allow_unsafe)
+        finally:
+            cls._loading.pop()
+
     def merge_from_file(self, cfg_filename, allow_unsafe=False):
-        if not os.path.isfile(cfg_filename):
-            raise ConfigError(f"Config file '{cfg_filename}' does not exist.")
         try:
             return super().merge_from_file(cfg_filename, allow_unsafe=allow_unsafe)
         except ConfigError:

@@ -1,6 +1,10 @@
-from .defaults import DefaultTrainer, default_argument_parser, default_setup, resolve_schedule, setup_cfg
+from ssl_lab.solver import resolve_schedule  # kept importable from here
+
+from .defaults import default_argument_parser, default_setup, setup_cfg
 from .hooks import HOOK_REGISTRY, EvalHook, IterationTimer, LRScheduler, MomentumUpdate, PeriodicCheckpointer, PeriodicWriter
 from .launch import launch
+from .output_dir import OutputDirError, OutputDirInUseError
 from .train_loop import AMPTrainer, HookBase, NonFiniteLossError, SimpleTrainer, TrainerBase
+from .trainer import DefaultTrainer
 
 __all__ = [k for k in dict(globals()) if not k.startswith("_")]

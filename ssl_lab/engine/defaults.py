@@ -1,33 +1,24 @@
-"""Defaults shared by every entry point: argument parser, run set-up, and DefaultTrainer."""
+"""The command line and the set-up every entry point shares: argument parser, config
+assembly, and the checks + logger + seeding that start a run."""
 import argparse
 import logging
 import os
-import shutil
 import sys
-import weakref
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import ConfigError, config_functions, get_cfg
-from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.config.checks import check_config
 from ssl_lab.data.build import per_rank_batch_size
-from ssl_lab.data.gpu_augment import build_gpu_augmentation
-from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
-from ssl_lab.model_zoo import load_backbone_weights
-from ssl_lab.modeling import META_ARCH_REGISTRY, build_model
+from ssl_lab.modeling import META_ARCH_REGISTRY
 from ssl_lab.modeling.meta_arch import resolve_device
-from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
-from ssl_lab.utils.env import RNGState, seed_all_rng, set_deterministic
-from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWriter
-from ssl_lab.utils.logger import setup_logger
+from ssl_lab.utils.env import seed_all_rng, set_deterministic
+from ssl_lab.utils.logger import setup_logger, start_log_files
 
-from . import hooks
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .output_dir import check_output_dir
 
-__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg", "resolve_schedule", "DefaultTrainer"]
+__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -53,6 +44,8 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines - 1)")
     parser.add_argument("--dist-url", default="auto", help="tcp://host:port of machine 0, or 'auto' on one machine")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (same as SSL_LAB_DEBUG=1)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. SOLVER.MAX_ITER 100 OUTPUT_DIR out/")
     return parser
@@ -76,19 +69,31 @@ def setup_cfg(args, config_fns=()):
 
 
 def check_job(cfg, world_size: int) -> None:
-    """Refuse, before any process starts, a job whose global batch does not split over
-    `world_size` processes or whose model cannot be built from `cfg` (e.g. K above the
-    negatives a global batch offers). The model is built on the meta device: no memory, no time."""
+    """Refuse, before any process starts, a job with a bad config (numbers, device), whose global
+    batch does not split over `world_size` processes, or whose model cannot be built from `cfg`
+    (e.g. K above the negatives a global batch offers). The model is built on the meta device:
+    no memory, no time."""
+    check_config(cfg)
     per_rank_batch_size(cfg, world_size)
     with torch.device("meta"):
         META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
 
 
 def default_setup(cfg, args) -> None:
-    """Logger, the run's first log lines (world size, rank, device), seeding and determinism."""
+    """Check the config and OUTPUT_DIR, then the logger, the run's first log lines (world size,
+    rank, device), seeding and determinism. A refused run writes nothing: the log file starts
+    with :func:`start_log_files`."""
+    check_config(cfg)
+    if getattr(args, "eval_only", False):
+        if not cfg.MODEL.WEIGHTS:
+            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
+                              "without it a randomly initialized model would be evaluated")
+        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # evaluating a finished run's weights is fine
+    else:
+        check_output_dir(cfg.OUTPUT_DIR, resume=getattr(args, "resume", False))
     rank = comm.get_rank()
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank)
+    # log.txt is written once the run is accepted (DefaultTrainer.resume_or_load, or loaded weights)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, defer_file=True)
     device = resolve_device(cfg.MODEL.DEVICE)
     if device.type == "cuda" and comm.is_dist():
         device = torch.device("cuda", torch.cuda.current_device())
@@ -96,7 +101,7 @@ def default_setup(cfg, args) -> None:
     logger.info(f"Command line: {' '.join(sys.argv)}")
     logger.info(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
                 f"CUDA available: {torch.cuda.is_available()}")
-    if args.config_file:
+    if getattr(args, "config_file", ""):
         logger.info(f"Config file: {args.config_file}")
     if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml
         cfg.SEED = comm.shared_random_seed()
@@ -106,270 +111,3 @@ def default_setup(cfg, args) -> None:
     set_deterministic(cfg.CUDNN_DETERMINISTIC)
     if not cfg.CUDNN_DETERMINISTIC:
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
-
-
-def resolve_schedule(cfg, num_images: int):
-    """Fill SOLVER.MAX_ITER / WARMUP_ITERS / STEPS from epochs; return a frozen copy.
-
-    With SOLVER.EPOCHS > 0 the schedule's shape comes from WARMUP_EPOCHS and
-    STEP_EPOCHS; its length is EPOCHS * iterations-per-epoch unless MAX_ITER > 0 is
-    given, which shortens or stretches every position proportionally.
-    """
-    cfg = cfg.clone()
-    cfg.defrost()
-    solver = cfg.SOLVER
-    iters_per_epoch = num_images // solver.IMS_PER_BATCH
-    if iters_per_epoch == 0:
-        raise ValueError(
-            f"The training set has {num_images} images, fewer than one batch (SOLVER.IMS_PER_BATCH "
-            f"= {solver.IMS_PER_BATCH}); lower SOLVER.IMS_PER_BATCH"
-        )
-    if solver.EPOCHS > 0:
-        if solver.MAX_ITER <= 0:
-            solver.MAX_ITER = int(solver.EPOCHS * iters_per_epoch)
-        per_epoch = solver.MAX_ITER / solver.EPOCHS
-        solver.WARMUP_ITERS = int(round(solver.WARMUP_EPOCHS * per_epoch))
-        solver.STEPS = tuple(int(round(e * per_epoch)) for e in solver.STEP_EPOCHS)
-    elif solver.MAX_ITER <= 0:
-        raise ValueError("Set SOLVER.MAX_ITER (iterations) or SOLVER.EPOCHS (epochs) to a positive value")
-    if solver.WARMUP_ITERS > solver.MAX_ITER // 2:
-        logger.warning(f"SOLVER.WARMUP_ITERS ({solver.WARMUP_ITERS}) is more than half of the "
-                       f"{solver.MAX_ITER} iterations; using {solver.MAX_ITER // 2}")
-        solver.WARMUP_ITERS = solver.MAX_ITER // 2
-    logger.info(
-        f"Schedule: {solver.MAX_ITER} iterations ({solver.MAX_ITER / iters_per_epoch:.2f} epochs of "
-        f"{iters_per_epoch} iterations), warmup {solver.WARMUP_ITERS}, lr {scaled_lr(cfg):.4g} "
-        f"(base {solver.BASE_LR} x {solver.IMS_PER_BATCH}/{solver.REFERENCE_BATCH_SIZE or solver.IMS_PER_BATCH})"
-    )
-    cfg.freeze()
-    return cfg
-
-
-def _create_ddp_model(model):
-    if comm.get_world_size() == 1:
-        return model
-    device_ids = [torch.cuda.current_device()] if next(model.parameters()).is_cuda else None
-    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
-
-
-def check_output_dir(output_dir: str) -> None:
-    """Create OUTPUT_DIR and make sure files can be written there, before any work starts."""
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        probe = os.path.join(output_dir, f".write_test.{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as err:
-        raise PermissionError(f"OUTPUT_DIR '{output_dir}' is not writable ({err.strerror}); "
-                              f"choose another OUTPUT_DIR") from None
-
-
-def check_free_space(output_dir: str, model, max_to_keep: int) -> None:
-    """Fail before training if OUTPUT_DIR cannot hold the checkpoints this run will keep."""
-    # weights + optimizer state (e.g. SGD momentum) per checkpoint; final + newest N periodic ones
-    per_checkpoint = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    needed = per_checkpoint * ((max_to_keep or 1) + 2)
-    free = shutil.disk_usage(output_dir).free
-    if free < needed:
-        raise OSError(f"OUTPUT_DIR '{output_dir}' has {free / 2**20:.0f} MiB free but checkpoints need about "
-                      f"{needed / 2**20:.0f} MiB; free space or choose another OUTPUT_DIR")
-
-
-class OutputDirInUseError(RuntimeError):
-    """OUTPUT_DIR already holds checkpoints of another run."""
-
-
-class DefaultTrainer(TrainerBase):
-    """Builds everything from `cfg` along the one data path of the framework:
-
-    dataset -> schedule -> model -> optimizer/scheduler -> checkpointer -> hooks;
-    `resume_or_load()` then `train()`. Override the `build_*` classmethods to change a part.
-    """
-
-    def __init__(self, cfg):
-        super().__init__()
-        if comm.is_main_process():
-            check_output_dir(cfg.OUTPUT_DIR)
-        self.train_dataset = self.build_train_dataset(cfg)
-        cfg = resolve_schedule(cfg, len(self.train_dataset))
-        self.cfg = cfg
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
-        self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
-                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
-                                    grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
-                                    channels_last=cfg.SOLVER.CHANNELS_LAST,
-                                    batch_augmentation=self.build_batch_augmentation(cfg),
-                                    augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
-                                    non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
-        self.checkpointer = Checkpointer(
-            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
-            trainer=weakref.proxy(self), rng=RNGState(),
-        )
-        if comm.is_main_process():
-            check_free_space(cfg.OUTPUT_DIR, model, cfg.SOLVER.MAX_TO_KEEP)
-        self.max_iter = cfg.SOLVER.MAX_ITER
-        self.register_hooks(self.build_hooks())
-        if comm.is_main_process():
-            with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-                f.write(cfg.dump())
-            logger.info(f"Full config saved to {os.path.join(cfg.OUTPUT_DIR, 'config.yaml')}")
-
-    @property
-    def model(self):
-        return self._trainer.model
-
-    @property
-    def optimizer(self):
-        return self._trainer.optimizer
-
-    def resume_or_load(self, resume: bool = True) -> None:
-        """Resume from OUTPUT_DIR's last checkpoint (with --resume), else load MODEL.WEIGHTS.
-
-        Without --resume, an OUTPUT_DIR that already holds checkpoints is refused so they
-        are never overwritten.
-        """
-        has_checkpoint = self.checkpointer.has_checkpoint()
-        if not resume and has_checkpoint:
-            raise OutputDirInUseError(
-                f"OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' already holds checkpoints (last: "
-                f"{self.checkpointer.get_checkpoint_file()}). Pass --resume to continue that run, "
-                f"or set OUTPUT_DIR to a new directory."
-            )
-        if resume and has_checkpoint:
-            checkpoint = self.checkpointer.resume_or_load("", resume=True)
-            self.start_iter = checkpoint.get("iteration", -1) + 1
-            logger.info(f"Resuming at iteration {self.start_iter}")
-        else:
-            self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
-
-    def state_dict(self):
-        """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
-        return {**super().state_dict(), "_trainer": self._trainer.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._trainer.load_state_dict(state.get("_trainer", state))  # older checkpoints: the step's state only
-
-    def train(self):
-        if self.start_iter >= self.max_iter:
-            logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
-            return
-        self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
-        super().train(self.start_iter, self.max_iter)
-
-    def run_step(self):
-        self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
-        self._trainer.run_step()
-
-    def build_hooks(self):
-        cfg = self.cfg
-        model = hooks.unwrap_model(self.model)
-        hook_list = [
-            hooks.IterationTimer(),
-            hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE)
-            if hasattr(model, "momentum_update") else None,
-        ]
-        # Before the checkpointers, so that a checkpoint holds their state after this step.
-        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
-        # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
-        hook_list.append(hooks.PeriodicCheckpointer(
-            self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
-            max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
-        ))
-        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
-        if cfg.DATASETS.TEST:
-            evaluator = self.build_evaluator(cfg)
-            hook_list.append(hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
-                eval_at_start=cfg.TEST.EVAL_AT_START,
-            ))
-        hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
-        return hook_list
-
-    def build_writers(self):
-        if not comm.is_main_process():
-            return []
-        return [
-            CommonMetricPrinter(self.max_iter),
-            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
-            TensorboardWriter(os.path.join(self.cfg.OUTPUT_DIR, "tensorboard")),
-        ]
-
-    @classmethod
-    def build_train_dataset(cls, cfg):
-        return build_train_dataset(cfg)
-
-    @classmethod
-    def build_model(cls, cfg):
-        model = build_model(cfg)
-        if cfg.SOLVER.CHANNELS_LAST:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.SOLVER.COMPILE:
-            for name in ("backbone", "momentum_backbone"):
-                if hasattr(model, name):
-                    getattr(model, name).compile()  # in place: parameter names stay the same
-        logger.info(f"Model: {cfg.MODEL.META_ARCHITECTURE} with {cfg.MODEL.BACKBONE.NAME}-"
-                    f"{cfg.MODEL.BACKBONE.DEPTH}; {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
-                    f"trainable parameters")
-        return model
-
-    @classmethod
-    def build_optimizer(cls, cfg, model):
-        return build_optimizer(cfg, model)
-
-    @classmethod
-    def build_lr_scheduler(cls, cfg, optimizer):
-        return build_lr_scheduler(cfg, optimizer)
-
-    @classmethod
-    def build_batch_augmentation(cls, cfg):
-        """The on-device multi-view augmentation with INPUT.GPU_AUGMENTATION, else None."""
-        return build_gpu_augmentation(cfg) if cfg.INPUT.GPU_AUGMENTATION else None
-
-    @classmethod
-    def build_train_loader(cls, cfg, dataset, start_iter: int = 0):
-        return build_train_loader(cfg, dataset, start_iter)
-
-    @classmethod
-    def load_weights(cls, model, path: str) -> None:
-        """Initialize `model` from `path` (file, URL or ssl_lab://name); '' keeps the initialization.
-
-        An ssl_lab checkpoint loads into the matching modules; any other ResNet state
-        dict (official MoCo, torchvision, other frameworks) loads into `model.backbone`.
-        """
-        if not path:
-            return
-        checkpointer = Checkpointer(model)
-        local_path = checkpointer.path_manager.get_local_path(path)
-        if not os.path.isfile(local_path):
-            raise FileNotFoundError(f"MODEL.WEIGHTS '{path}' does not exist")
-        if "model" in checkpointer._load_file(local_path):
-            checkpointer.load(path, checkpointables=[])
-        else:
-            load_backbone_weights(model, path)
-
-    @classmethod
-    def build_evaluator(cls, cfg):
-        """TEST.EVALUATOR on DATASETS.TEST[0]: "KNN" (memory: TEST.KNN.MEMORY_DATASET or the
-        training split) or "Classification"."""
-        query_loader = build_test_loader(cfg, cfg.DATASETS.TEST[0])
-        if cfg.TEST.EVALUATOR == "Classification":
-            return ClassificationEvaluator(query_loader)
-        if cfg.TEST.EVALUATOR == "KNN":
-            memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-            knn = cfg.TEST.KNN
-            return KNNEvaluator(build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS), query_loader,
-                                k=knn.K, temperature=knn.TEMPERATURE, query_chunk=knn.QUERY_CHUNK_SIZE,
-                                memory_chunk=knn.MEMORY_CHUNK_SIZE)
-        raise ValueError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
-
-    @classmethod
-    def test(cls, cfg, model) -> dict:
-        """Evaluate `model` with the configured evaluator; {metric: value}."""
-        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model))

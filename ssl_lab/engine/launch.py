@@ -2,10 +2,20 @@
 
 Also runs unchanged under torchrun / SLURM srun: when their environment
 variables are set, the current process joins the group they describe.
+
+The launching process supervises its workers: SIGTERM or SIGINT (Ctrl-C) sent to it
+reaches every worker, which saves a checkpoint and exits (143 / 130; see
+hooks.PreemptionCheckpointer); when one worker fails, the others are stopped; a worker
+whose launcher died (even by SIGKILL) stops itself the same way. No worker outlives it.
 """
 import logging
+import multiprocessing.connection
 import os
+import signal
 import socket
+import sys
+import threading
+import time
 from datetime import timedelta
 
 import torch
@@ -52,13 +62,71 @@ def _init_process_group(dist_url: str, world_size: int, rank: int, local_rank: i
     dist.barrier()
 
 
-def _worker(local_rank, main_func, world_size, procs_per_machine, machine_rank, dist_url, args):
+def _stop_when_orphaned(parent_pid: int, poll_s: float = 1.0) -> None:
+    """SIGTERM this process (checkpoint, then exit) once its launcher `parent_pid` is gone."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker(local_rank, main_func, world_size, procs_per_machine, machine_rank, dist_url, args, parent_pid):
+    from ssl_lab.utils.errors import exit_on_user_error
+
+    _stop_when_orphaned(parent_pid)
     rank = machine_rank * procs_per_machine + local_rank
-    _init_process_group(dist_url, world_size, rank, local_rank, procs_per_machine)
+    with exit_on_user_error(where=f"rank {rank}"):
+        _init_process_group(dist_url, world_size, rank, local_rank, procs_per_machine)
+        try:
+            main_func(*args)
+        finally:
+            dist.destroy_process_group()
+
+
+def _stop(procs, grace_s: float = 60.0) -> None:
+    """SIGTERM the live `procs` (they checkpoint and exit), SIGKILL what is left after `grace_s`."""
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _supervise(procs) -> None:
+    """Wait for every worker; forward SIGTERM/SIGINT to them; stop all when one fails.
+
+    Exits with 128 + signal after a forwarded signal, or with the first failed worker's status.
+    """
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        main_func(*args)
+        running = list(procs)
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running])
+            for p in [p for p in running if p.exitcode is not None]:
+                running.remove(p)
+                if p.exitcode != 0 and not received:
+                    logger.error(f"Worker {procs.index(p)} exited with status {p.exitcode}; stopping the others")
+                    _stop(running)
+                    sys.exit(p.exitcode if p.exitcode > 0 else 128 - p.exitcode)
     finally:
-        dist.destroy_process_group()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        sys.exit(128 + received[0])
 
 
 def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
@@ -89,10 +157,11 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
         if num_machines != 1:
             raise ValueError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
-    mp.start_processes(
-        _worker,
-        nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args),
-        daemon=False,
-        start_method="spawn",
-    )
+    context = mp.get_context("spawn")
+    procs = [context.Process(target=_worker, daemon=False,
+                             args=(i, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args,
+                                   os.getpid()))
+             for i in range(num_gpus_per_machine)]
+    for p in procs:
+        p.start()
+    _supervise(procs)

@@ -14,6 +14,7 @@ import weakref
 import torch
 
 from ssl_lab.utils import comm
+from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.events import EventStorage, get_event_storage
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class TrainerBase:
                                f"it is ignored")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """The loss became NaN or Inf."""
 
 

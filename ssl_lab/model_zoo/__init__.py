@@ -8,7 +8,11 @@ Usage:
 from .errors import ModelZooError, UnknownModelError
 from .catalog import CatalogEntry, get_entry, load_catalog
 from .download import Checksum, cache_dir
-from .importers import ImportReport, find_backbone_prefix, import_backbone_state_dict, load_backbone_weights
+from ssl_lab.checkpoint.backbone_weights import (
+    ImportReport, find_backbone_prefix, import_backbone_state_dict, load_backbone_weights,
+)
+
+from . import handlers  # noqa: F401  (registers http(s)://, file:// and ssl_lab:// in PathManager)
 from .model_zoo import get, get_checkpoint_url, get_config, get_config_file
 
 __all__ = [

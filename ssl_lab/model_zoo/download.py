@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
+from ssl_lab.utils.file_io import chmod_as_umask
+
 from .errors import ModelZooError
 
 __all__ = ["Checksum", "cache_dir", "cache_path", "fetch"]
@@ -126,6 +128,7 @@ def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[i
     try:
         with os.fdopen(fd, "wb") as out:
             received, hexdigest = _copy_response(url, out, checksum, size)
+        chmod_as_umask(tmp)  # mkstemp makes it 0600; the cache may be shared by a group
         if size is not None and received != size:
             raise ModelZooError(f"Download of {url} has {received} bytes, the catalog expects {size}.")
         if checksum is not None and not checksum.matches(hexdigest):

@@ -1,7 +1,8 @@
 """The one error class of the model zoo, and its KeyError flavour for unknown names."""
+from ssl_lab.utils.errors import UserError
 
 
-class ModelZooError(RuntimeError):
+class ModelZooError(UserError, RuntimeError):
     """A checkpoint that cannot be resolved, downloaded or verified.
 
     The message names the model / URL / file and says what was expected.

@@ -1,7 +1,10 @@
-"""iopath handlers: verified, cached URLs and `ssl_lab://<name>` catalog paths."""
+"""iopath handlers: verified, cached URLs and `ssl_lab://<name>` catalog paths, registered
+into ssl_lab's PathManager on import."""
 from typing import Any, List
 
 from iopath.common.file_io import PathHandler
+
+from ssl_lab.utils.file_io import PathManager
 
 from .catalog import find_by_url, get_entry, source_url
 from .download import SUPPORTED_SCHEMES, fetch
@@ -49,3 +52,7 @@ class ModelZooHandler(_LocalCopyHandler):
         self._check_kwargs(kwargs)
         entry = get_entry(path[len(self.PREFIX):])
         return fetch(entry.url, entry.checksum, entry.size, source_url(entry.url), force=force)
+
+
+PathManager.register_handler(CachedURLHandler())
+PathManager.register_handler(ModelZooHandler())

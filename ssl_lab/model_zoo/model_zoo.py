@@ -1,11 +1,12 @@
 """Build models of the catalog, with their published weights."""
 from torch import nn
 
+from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import CfgNode, get_cfg
+from ssl_lab.modeling import build_model
 
 from .catalog import get_entry
 from .handlers import ModelZooHandler
-from .importers import load_backbone_weights
 
 __all__ = ["get", "get_checkpoint_url", "get_config", "get_config_file"]
 
@@ -36,9 +37,6 @@ def get(name: str, pretrained: bool = True) -> nn.Module:
 
     Example: ``model = ssl_lab.model_zoo.get("moco_v2_800ep"); feats = model.backbone(images)``
     """
-    # Imported here so that ssl_lab.utils.file_io, which imports this package, does not load all models.
-    from ssl_lab.modeling import build_model
-
     cfg = get_config(name, trained=pretrained)
     model = build_model(cfg)
     if pretrained:

@@ -1,46 +1,90 @@
-"""One clear message, not a traceback wall, for mistakes in user input."""
+"""One clear message, not a traceback wall, for mistakes in user input.
+
+Every error class that describes a bad input (a config key, a file, a dataset, an
+output directory, a checkpoint) derives from :class:`UserError`; the entry points
+print its message, at most MAX_LINES lines, and exit with status 2. Set
+SSL_LAB_DEBUG=1 (or pass --debug) to see the traceback instead.
+"""
 import contextlib
 import logging
 import os
+import re
 import sys
 
+__all__ = ["MAX_LINES", "UserError", "debug_enabled", "exit_on_user_error", "format_user_error", "worker_error_summary"]
 
-__all__ = ["exit_on_user_error"]
+MAX_LINES = 15
+
+# Built-in exceptions that, raised by the library, describe a bad input: the library
+# raises them with messages naming the key or file (and the OS names the path).
+_BUILTIN_USER_ERRORS = (KeyError, ValueError, OSError)
 
 
-def _user_error_types():
-    from torch.multiprocessing import ProcessRaisedException
+class UserError(Exception):
+    """Base of the errors that mean "the input is wrong"; the message says what would be right."""
 
-    from ssl_lab.config import ConfigError
-    from ssl_lab.data.datasets import BadImageError, DatasetNotFoundError
-    from ssl_lab.engine.defaults import OutputDirInUseError
-    from ssl_lab.engine.train_loop import NonFiniteLossError
 
-    return (ConfigError, DatasetNotFoundError, BadImageError, OutputDirInUseError,
-            NonFiniteLossError, KeyError, ValueError, FileNotFoundError, PermissionError), ProcessRaisedException
+def debug_enabled() -> bool:
+    return os.environ.get("SSL_LAB_DEBUG", "") not in ("", "0")
+
+
+def format_user_error(err: BaseException, where: str = "") -> str:
+    """`ERROR: <message>` (`ERROR (<where>): ...`), cut to MAX_LINES lines."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    if "Original Traceback" in message:  # raised in a DataLoader worker
+        message = worker_error_summary(err)
+    lines = f"ERROR{f' ({where})' if where else ''}: {message}".strip().splitlines()
+    if len(lines) > MAX_LINES:
+        lines = lines[:MAX_LINES - 1] + [f"... ({len(lines) - MAX_LINES + 1} more lines; SSL_LAB_DEBUG=1 shows all)"]
+    return "\n".join(lines)
+
+
+# The last line of a worker's traceback: "<module.ExceptionName>: <message>".
+_LAST_EXCEPTION = re.compile(r"^[\w.]*(?:Error|Exception|Interrupt)\w*: (.*)$", re.M)
+
+
+def worker_error_summary(err: BaseException) -> str:
+    """The message of an exception re-raised from a DataLoader worker, without the worker's
+    traceback (the message itself names the file and the cause)."""
+    text = str(err).strip()
+    messages = _LAST_EXCEPTION.findall(text.split("Original Traceback")[-1])
+    if messages:
+        return messages[-1].strip()
+    last = [line for line in text.splitlines() if line.strip()]
+    return last[-1].strip() if last else type(err).__name__
+
+
+def _is_user_error(err: BaseException) -> bool:
+    return isinstance(err, (UserError, *_BUILTIN_USER_ERRORS))
 
 
 @contextlib.contextmanager
-def exit_on_user_error(exit_code: int = 2):
-    """Print `ERROR: <message>` and exit with `exit_code` on a user-input error.
+def exit_on_user_error(exit_code: int = 2, where: str = ""):
+    """Print `ERROR: <message>` (at most MAX_LINES lines) and exit with `exit_code` on a
+    user-input error; exit 130 on Ctrl-C. With SSL_LAB_DEBUG=1 the exception propagates.
 
-    Set SSL_LAB_DEBUG=1 to see the full traceback instead.
+    where: names the process in the message (e.g. "rank 1").
     """
-    user_errors, child_error = _user_error_types()
     try:
         yield
-    except user_errors as err:
-        if os.environ.get("SSL_LAB_DEBUG"):
+    except KeyboardInterrupt:
+        if debug_enabled():
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        logging.getLogger("ssl_lab").error(f"{type(err).__name__}: {message}")
-        print(f"ERROR: {message}", file=sys.stderr)
-        sys.exit(exit_code)
-    except child_error as err:
-        if os.environ.get("SSL_LAB_DEBUG"):
+        print("Interrupted (Ctrl-C).", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        if debug_enabled() or not _is_user_error(err):
             raise
-        last_line = str(err).strip().splitlines()[-1]
-        print(f"ERROR in a worker process: {last_line}", file=sys.stderr)
+        text = format_user_error(err, where)
+        _log_to_files(text)
+        print(text, file=sys.stderr)
         sys.exit(exit_code)
 
 
+def _log_to_files(text: str) -> None:
+    """Put the message into the run's log files (the console gets it on stderr)."""
+    logger = logging.getLogger("ssl_lab")
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, text, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

@@ -121,7 +121,7 @@ class JSONWriter(EventWriter):
 
     def __init__(self, json_file: str):
         self._path = json_file
-        self._file = None
+        self._file = None  # opened at the first write: building a trainer writes no file
         self._last_written = -1
 
     def before_train(self, start_iter: int):
@@ -153,7 +153,7 @@ class TensorboardWriter(EventWriter):
 
     def __init__(self, log_dir: str):
         self._log_dir = log_dir
-        self._writer = None
+        self._writer = None  # created at the first write: building a trainer writes no file
         self._last_written = -1
 
     def before_train(self, start_iter: int):

@@ -1,12 +1,17 @@
-"""The project's PathManager (iopath), with verified/caching URL handlers and `ssl_lab://<name>`."""
+"""The project's PathManager (iopath). The model zoo registers its URL and `ssl_lab://<name>`
+handlers into it when `ssl_lab.model_zoo` is imported."""
+import os
+
 from iopath.common.file_io import PathManager as _PathManagerClass
 
-__all__ = ["PathManager"]
+__all__ = ["PathManager", "chmod_as_umask"]
 
 PathManager = _PathManagerClass()
 
-# Imported after PathManager exists: ssl_lab.model_zoo itself imports this module.
-from ssl_lab.model_zoo.handlers import CachedURLHandler, ModelZooHandler  # noqa: E402
 
-PathManager.register_handler(CachedURLHandler())
-PathManager.register_handler(ModelZooHandler())
+def chmod_as_umask(path: str) -> None:
+    """Give `path` the mode a plain `open(path, "w")` would (0666 minus the umask), e.g. after
+    `tempfile.mkstemp`, which creates files readable by their owner only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

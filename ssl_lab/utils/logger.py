@@ -18,10 +18,49 @@ class _ColorfulFormatter(logging.Formatter):
         return log
 
 
-def setup_logger(output_dir: str = None, distributed_rank: int = 0, name: str = "ssl_lab"):
+class DeferredFileHandler(logging.Handler):
+    """Keeps the records until :func:`start_log_files` (called once the run is accepted),
+    then writes them and every later record to `filename`: a refused run writes no log file."""
+
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+        self._records = []
+        self._file = None
+
+    def start(self) -> None:
+        if self._file is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
+            self._file = logging.FileHandler(self.filename, mode="a")
+            self._file.setFormatter(self.formatter)
+            for record in self._records:
+                self._file.handle(record)
+            self._records = []
+
+    def emit(self, record):
+        if self._file is None:
+            self._records.append(record)
+        else:
+            self._file.handle(record)
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+def start_log_files(name: str = "ssl_lab") -> None:
+    """Start writing the deferred log files of `name`'s logger (see setup_logger's `defer_file`)."""
+    for handler in logging.getLogger(name).handlers:
+        if isinstance(handler, DeferredFileHandler):
+            handler.start()
+
+
+def setup_logger(output_dir: str = None, distributed_rank: int = 0, name: str = "ssl_lab", defer_file: bool = False):
     """Configure `name` (and fvcore's logger) to print on rank 0 and write `output_dir/log.txt`.
 
-    Rank r > 0 writes `log.txt.rank{r}`. Returns the `name` logger.
+    Rank r > 0 writes `log.txt.rank{r}`. With `defer_file`, nothing is written until
+    :func:`start_log_files`. Returns the `name` logger.
     """
     plain = logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s", datefmt="%m/%d %H:%M:%S")
     handlers = []
@@ -36,11 +75,12 @@ def setup_logger(output_dir: str = None, distributed_rank: int = 0, name: str = 
         )
         handlers.append(console)
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
         filename = os.path.join(output_dir, "log.txt")
         if distributed_rank > 0:
             filename += f".rank{distributed_rank}"
-        file_handler = logging.FileHandler(filename, mode="a")
+        if not defer_file:
+            os.makedirs(output_dir, exist_ok=True)
+        file_handler = DeferredFileHandler(filename) if defer_file else logging.FileHandler(filename, mode="a")
         file_handler.setFormatter(plain)
         handlers.append(file_handler)
     for logger_name in {name, *_LOGGER_NAMES}:

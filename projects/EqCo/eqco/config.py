@@ -22,15 +22,17 @@ def negatives_per_query(cfg) -> Optional[int]:
     """The K each query of `cfg` sees, checked against the candidates it is drawn from.
 
     Candidates are the queue (MODEL.QUEUE.SIZE) when there is one, else SimCLR's 2N - 2
-    in-batch embeddings (N = SOLVER.IMS_PER_BATCH). Returns None when the candidates of the
+    in-batch embeddings (N: the global micro-batch). Returns None when the candidates of the
     meta-architecture are not known here (K is then only known at forward time).
     Raises ValueError for K = 0 or more sampled negatives than candidates.
     """
     if cfg.MODEL.QUEUE.NAME:
         candidates, source = cfg.MODEL.QUEUE.SIZE, f"the queue (MODEL.QUEUE.SIZE = {cfg.MODEL.QUEUE.SIZE})"
     elif cfg.MODEL.META_ARCHITECTURE == "SimCLR":
-        candidates = 2 * cfg.SOLVER.IMS_PER_BATCH - 2
-        source = f"SimCLR's 2N - 2 in-batch embeddings (SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH})"
+        n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS  # one global micro-batch
+        candidates = 2 * n - 2
+        source = (f"SimCLR's 2N - 2 in-batch embeddings (N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS "
+                  f"= {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS})")
     else:
         return None
     sampler = cfg.MODEL.NEGATIVE_SAMPLER

@@ -30,18 +30,20 @@ def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
 
 
 def build_simo_negative_sampler(cfg) -> nn.Module:
-    """The sampler over the N - 1 other keys of a global batch of N = SOLVER.IMS_PER_BATCH.
+    """The sampler over the N - 1 other keys of a global micro-batch of
+    N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS (gradient accumulation splits the batch).
 
     A K above N - 1 is capped to N - 1, as the official code does (SelfSup
     `examples/simo/.../simo.py` draws `randperm(N - 1)[:K]`: its K = 256 run at N = 256
     sees the 255 other keys); the cap is logged, not raised.
     """
     node = cfg.MODEL.NEGATIVE_SAMPLER
-    other_keys = cfg.SOLVER.IMS_PER_BATCH - 1
+    other_keys = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS - 1
     if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
         return build_negative_sampler(cfg)
     logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than the {other_keys} other "
-                   f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}; each query sees "
+                   f"keys of a global micro-batch of SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = "
+                   f"{cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS}; each query sees "
                    f"those {other_keys}, as in the official SiMo code")
     return RandomNegatives(other_keys, shared=node.SHARED)
 

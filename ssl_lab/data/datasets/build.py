@@ -3,6 +3,8 @@ import os
 
 from fvcore.common.registry import Registry
 
+from ssl_lab.utils.errors import UserError
+
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """
 Registry for dataset families. A family is a function `family(cfg, split, transform)`
@@ -11,7 +13,7 @@ returning a torch Dataset of (transform(image), int label) pairs, with attribute
 """
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset whose files are not where the config says."""
 
 

@@ -52,10 +52,11 @@ class SimCLR(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         backbone = build_backbone(cfg)
+        n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS  # one global micro-batch
         return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
                    negative_sampler=build_negative_sampler(
-                       cfg, 2 * cfg.SOLVER.IMS_PER_BATCH - 2,
-                       f"in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH})"))
+                       cfg, 2 * n - 2, f"in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH / "
+                                       f"SOLVER.GRAD_ACCUM_STEPS = {n})"))
 
     def forward(self, views):
         n = views[0].shape[0]

@@ -1,0 +1,225 @@
+"""The one reader of ResNet backbone weights: MODEL.WEIGHTS, the model zoo, linear evaluation
+and the detectron2 converter all go through it.
+
+Handles ssl_lab checkpoints (`model` with `backbone.` keys), official MoCo v1/v2 ones
+(`state_dict` with `module.encoder_q.` keys), torchvision's supervised ResNets and any
+ResNet state dict whose keys carry a prefix (`module.`, `encoder.`, `online_network.`...).
+The prefix is found from the ResNet stem and first stage (`<prefix>conv1.weight`,
+`<prefix>layer1.*`); when several encoders are present, the query/online/student one wins
+over momentum/target/teacher copies. A file without such a backbone, or whose backbone
+does not fit the model, is refused with a message naming its first keys and shapes.
+"""
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.file_io import PathManager
+
+__all__ = [
+    "FORMAT_PREFIXES", "ImportReport", "NoBackboneError", "UnreadableCheckpointError", "checkpoint_state_dict",
+    "extract_backbone_state_dict", "find_backbone_prefix", "import_backbone_state_dict", "is_resnet_key",
+    "load_backbone_weights", "load_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+# The prefix each catalog format must use.
+FORMAT_PREFIXES = {"ssl_lab": "backbone.", "moco": "module.encoder_q.", "torchvision": ""}
+KNOWN_LAYOUTS = ("ssl_lab checkpoint {'model': {'backbone.conv1.weight': ...}}; "
+                 "official MoCo {'state_dict': {'module.encoder_q.conv1.weight': ...}}; "
+                 "torchvision ResNet {'conv1.weight': ..., 'layer1.0.conv1.weight': ...}; "
+                 "or one of these under another key prefix (e.g. 'online_network.')")
+_STEM = "conv1.weight"
+_IN_BLOCK = re.compile(r"layer\d+\.\d+\.$")
+_SECONDARY = ("encoder_k", "momentum", "target", "teacher", "ema")
+_HEADS = ("fc.",)
+# Parameter/buffer names of a torchvision ResNet, without fc.
+RESNET_STEM = re.compile(r"(conv1|bn1)\.(\w+)")
+RESNET_BLOCK = re.compile(r"layer([1-4])\.(\d+)\.(conv[1-3]|bn[1-3]|downsample\.[01])\.(\w+)")
+
+
+class NoBackboneError(UserError, ValueError):
+    """The checkpoint holds no usable torchvision-named ResNet, or one that does not fit the model."""
+
+
+class UnreadableCheckpointError(UserError, OSError):
+    """The file exists but is not a torch checkpoint."""
+
+
+def is_resnet_key(name: str) -> bool:
+    return bool(RESNET_STEM.fullmatch(name) or RESNET_BLOCK.fullmatch(name))
+
+
+def _first_entries(state_dict: Mapping, n: int = 5) -> str:
+    """'key (shape), ...' of the first `n` entries, to show what a file holds."""
+    def describe(key, value):
+        shape = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
+        return f"{key} {shape}"
+
+    items = [describe(k, v) for k, v in list(state_dict.items())[:n]]
+    more = f", ... ({len(state_dict)} entries)" if len(state_dict) > n else ""
+    return ", ".join(items) + more
+
+
+def _no_backbone(source: str, state_dict: Mapping, why: str) -> NoBackboneError:
+    return NoBackboneError(f"{source}: {why}.\n  It holds: {_first_entries(state_dict) or 'nothing'}\n"
+                           f"  Known layouts: {KNOWN_LAYOUTS}")
+
+
+def load_checkpoint(path: str):
+    """torch.load (weights only, to CPU) of a local path, URL or `ssl_lab://<name>`."""
+    try:
+        with PathManager.open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableCheckpointError(f"{path}: is a directory, not a checkpoint file") from None
+    except UserError:
+        raise
+    except Exception as e:  # torch.load raises many types for a file it cannot parse
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UnreadableCheckpointError(
+            f"{path}: not a readable torch checkpoint ({type(e).__name__}: {reason[:200]})") from None
+
+
+def checkpoint_state_dict(obj, source: str = "checkpoint") -> Mapping:
+    """The ResNet state dict in a loaded checkpoint: itself, or a nested one such as
+    ['model'] / ['state_dict'] holding '<prefix>conv1.weight'."""
+    if not isinstance(obj, Mapping):
+        raise NoBackboneError(f"{source}: expected a checkpoint dict, got {type(obj).__name__}.\n"
+                              f"  Known layouts: {KNOWN_LAYOUTS}")
+    for candidate in (obj, *(v for v in obj.values() if isinstance(v, Mapping))):
+        if any(isinstance(k, str) and k.endswith(_STEM) for k in candidate):
+            return candidate
+    nested = next((v for v in obj.values() if isinstance(v, Mapping)), obj)
+    raise _no_backbone(source, nested, "no ResNet weights ('<prefix>conv1.weight') at the top level or one level down")
+
+
+def find_backbone_prefix(state_dict: Mapping, source: str = "checkpoint") -> str:
+    """The key prefix of the main ResNet in `state_dict`, e.g. 'module.encoder_q.' or ''.
+
+    A prefix counts when it holds a stem (`conv1.weight`) and a first stage (`layer1.*`).
+    """
+    stems = {k[: -len(_STEM)] for k in state_dict
+             if isinstance(k, str) and k.endswith(_STEM) and not _IN_BLOCK.search(k[: -len(_STEM)])}
+    prefixes = [p for p in stems if any(isinstance(k, str) and k.startswith(p + "layer1.") for k in state_dict)]
+    if not prefixes:
+        raise _no_backbone(source, state_dict, "no ResNet backbone ('<prefix>conv1.weight' with '<prefix>layer1.*')")
+
+    def rank(prefix):
+        secondary = any(word in prefix for word in _SECONDARY)
+        return secondary, -sum(k.startswith(prefix) for k in state_dict), len(prefix)
+
+    return min(prefixes, key=rank)
+
+
+def extract_backbone_state_dict(obj, source: str = "checkpoint") -> Tuple[str, Dict[str, torch.Tensor]]:
+    """
+    Args:
+        obj: a loaded checkpoint (ssl_lab, official MoCo, ...) or a torchvision state dict.
+
+    Returns:
+        the prefix the backbone was found under, and the query/online ResNet's state dict
+        with torchvision names ("conv1.weight", "layer1.0.bn1.running_mean", ...), without fc.
+    """
+    state_dict = checkpoint_state_dict(obj, source)
+    prefix = find_backbone_prefix(state_dict, source)
+    backbone = {k[len(prefix):]: v for k, v in state_dict.items()
+                if k.startswith(prefix) and is_resnet_key(k[len(prefix):])}
+    bad = [f"{k} {tuple(v.shape) if hasattr(v, 'shape') else type(v).__name__}" for k, v in backbone.items()
+           if not isinstance(v, torch.Tensor) or (k.endswith(".weight") and "conv" in k and v.dim() != 4)][:5]
+    if bad:
+        raise _no_backbone(source, state_dict, f"backbone entries are not ResNet tensors: {', '.join(bad)}")
+    return prefix, backbone
+
+
+@dataclass
+class ImportReport:
+    """What an import did: backbone keys loaded, absent, unused, or of the wrong shape."""
+
+    source: str
+    prefix: str
+    matched: List[str]
+    missing: List[str]
+    unexpected: List[str]
+    mismatched: List[str]
+    dropped: int
+
+    def __str__(self):
+        lines = [f"Loaded {len(self.matched)} backbone tensors from {self.source} (prefix '{self.prefix}'); "
+                 f"ignored {self.dropped} other entries (heads, momentum encoders, queues)."]
+        for what in ("missing", "unexpected", "mismatched"):
+            keys = getattr(self, what)
+            if keys:
+                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+                lines.append(f"{len(keys)} {what} keys: {shown}")
+        return "\n".join(lines)
+
+
+def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
+                               source: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], ImportReport]:
+    """Convert `checkpoint` to the keys of the backbone state dict `target`.
+
+    Args:
+        checkpoint: a loaded checkpoint file (a state dict or a dict containing one).
+        target: the backbone's `state_dict()`; gives the valid keys and shapes.
+        fmt: a catalog format ('ssl_lab', 'moco', 'torchvision') fixing the prefix; None detects it.
+        source: names the checkpoint in the report.
+    Returns:
+        the backbone state dict (only keys of `target` with matching shapes) and the report.
+    """
+    state_dict = checkpoint_state_dict(checkpoint, source)
+    prefix = find_backbone_prefix(state_dict, source) if fmt is None else FORMAT_PREFIXES[fmt]
+    if prefix + _STEM not in state_dict:
+        raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{_STEM}'")
+    converted, unexpected, mismatched, dropped = {}, [], [], 0
+    for key, value in state_dict.items():
+        name = key[len(prefix):]
+        if not key.startswith(prefix) or name.startswith(_HEADS):
+            dropped += 1
+        elif name not in target:
+            unexpected.append(name)
+        elif tuple(value.shape) != tuple(target[name].shape):
+            mismatched.append(f"{name} {tuple(value.shape)} vs {tuple(target[name].shape)}")
+        else:
+            converted[name] = value
+    # BN batch counters carry no learned state; old checkpoints lack them.
+    missing = [k for k in target if k not in converted and not k.endswith("num_batches_tracked")]
+    report = ImportReport(source, prefix, sorted(converted), missing, unexpected, mismatched, dropped)
+    return converted, report
+
+
+def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None,
+                          other_modules: bool = False) -> ImportReport:
+    """Load the ResNet weights in `path` (file, URL or `ssl_lab://<name>`) into `model.backbone`.
+
+    `model` may also be the backbone itself. Nothing is loaded unless every backbone
+    parameter is matched: a missing tensor or one of another shape (e.g. a ResNet-18 file
+    for a ResNet-50) raises NoBackboneError with the report. With `other_modules`, an
+    ssl_lab checkpoint also fills the other modules of `model` (heads, momentum encoder)
+    whose names and shapes match; otherwise they are left untouched.
+    """
+    backbone = getattr(model, "backbone", model)
+    checkpoint = load_checkpoint(path)
+    converted, report = import_backbone_state_dict(checkpoint, backbone.state_dict(), fmt, source=path)
+    if report.missing or report.mismatched:
+        raise NoBackboneError(f"The weights in {path} do not fit the backbone "
+                              f"({type(backbone).__name__}); nothing was loaded.\n{report}")
+    saved = checkpoint.get("model") if isinstance(checkpoint, Mapping) else None
+    if other_modules and backbone is not model and isinstance(saved, Mapping):
+        target = model.state_dict()
+        others = {k: v for k, v in saved.items() if not k.startswith("backbone.") and k in target
+                  and tuple(v.shape) == tuple(target[k].shape)}
+        model.load_state_dict(others, strict=False)
+        modules = ", ".join(sorted({k.split(".")[0] for k in others})) or "none"
+        logger.info(f"Loaded {len(others)} tensors of other modules ({modules}) from {path}")
+    backbone.load_state_dict(converted, strict=False)
+    (logger.warning if report.unexpected else logger.info)(str(report))
+    return report

@@ -1,0 +1,251 @@
+"""DefaultTrainer: builds a run from its config along the one data path, then trains it."""
+import logging
+import os
+import weakref
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+import ssl_lab.model_zoo  # noqa: F401  (MODEL.WEIGHTS may be a URL or ssl_lab://<name>)
+from ssl_lab.checkpoint import Checkpointer
+from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
+from ssl_lab.config import ConfigError
+from ssl_lab.config.checks import check_config
+from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data.gpu_augment import build_gpu_augmentation
+from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
+from ssl_lab.modeling import build_model
+from ssl_lab.solver import build_lr_scheduler, build_optimizer, resolve_schedule
+from ssl_lab.utils import comm
+from ssl_lab.utils.env import RNGState
+from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWriter
+from ssl_lab.utils.logger import start_log_files
+
+from . import hooks
+from .output_dir import check_free_space, check_output_dir, remove_stale_temp_files
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+
+__all__ = ["DefaultTrainer", "check_num_classes"]
+
+logger = logging.getLogger("ssl_lab")
+
+
+def check_num_classes(cfg, dataset) -> None:
+    """Linear evaluation: MODEL.CLASSIFIER.NUM_CLASSES must cover every label of the data."""
+    if cfg.MODEL.META_ARCHITECTURE != "LinearClassifier":
+        return
+    labels = getattr(dataset, "labels", None) or getattr(dataset, "targets", None)
+    if labels is None or len(labels) == 0:
+        return
+    num_classes = int(max(labels)) + 1
+    if num_classes > cfg.MODEL.CLASSIFIER.NUM_CLASSES:
+        raise ConfigError(f"MODEL.CLASSIFIER.NUM_CLASSES = {cfg.MODEL.CLASSIFIER.NUM_CLASSES} but the training "
+                          f"data {tuple(cfg.DATASETS.TRAIN)} has {num_classes} classes; set it to {num_classes}")
+
+
+def _create_ddp_model(model):
+    if comm.get_world_size() == 1:
+        return model
+    device_ids = [torch.cuda.current_device()] if next(model.parameters()).is_cuda else None
+    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+
+class DefaultTrainer(TrainerBase):
+    """Builds everything from `cfg` along the one data path of the framework:
+
+    checks -> dataset -> schedule -> model -> optimizer/scheduler -> checkpointer -> hooks;
+    `resume_or_load()` (OUTPUT_DIR not in use, weights loaded, then config.yaml and log.txt
+    written) then `train()`. Nothing is written before `resume_or_load` accepts the run.
+    Override the `build_*` classmethods to change a part.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        # 1. validate what needs no model: numbers, device, OUTPUT_DIR writable
+        check_config(cfg)
+        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # in use or not: decided in resume_or_load
+        # 2. build data, schedule, model, optimizer
+        self.train_dataset = self.build_train_dataset(cfg)
+        check_num_classes(cfg, self.train_dataset)
+        cfg = resolve_schedule(cfg, len(self.train_dataset))
+        self.cfg = cfg
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
+        self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
+                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
+                                    grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
+                                    channels_last=cfg.SOLVER.CHANNELS_LAST,
+                                    batch_augmentation=self.build_batch_augmentation(cfg),
+                                    augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
+                                    non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
+        self.checkpointer = Checkpointer(
+            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
+            trainer=weakref.proxy(self), rng=RNGState(),
+        )
+        if comm.is_main_process():
+            # weights + optimizer state (e.g. SGD momentum) per checkpoint
+            per_checkpoint = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+            check_free_space(cfg.OUTPUT_DIR, per_checkpoint, cfg.SOLVER.MAX_TO_KEEP)
+        # 3. hooks and writers (the writers open their files at their first write)
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.register_hooks(self.build_hooks())
+
+    @property
+    def model(self):
+        return self._trainer.model
+
+    @property
+    def optimizer(self):
+        return self._trainer.optimizer
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Resume from OUTPUT_DIR's last checkpoint (with --resume), else load MODEL.WEIGHTS.
+
+        Without --resume, an OUTPUT_DIR that already holds checkpoints is refused so they
+        are never overwritten. Only once the weights are loaded does the run write there
+        (log.txt, config.yaml).
+        """
+        check_output_dir(self.cfg.OUTPUT_DIR, resume)
+        has_checkpoint = self.checkpointer.has_checkpoint()
+        if resume and has_checkpoint:
+            checkpoint = self.checkpointer.resume_or_load("", resume=True)
+            self.start_iter = checkpoint.get("iteration", -1) + 1
+            logger.info(f"Resuming at iteration {self.start_iter}")
+        else:
+            if resume:
+                logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
+                               f"iteration 0 (check the path if you meant to continue a run)")
+            self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
+        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        start_log_files()
+        if comm.is_main_process():
+            for path in remove_stale_temp_files(self.cfg.OUTPUT_DIR):
+                logger.info(f"Removed {path}, left by a process killed while writing it")
+            with open(os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+                f.write(self.cfg.dump())
+            logger.info(f"Full config saved to {os.path.join(self.cfg.OUTPUT_DIR, 'config.yaml')}")
+
+    def state_dict(self):
+        """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
+        return {**super().state_dict(), "_trainer": self._trainer.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._trainer.load_state_dict(state.get("_trainer", state))  # older checkpoints: the step's state only
+
+    def train(self):
+        if self.start_iter >= self.max_iter:
+            logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
+            return
+        self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
+        super().train(self.start_iter, self.max_iter)
+
+    def run_step(self):
+        self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
+        self._trainer.run_step()
+
+    def build_hooks(self):
+        cfg = self.cfg
+        model = hooks.unwrap_model(self.model)
+        hook_list = [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(self.optimizer, self.scheduler),
+            hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE)
+            if hasattr(model, "momentum_update") else None,
+        ]
+        # Before the checkpointers, so that a checkpoint holds their state after this step.
+        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
+        # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
+        hook_list.append(hooks.PeriodicCheckpointer(
+            self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
+            max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
+        ))
+        hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
+        if cfg.DATASETS.TEST:
+            evaluator = self.build_evaluator(cfg)
+            hook_list.append(hooks.EvalHook(
+                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
+                eval_at_start=cfg.TEST.EVAL_AT_START,
+            ))
+        hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
+        return hook_list
+
+    def build_writers(self):
+        if not comm.is_main_process():
+            return []
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+            TensorboardWriter(os.path.join(self.cfg.OUTPUT_DIR, "tensorboard")),
+        ]
+
+    @classmethod
+    def build_train_dataset(cls, cfg):
+        return build_train_dataset(cfg)
+
+    @classmethod
+    def build_model(cls, cfg):
+        model = build_model(cfg)
+        if cfg.SOLVER.CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.SOLVER.COMPILE:
+            for name in ("backbone", "momentum_backbone"):
+                if hasattr(model, name):
+                    getattr(model, name).compile()  # in place: parameter names stay the same
+        logger.info(f"Model: {cfg.MODEL.META_ARCHITECTURE} with {cfg.MODEL.BACKBONE.NAME}-"
+                    f"{cfg.MODEL.BACKBONE.DEPTH}; {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+                    f"trainable parameters")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_batch_augmentation(cls, cfg):
+        """The on-device multi-view augmentation with INPUT.GPU_AUGMENTATION, else None."""
+        return build_gpu_augmentation(cfg) if cfg.INPUT.GPU_AUGMENTATION else None
+
+    @classmethod
+    def build_train_loader(cls, cfg, dataset, start_iter: int = 0):
+        return build_train_loader(cfg, dataset, start_iter)
+
+    @classmethod
+    def load_weights(cls, model, path: str) -> None:
+        """Initialize `model` from `path` (file, URL or ssl_lab://name); '' keeps the initialization.
+
+        An ssl_lab checkpoint loads into the matching modules; any other ResNet state
+        dict (official MoCo, torchvision, other frameworks) loads into `model.backbone`.
+        """
+        if path:
+            load_backbone_weights(model, path, other_modules=True)
+
+    @classmethod
+    def build_evaluator(cls, cfg):
+        """TEST.EVALUATOR on DATASETS.TEST[0]: "KNN" (memory: TEST.KNN.MEMORY_DATASET or the
+        training split) or "Classification"."""
+        query_loader = build_test_loader(cfg, cfg.DATASETS.TEST[0])
+        if cfg.TEST.EVALUATOR == "Classification":
+            return ClassificationEvaluator(query_loader)
+        if cfg.TEST.EVALUATOR == "KNN":
+            memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
+            knn = cfg.TEST.KNN
+            memory_loader = build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS)
+            if knn.K > len(memory_loader.dataset):
+                raise ConfigError(f"TEST.KNN.K = {knn.K} is more than the {len(memory_loader.dataset)} "
+                                  f"images of the kNN memory split '{memory}'; lower TEST.KNN.K")
+            return KNNEvaluator(memory_loader, query_loader, k=knn.K, temperature=knn.TEMPERATURE,
+                                query_chunk=knn.QUERY_CHUNK_SIZE, memory_chunk=knn.MEMORY_CHUNK_SIZE)
+        raise ConfigError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
+
+    @classmethod
+    def test(cls, cfg, model) -> dict:
+        """Evaluate `model` with the configured evaluator; {metric: value}."""
+        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model))

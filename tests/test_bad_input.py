@@ -1,0 +1,427 @@
+"""Bad inputs, one row each: the command, the start of what it must say, its exit status, and
+that OUTPUT_DIR is left byte-for-byte as it was (or absent, if it was).
+
+Rows run `tools/train_net.py` / `tools/convert_to_d2.py` in this process (most fail before
+a model is built), so the module takes seconds; the launcher's signal handling runs in
+subprocesses and is marked slow.
+"""
+import hashlib
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO_ROOT, tiny_overrides
+
+TRAIN_NET = os.path.join(REPO_ROOT, "tools", "train_net.py")
+CONVERT = os.path.join(REPO_ROOT, "tools", "convert_to_d2.py")
+SHAPES = os.path.join(REPO_ROOT, "configs", "Shapes", "simclr_r18.yaml")
+LINEAR = os.path.join(REPO_ROOT, "configs", "Shapes", "linear_eval_r18.yaml")
+MAX_LINES = 15
+
+
+@dataclass
+class Case:
+    """`setup(tmp, out) -> argv` prepares files and returns the command's arguments."""
+
+    name: str
+    setup: Callable
+    message: str
+    exit_code: int = 2
+    tool: str = TRAIN_NET
+    out_dir: Callable = field(default=lambda tmp: os.path.join(tmp, "out"))
+    unchanged: bool = True  # False: found while training, after the run was accepted and started writing
+    env: dict = field(default_factory=dict)
+
+
+def _config(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def _shapes(*extra, config=SHAPES):
+    """Arguments of a tiny Shapes run; `extra` KEY VALUEs override."""
+    def argv(tmp, out, roots):
+        return ["--config-file", config, *tiny_overrides(roots, out), "DATASETS.TEST", "()", *extra]
+    return argv
+
+
+def _with(prepare, argv_fn, flags=()):
+    """Run `prepare(tmp, out)` (returns extra KEY VALUEs) before building the argv of `argv_fn`."""
+    def argv(tmp, out, roots):
+        extra = prepare(tmp, out) or []
+        return [*flags, *argv_fn(tmp, out, roots), *extra]
+    return argv
+
+
+def _flags(flags, argv_fn):
+    return lambda tmp, out, roots: [*flags, *argv_fn(tmp, out, roots)]
+
+
+def _file_config(text, name="bad.yaml"):
+    return lambda tmp, out, roots: ["--config-file", _config(tmp, name, text), "OUTPUT_DIR", out]
+
+
+def _cycle(tmp, out, roots):
+    _config(tmp, "a.yaml", "_BASE_: b.yaml\n")
+    return ["--config-file", _config(tmp, "b.yaml", "_BASE_: a.yaml\n"), "OUTPUT_DIR", out]
+
+
+def _finished_run(tmp, out):
+    os.makedirs(out)
+    torch.save({"model": {}, "iteration": 3}, os.path.join(out, "model_final.pth"))
+    for name, text in (("last_checkpoint", "model_final.pth"), ("config.yaml", "MODEL:\n  BACKBONE:\n    DEPTH: 18\n"),
+                       ("metrics.json", '{"iteration": 3}\n'), ("log.txt", "old log\n")):
+        _config(out, name, text)
+
+
+def _corrupt_run(tmp, out):
+    _finished_run(tmp, out)
+    with open(os.path.join(out, "model_final.pth"), "wb") as f:
+        f.write(b"PK\x03\x04 truncated")
+
+
+def _weights(obj_fn, name="weights.pth"):
+    def prepare(tmp, out):
+        path = os.path.join(tmp, name)
+        obj = obj_fn()
+        if isinstance(obj, bytes):
+            with open(path, "wb") as f:
+                f.write(obj)
+        else:
+            torch.save(obj, path)
+        return ["MODEL.WEIGHTS", path]
+    return prepare
+
+
+def _r18_checkpoint():
+    from ssl_lab.modeling.backbones import ResNet
+
+    return {"model": {"backbone." + k: v for k, v in ResNet(18, small_stem=False).state_dict().items()}}
+
+
+def _vit_state():
+    return {"cls_token": torch.zeros(1, 1, 192), "pos_embed": torch.zeros(1, 197, 192),
+            "patch_embed.proj.weight": torch.zeros(192, 3, 16, 16), "blocks.0.attn.qkv.weight": torch.zeros(576, 192)}
+
+
+def _truncated_pth():
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(_r18_checkpoint(), buffer)
+    return buffer.getvalue()[:5000]
+
+
+def _bad_image_folder(tmp, out):
+    root = os.path.join(tmp, "images")
+    for label in ("a", "b"):
+        os.makedirs(os.path.join(root, "train", label))
+        for i in range(8):
+            Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(
+                os.path.join(root, "train", label, f"{i}.png"))
+    _config(os.path.join(root, "train", "a"), "broken.png", "this is not a PNG")
+    # one loader worker: its "Original Traceback" must be reduced to the file and the cause
+    return ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('imagefolder_train',)", "DATALOADER.NUM_WORKERS", "1"]
+
+
+def _closed_port_url(tmp, out):
+    from ssl_lab.engine.launch import find_free_port
+
+    return ["MODEL.WEIGHTS", f"http://127.0.0.1:{find_free_port()}/zoo/missing.pth"]
+
+
+def _readonly_output(tmp, out):
+    os.makedirs(out)
+    os.chmod(out, 0o500)
+
+
+def _output_is_file(tmp, out):
+    _config(tmp, "taken", "a file")
+
+
+def _convert(src_fn):
+    return lambda tmp, out, roots: [src_fn(tmp), os.path.join(out, "r18.pkl")]
+
+
+def _text_file(tmp):
+    return _config(tmp, "notes.pth", "plain text, not a checkpoint")
+
+
+def _heads_only(tmp):
+    path = os.path.join(tmp, "heads.pth")
+    torch.save({"model": {"projector.0.weight": torch.zeros(4, 4)}}, path)
+    return path
+
+
+CASES = [
+    # ------------------------------------------------------------- config files
+    Case("config is a directory", lambda tmp, out, r: ["--config-file", tmp, "OUTPUT_DIR", out], "is a directory"),
+    Case("config missing", lambda tmp, out, r: ["--config-file", os.path.join(tmp, "nope.yaml")], "does not exist"),
+    Case("YAML syntax error", _file_config("SOLVER:\n  BASE_LR: [0.1\n"), "is not valid YAML at line 3"),
+    Case("empty config", _file_config(""), "is empty; it must be a mapping"),
+    Case("top-level list", _file_config("- SOLVER\n- MODEL\n"), "is a YAML list; it must be a mapping"),
+    Case("plain text", _file_config("train a resnet please\n"), "is a YAML str; it must be a mapping"),
+    Case("_BASE_ cycle", _cycle, "in a cycle through _BASE_"),
+    Case("unknown key", _shapes("SOLVER.BASE_RL", "0.1"), "Unknown config key 'SOLVER.BASE_RL'. Did you mean"),
+    Case("flag after overrides", _shapes("--resume"), "--resume comes after the KEY VALUE overrides"),
+    # ------------------------------------------------------------- numbers
+    Case("batch 0", _shapes("SOLVER.IMS_PER_BATCH", "0"), "SOLVER.IMS_PER_BATCH = 0 is invalid"),
+    Case("negative batch", _shapes("SOLVER.IMS_PER_BATCH", "-32"), "SOLVER.IMS_PER_BATCH = -32 is invalid"),
+    Case("checkpoint period 0", _shapes("SOLVER.CHECKPOINT_PERIOD", "0"), "SOLVER.CHECKPOINT_PERIOD = 0 is invalid"),
+    Case("log period 0", _shapes("LOG_PERIOD", "0"), "LOG_PERIOD = 0 is invalid"),
+    Case("EMA momentum 1.5", _shapes("MODEL.MOMENTUM.BASE", "1.5"),
+         "MODEL.MOMENTUM.BASE = 1.5 is invalid: it must be in [0, 1]"),
+    Case("EMA momentum -0.5", _shapes("MODEL.MOMENTUM.BASE", "-0.5"), "MODEL.MOMENTUM.BASE = -0.5 is invalid"),
+    Case("one view", _shapes("INPUT.NUM_VIEWS", "1"), "INPUT.NUM_VIEWS = 1 is invalid: it must be >= 2"),
+    Case("crop 0", _shapes("INPUT.CROP_SIZE", "0"), "INPUT.CROP_SIZE = 0 is invalid"),
+    Case("accumulation not dividing batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "3"),
+         "SOLVER.GRAD_ACCUM_STEPS = 3 is invalid: it must be a divisor of SOLVER.IMS_PER_BATCH (16)"),
+    Case("no such GPU", _shapes("MODEL.DEVICE", "cuda:99"), "MODEL.DEVICE = 'cuda:99'"),
+    Case("kNN K above the memory split", _shapes("DATASETS.TEST", "('shapes_val',)", "TEST.KNN.K", "5000"),
+         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'"),
+    Case("fewer classes than the data", _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3",
+                                                                                  config=LINEAR)),
+         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes"),
+    Case("SimCLR K above the micro-batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "2",
+                                                   "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
+                                                   "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
+         "NUM_NEGATIVES = 20 is more than the 14 in-batch embeddings"),
+    # ------------------------------------------------------------- OUTPUT_DIR
+    Case("finished run without --resume", _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
+         "already holds checkpoints of a run. Pass --resume"),
+    Case("OUTPUT_DIR below a file", _with(_output_is_file, _shapes()), "is a file, not a directory",
+         out_dir=lambda tmp: os.path.join(tmp, "taken", "run")),
+    Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]),
+         "No readable checkpoint in"),
+    Case("--eval-only without weights", _flags(["--eval-only"], _shapes()), "--eval-only needs MODEL.WEIGHTS"),
+    # ------------------------------------------------------------- MODEL.WEIGHTS
+    Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
+    Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
+         "not a readable torch checkpoint"),
+    Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
+         "not a readable torch checkpoint"),
+    Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
+         "no ResNet weights ('<prefix>conv1.weight')"),
+    Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
+                                                     flags=["--eval-only"]),
+         "do not fit the backbone (ResNet); nothing was loaded"),
+    Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
+         "Model 'moco_v9' is not in the model zoo catalog"),
+    Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
+         "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
+         env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
+    Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]),
+         "Download of http://127.0.0.1:"),
+    # ------------------------------------------------------------- images
+    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
+    # ------------------------------------------------------------- converter
+    Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT),
+    Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT),
+]
+if os.geteuid() != 0:  # root may write anywhere
+    CASES.append(Case("read-only OUTPUT_DIR", _with(_readonly_output, _shapes()), "is not writable"))
+
+
+def _snapshot(path: str):
+    """{relative path: sha256} of every file under `path`, or None if it does not exist."""
+    if not os.path.exists(path):
+        return None
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    files = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                files[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
+    return files
+
+
+def _run(tool, argv) -> int:
+    """Exit status of `tool` run in this process with `argv`."""
+    old_argv = sys.argv
+    sys.argv = [tool, *argv]
+    try:
+        if tool == CONVERT:
+            return runpy.run_path(tool)["main"](argv)
+        runpy.run_path(tool)["run"](argv)
+        return 0
+    except SystemExit as e:
+        return e.code
+    finally:
+        sys.argv = old_argv
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SSL_LAB_DEBUG", raising=False)
+    monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    tmp = str(tmp_path)
+    out = case.out_dir(tmp)
+    argv = case.setup(tmp, out, shapes_root)
+    before = _snapshot(out)
+    code = _run(case.tool, argv)
+    err = capsys.readouterr().err
+    assert code == case.exit_code, err
+    message = [line for line in err.splitlines() if line.strip() and "Warning" not in line]
+    assert message and case.message in err, err
+    assert message[0].startswith(("ERROR", "error")), err  # what is wrong comes first
+    assert len(message) <= MAX_LINES and "Traceback" not in err, err
+    assert _snapshot(out) == before or not case.unchanged, f"OUTPUT_DIR changed: {before} -> {_snapshot(out)}"
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_LAB_DEBUG", "1")
+    from ssl_lab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="is empty"):
+        _run(TRAIN_NET, ["--config-file", _config(str(tmp_path), "e.yaml", "")])
+
+
+def test_sixteen_bit_and_palette_images_convert_by_value(tmp_path):
+    from ssl_lab.data.datasets.image_folder import BadImageError, load_rgb
+
+    values = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)  # 8-bit 0, 1, 128, 255
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    np.testing.assert_array_equal(np.asarray(load_rgb(str(tmp_path / "g16.png")))[0, :, 0], [0, 1, 128, 255])
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(np.asarray(load_rgb(str(tmp_path / "p.png")))[0], [[10, 20, 30], [200, 100, 50]])
+    Image.fromarray(np.ones((2, 2), np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(BadImageError, match="floating-point pixels"):
+        load_rgb(str(tmp_path / "f.tiff"))
+
+
+def test_small_images_are_counted_and_warned_once(tmp_path, caplog):
+    from ssl_lab.data.datasets.image_folder import RobustImageFolder
+
+    os.makedirs(tmp_path / "c")
+    for i in range(12):  # eleven 1x1 images, one 64x64
+        side = 1 if i < 11 else 64
+        Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(tmp_path / "c" / f"{i:02d}.png")
+    dataset = RobustImageFolder(str(tmp_path), min_size=32)
+    with caplog.at_level("WARNING"):
+        for i in range(len(dataset)):
+            dataset[i]
+    assert dataset.num_small == 11
+    warnings = [r.getMessage() for r in caplog.records if "smaller than the" in r.getMessage()]
+    assert len(warnings) == 2 and "is 1x1" in warnings[0] and warnings[1].startswith("10 images")
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
+    from ssl_lab.engine.output_dir import remove_stale_temp_files
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"model_0000001.pth.tmp.{dead.pid}").write_bytes(b"half")
+    (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").write_bytes(b"being written")
+    assert remove_stale_temp_files(str(tmp_path)) == [str(tmp_path / f"model_0000001.pth.tmp.{dead.pid}")]
+    assert (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").exists()
+
+
+def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypatch):
+    import shutil
+
+    from ssl_lab.engine.output_dir import OutputDirError, check_free_space
+
+    (tmp_path / "model_0000009.pth").write_bytes(b"x" * 100)
+    usage = shutil.disk_usage(tmp_path)
+    # 3 kept + final + one being written = 500 bytes; the 100 already there are replaced, not added to
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=400))
+    check_free_space(str(tmp_path), 100, 3)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=399))
+    with pytest.raises(OutputDirError, match="MiB free"):
+        check_free_space(str(tmp_path), 100, 3)
+
+
+def _children(pid: int):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,parent_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)])
+def test_signal_to_launcher_reaches_every_worker(signum, parent_code, shapes_root, tmp_path):
+    """Two workers: a signal to the launcher (or its death) makes both checkpoint and exit."""
+    out = str(tmp_path / "out")
+    log = open(tmp_path / "stdout.txt", "w")
+    argv = [sys.executable, TRAIN_NET, "--num-gpus", "2", *_shapes("SOLVER.MAX_ITER", "400",
+                                                                    "SOLVER.CHECKPOINT_PERIOD", "1000")(
+        str(tmp_path), out, shapes_root)]
+    parent = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SSL_LAB_DEBUG": ""})
+    try:
+        deadline = time.monotonic() + 240
+        while "iter: 2/" not in (tmp_path / "stdout.txt").read_text() and time.monotonic() < deadline:
+            assert parent.poll() is None, (tmp_path / "stdout.txt").read_text()
+            time.sleep(0.5)
+        workers = _children(parent.pid)
+        parent.send_signal(signum)
+        assert parent.wait(timeout=120) == parent_code
+        deadline = time.monotonic() + 60
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(w) for w in workers), "a worker outlived its launcher"
+    finally:
+        parent.kill()
+        for w in _children(parent.pid) if parent.poll() is None else []:
+            os.kill(w, signal.SIGKILL)
+    saved = [f for f in os.listdir(out) if f.startswith("model_0")]
+    assert len(saved) == 1, os.listdir(out)  # the checkpoint taken on the signal (period 1000 never fires)
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read() == saved[0]
+
+
+def test_converted_weights_follow_the_umask(tmp_path):
+    from ssl_lab.checkpoint.d2_conversion import convert_checkpoint_file
+
+    src = str(tmp_path / "r18.pth")
+    torch.save(_r18_checkpoint(), src)
+    old = os.umask(0o027)
+    try:
+        convert_checkpoint_file(src, str(tmp_path / "r18.pkl"))
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "r18.pkl").st_mode & 0o777 == 0o640  # 0666 minus the umask, not mkstemp's 0600
+
+
+def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
+    from types import SimpleNamespace
+
+    from ssl_lab.checkpoint import Checkpointer
+    from ssl_lab.engine.hooks import PeriodicCheckpointer
+
+    checkpointer = Checkpointer(torch.nn.Linear(1, 1), str(tmp_path))
+    for it in (1, 3, 5):  # saved by the run before the resume
+        checkpointer.save(f"model_{it:07d}", iteration=it)
+    hook = PeriodicCheckpointer(checkpointer, 2, max_iter=100, max_to_keep=2)
+    hook.trainer = SimpleNamespace(max_iter=100, iter=7)
+    hook.before_train()
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000003.pth", "model_0000005.pth"]
+    hook.after_step()  # saves model_0000007 and keeps the newest two
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000005.pth", "model_0000007.pth"]
