@@ -10,7 +10,8 @@ Differences from the PIL path: the random resized crop is taken from the fixed-s
 ``roi_align`` (bilinear, averaging ``ceil(crop / output)`` samples per output pixel instead of
 PIL's antialiasing filter); colour jitter applies brightness, contrast, saturation, hue in this
 fixed order (torchvision draws a random order per image); the blur is an exact Gaussian of
-+-3 sigma where PIL approximates it with box filters; right-angle rotations (a RandomChoice of
++-3 sigma where PIL approximates it with box filters (within 1/255 on average on smooth images;
+on pixel noise with sigma below ~0.6 PIL's filter blurs visibly more); right-angle rotations (a RandomChoice of
 fixed RandomRotations) are drawn from the generator, where torchvision's RandomChoice draws from
 Python's `random`; intermediate results stay float instead of being rounded to uint8 after each op.
 """
