@@ -62,6 +62,13 @@ def ssl_lab_stepper(args, batched: bool, output_dir: str):
     return lambda: ssl_lab_step(trainer)
 
 
+def lightly_transform(spec: dict):
+    from lightly.transforms import MoCoV2Transform
+
+    return MoCoV2Transform(input_size=spec["crop_size"], min_scale=spec["min_scale"],
+                           normalize={"mean": spec["mean"], "std": spec["std"]})
+
+
 def lightly_stepper(spec: dict):
     """One iteration of lightly's MoCo recipe per call (next batch, forward, backward, update)."""
     import copy
@@ -71,13 +78,10 @@ def lightly_stepper(spec: dict):
     from lightly.loss import NTXentLoss
     from lightly.models.modules import MoCoProjectionHead
     from lightly.models.utils import deactivate_requires_grad, update_momentum
-    from lightly.transforms import MoCoV2Transform
     from torch import nn
 
-    transform = MoCoV2Transform(input_size=spec["crop_size"], min_scale=spec["min_scale"],
-                                normalize={"mean": spec["mean"], "std": spec["std"]})
     loader = torch.utils.data.DataLoader(
-        LightlyDataset(spec["image_dir"], transform=transform), batch_size=spec["batch"], shuffle=True,
+        LightlyDataset(spec["image_dir"], transform=lightly_transform(spec)), batch_size=spec["batch"], shuffle=True,
         drop_last=True, num_workers=spec["workers"], persistent_workers=spec["workers"] > 0)
     resnet = getattr(torchvision.models, f"resnet{spec['depth']}")()
     backbone = nn.Sequential(*list(resnet.children())[:-1], nn.Flatten(1))
@@ -133,6 +137,53 @@ def lightly_spec(args) -> dict:
     }
 
 
+def _op_name(op) -> str:
+    inner = getattr(op, "transforms", None)
+    return f"{type(op).__name__}({type(inner[0]).__name__})" if inner else type(op).__name__
+
+
+def profile_view(view_ops, image_files, sample) -> dict:
+    """Microseconds per image: decoding, each op of one view (applied in order to all images, op by
+    op), and `sample(i)`: the whole dataset item (decoding, every view, the seeding wrapper)."""
+    from PIL import Image
+
+    def decode(path):
+        with Image.open(path) as image:
+            return image.convert("RGB")
+
+    def timed(fn, inputs):
+        start = time.perf_counter()
+        outputs = [fn(x) for x in inputs]
+        return outputs, 1e6 * (time.perf_counter() - start) / len(inputs)
+
+    images, result = timed(decode, image_files)
+    result = {"decode": result}
+    for op in view_ops:
+        images, result[_op_name(op)] = timed(op, images)
+    result["dataset item (decode, views, wrappers)"] = timed(sample, range(len(image_files)))[1]
+    return result
+
+
+def ssl_lab_profile(args, count: int) -> dict:
+    from ssl_lab.data import build_dataset, build_train_transform
+    from ssl_lab.data.build import SeededAugmentation
+
+    cfg = ssl_lab_cfg(args, batched=False)
+    transform = build_train_transform(cfg)
+    dataset = SeededAugmentation(build_dataset(cfg, cfg.DATASETS.TRAIN[0], transform), cfg.SEED)
+    files = dataset.dataset.file_names[:count]
+    return profile_view(transform.view_transforms[0].transforms, files, lambda i: dataset[(i, i)])
+
+
+def lightly_profile(spec: dict, count: int) -> dict:
+    from lightly.data import LightlyDataset
+
+    transform = lightly_transform(spec)
+    dataset = LightlyDataset(spec["image_dir"], transform=transform)
+    files = [os.path.join(spec["image_dir"], name) for name in dataset.get_filenames()[:count]]
+    return profile_view(transform.transforms[0].transform.transforms, files, lambda i: dataset[i])
+
+
 def serve(step) -> None:
     """Worker loop: for each line "N" on stdin, run N iterations and answer their seconds as JSON."""
     print("ready", flush=True)
@@ -178,22 +229,44 @@ def ratio_rows(times: dict, rounds: int) -> list:
     return rows
 
 
-def coordinate(args) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(TOOLS_DIR), os.environ.get("PYTHONPATH", "")]))
-    spec = lightly_spec(args)
-    me = [os.path.abspath(__file__), "--config-file", args.config_file, "--threads", str(args.threads)]
-    commands = {
+def worker_commands(args, spec: dict, extra=()) -> dict:
+    """The command line of each path's process."""
+    me = [os.path.abspath(__file__), "--config-file", args.config_file, "--threads", str(args.threads), *extra]
+    return {
         "ssl_lab": [sys.executable, *me, "--worker", "ssl_lab", *args.opts],
         "ssl_lab_batched": [sys.executable, *me, "--worker", "ssl_lab_batched", *args.opts],
         "lightly": [args.lightly_python, *me, "--worker", "lightly", "--spec", json.dumps(spec)],
     }
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(TOOLS_DIR), os.environ.get("PYTHONPATH", "")]))
+
+
+def compare_transforms(args) -> dict:
+    """Per-op microseconds of ssl_lab's PIL recipe and of lightly's MoCoV2Transform, side by side."""
+    commands = worker_commands(args, lightly_spec(args), ["--profile", str(args.profile)])
+    result = {}
+    for path in ("ssl_lab", "lightly"):
+        lines = subprocess.run(commands[path], env=_env(), check=True, capture_output=True, text=True).stdout
+        result[path] = json.loads(lines.strip().splitlines()[-1])
+    print(f"microseconds per image, first {args.profile} images, one view unless named:")
+    for path, ops in result.items():
+        print(f"{path}: " + ", ".join(f"{name} {us:.0f}" for name, us in ops.items()))
+    return result
+
+
+def coordinate(args) -> dict:
+    spec = lightly_spec(args)
+    commands = worker_commands(args, spec)
     load_before = os.getloadavg()
-    workers = {path: Worker(commands[path], env) for path in PATHS}
+    workers = {path: Worker(commands[path], _env()) for path in PATHS}
     times = {path: [] for path in PATHS}
     try:
         for r in range(args.rounds):
             for path in PATHS[r % len(PATHS):] + PATHS[:r % len(PATHS)]:
                 times[path].append(workers[path].run(args.warmup + args.iters)[args.warmup:])
+                print(f"round {r + 1}/{args.rounds} {path}: {statistics.median(times[path][-1]):.3f} s/it", flush=True)
     finally:
         for worker in workers.values():
             worker.close()
@@ -219,6 +292,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations per path and round")
     parser.add_argument("--threads", type=int, default=0, help="torch threads of every path (default: torch's)")
     parser.add_argument("--output", default="", metavar="FILE", help="write the times and ratios as JSON")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead: microseconds per image of each op of one view, on the first N images")
     parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
@@ -230,6 +305,10 @@ def main(argv=None):
     args = argument_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.worker and args.profile:
+        profile = lightly_profile(json.loads(args.spec), args.profile) if args.worker == "lightly" \
+            else ssl_lab_profile(args, args.profile)
+        return print(json.dumps(profile), flush=True)
     if args.worker == "lightly":
         return serve(lightly_stepper(json.loads(args.spec)))
     if args.worker:
@@ -237,7 +316,7 @@ def main(argv=None):
 
         with tempfile.TemporaryDirectory(prefix="ssl_lab_benchmark_lightly_") as output_dir:
             return serve(ssl_lab_stepper(args, args.worker == "ssl_lab_batched", output_dir))
-    result = coordinate(args)
+    result = compare_transforms(args) if args.profile else coordinate(args)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
