@@ -156,8 +156,8 @@ def profile_view(view_ops, image_files, sample) -> dict:
         outputs = [fn(x) for x in inputs]
         return outputs, 1e6 * (time.perf_counter() - start) / len(inputs)
 
-    images, result = timed(decode, image_files)
-    result = {"decode": result}
+    images, decode_us = timed(decode, image_files)
+    result = {"decode": decode_us}
     for op in view_ops:
         images, result[_op_name(op)] = timed(op, images)
     result["dataset item (decode, views, wrappers)"] = timed(sample, range(len(image_files)))[1]
