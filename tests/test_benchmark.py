@@ -92,3 +92,24 @@ def test_bare_loop_trains_like_the_trainer(benchmark, shapes_root, tmp_path):
     after = bare.model.state_dict()
     for prefix in ("backbone.", "momentum_backbone."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+
+
+def test_lightly_peer_gets_the_same_work_as_ssl_lab(shapes_root):
+    """benchmark_lightly.py hands lightly's process (which cannot import ssl_lab) the settings of
+    the Shapes MoCo v2 config, as that YAML and its bases write them, and the MoCo v2 recipe."""
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+    import benchmark_lightly
+
+    args = benchmark_lightly.argument_parser().parse_args(
+        ["--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"), "DATASETS.ROOT", shapes_root,
+         "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32", "DATASETS.SHAPES.IMAGE_SIZE", "32"])
+    spec = benchmark_lightly.lightly_spec(args)
+    assert {k: spec[k] for k in ("batch", "crop_size", "min_scale", "workers", "depth", "hidden_dim", "out_dim",
+                                 "temperature", "queue", "ema", "lr")} == {
+        "batch": 128, "crop_size": 64, "min_scale": 0.2, "workers": 1, "depth": 18, "hidden_dim": 512,
+        "out_dim": 128, "temperature": 0.2, "queue": 1024, "ema": 0.99, "lr": 0.06}
+    assert len(os.listdir(spec["image_dir"])) == 64  # the training images themselves
+    assert benchmark_lightly.ssl_lab_cfg(args, batched=False).INPUT.AUGMENTATION == "MoCoV2"
+    assert benchmark_lightly.ssl_lab_cfg(args, batched=True).INPUT.GPU_AUGMENTATION

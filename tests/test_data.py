@@ -145,3 +145,62 @@ def test_seeded_augmentation_depends_only_on_stream_position():
     assert all(torch.equal(a, b) for views in views_a for a, b in zip(views, views_b))
     assert not torch.equal(dataset[(0, 8)][0][0], views_b[0])
     random.setstate(before)
+
+
+def test_seeded_augmentation_is_the_transform_under_the_position_seed_and_restores_the_rngs():
+    """Reference: seeding torch and Python with seed * 1_000_003 + position by hand (the formula
+    that checkpoints of earlier runs were resumed with) gives the same views."""
+    import random
+
+    from ssl_lab.data.build import SeededAugmentation
+
+    cfg = get_cfg()
+    cfg.INPUT.AUGMENTATION, cfg.INPUT.CROP_SIZE = "Shapes", 32  # draws from torch and from Python's random
+    image = Image.fromarray((torch.rand(48, 48, 3, generator=torch.Generator().manual_seed(1)) * 255).byte().numpy())
+    transform = build_train_transform(cfg)
+
+    class _Images:
+        def __getitem__(self, i):
+            return transform(image)
+
+        def __len__(self):
+            return 1
+
+    torch_state, python_state = torch.get_rng_state(), random.getstate()
+    views = SeededAugmentation(_Images(), seed=5)[(0, 11)]
+    assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == python_state
+    torch.manual_seed(5 * 1_000_003 + 11)
+    random.seed(5 * 1_000_003 + 11)
+    expected = transform(image)
+    torch.set_rng_state(torch_state)
+    random.setstate(python_state)
+    assert all(torch.equal(a, b) for a, b in zip(views, expected))
+
+
+def test_to_normalized_tensor_matches_the_float64_formula():
+    import numpy as np
+
+    from ssl_lab.data.transforms import ToNormalizedTensor
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = (pixels.astype(np.float64) / 255 - np.array(mean)) / np.array(std)
+    out = ToNormalizedTensor(mean, std)(Image.fromarray(pixels))
+    assert out.dtype == torch.float32 and out.shape == (3, 5, 7)
+    torch.testing.assert_close(out.double(), torch.from_numpy(expected).permute(2, 0, 1), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.8, 1.5])
+def test_pil_blur_spreads_an_impulse_by_sigma(sigma):
+    """A blurred impulse is the kernel: its spread along each axis is sigma (a Gaussian's variance)."""
+    import numpy as np
+
+    from ssl_lab.data.transforms import GaussianBlur
+
+    impulse = np.zeros((41, 41, 3), dtype=np.uint8)
+    impulse[20, 20] = 255
+    out = np.asarray(GaussianBlur(sigma=(sigma, sigma))(Image.fromarray(impulse)))[..., 0].astype(np.float64)
+    offsets = np.arange(41) - 20.0
+    variance_x = (out * offsets[None, :] ** 2).sum() / out.sum()
+    variance_y = (out * offsets[:, None] ** 2).sum() / out.sum()
+    assert abs(variance_x ** 0.5 - sigma) < 0.1 * sigma and abs(variance_y ** 0.5 - sigma) < 0.1 * sigma

@@ -271,3 +271,29 @@ def test_trainer_makes_the_views_on_the_device(tiny_cfg):
         views.append(step._load_batch()[0]["views"])
     assert [v.shape for v in views[0]] == [(16, 3, 32, 32)] * 2
     assert torch.equal(views[0][0], views[1][0]) and not torch.equal(views[0][0], views[2][0])
+
+
+def test_loader_square_is_sized_by_its_own_key():
+    cfg = _cfg("MoCoV2", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "40")
+    rect = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8))
+    assert build_uint8_transform(cfg)(rect).shape == (3, 32, 32)  # 0: the crop size, not TEST_RESIZE
+    cfg.INPUT.GPU_AUGMENTATION_SIZE = 48
+    assert build_uint8_transform(cfg)(rect).shape == (3, 48, 48)
+    cfg.INPUT.GPU_AUGMENTATION_SIZE = 16
+    with pytest.raises(ValueError, match="GPU_AUGMENTATION_SIZE"):
+        build_uint8_transform(cfg)
+
+
+def test_pil_blur_translates_to_a_batched_gaussian_of_the_same_sigma():
+    from ssl_lab.data.transforms import GaussianBlur, ToNormalizedTensor
+
+    images = T.functional.gaussian_blur(_images(n=4).float(), 5, 1.5).round().to(torch.uint8)  # smooth, like photos
+    for sigma in (0.6, 1.5):
+        recipe = T.Compose([T.RandomResizedCrop(32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),
+                            GaussianBlur((sigma, sigma)), ToNormalizedTensor((0, 0, 0), (1, 1, 1))])
+        ours = BatchedMultiView([batched_view(recipe)], 1)(images, _gen())[0]
+        # the float64 Gaussian of that sigma (+-3 sigma, reflected borders), the independent reference
+        reference = T.functional.gaussian_blur(images.double() / 255, [2 * int(3 * sigma + 1) + 1] * 2, [sigma] * 2)
+        torch.testing.assert_close(ours.double(), reference, atol=1e-5, rtol=0)
+        pil = _pil_batch(recipe, images)  # PIL approximates the Gaussian with box filters, in uint8
+        assert (ours - pil)[..., 4:-4, 4:-4].abs().mean() < 1 / 255

@@ -103,10 +103,13 @@ _C.INPUT.CROP_SCALE = (0.2, 1.0)
 _C.INPUT.TEST_RESIZE = 256
 _C.INPUT.PIXEL_MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.PIXEL_STD = (0.229, 0.224, 0.225)
-# True: the loader ships uint8 TEST_RESIZE squares and the recipe runs batched on the model's
-# device (ssl_lab.data.gpu_augment), so CPU workers only decode; see its docstring for how it
-# differs from the per-image PIL path.
+# True: the loader ships uint8 squares and the recipe runs batched on the model's device
+# (ssl_lab.data.gpu_augment), so CPU workers only decode; see its docstring for how it differs
+# from the per-image PIL path.
 _C.INPUT.GPU_AUGMENTATION = False
+# Side of those squares (short side resized to it, centre square), the canvas the random crops
+# are cut from; 0: INPUT.CROP_SIZE. Larger keeps more detail for small crops, at a cost per pixel.
+_C.INPUT.GPU_AUGMENTATION_SIZE = 0
 
 # ---------------------------------------------------------------------------- #
 # Datasets: names are "<family>_<split>", e.g. imagenet_train, cifar10_test, shapes_val.

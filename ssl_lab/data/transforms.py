@@ -1,6 +1,11 @@
-"""Multi-view augmentation recipes (torchvision) in a registry, plus the evaluation transform."""
+"""Multi-view augmentation recipes (torchvision on PIL images) in a registry, plus the evaluation
+transform. Every op works on uint8 PIL images; the only float step is the last one
+(:class:`ToNormalizedTensor`)."""
+import torch
 from fvcore.common.registry import Registry
+from PIL import ImageFilter
 from torchvision import transforms as T
+from torchvision.transforms.v2 import functional as TF
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
 TRANSFORM_REGISTRY.__doc__ = """
@@ -23,13 +28,46 @@ class MultiViewTransform:
         return f"MultiViewTransform(num_views={self.num_views}, views={self.view_transforms})"
 
 
+class GaussianBlur:
+    """PIL image -> PIL image blurred with ``ImageFilter.GaussianBlur(sigma)``, sigma ~ U(sigma)
+    drawn from torch's RNG: the blur of the official MoCo v2 code (facebookresearch/moco,
+    moco/loader.py) and of lightly, on uint8 pixels. SimCLR and BYOL truncate their kernel at
+    ~10% of the image (23 taps at 224 px, i.e. beyond 5.5 sigma for sigma <= 2: the same filter).
+    """
+
+    def __init__(self, sigma=(0.1, 2.0)):
+        self.sigma = tuple(sigma)
+
+    def __call__(self, image):
+        sigma = float(torch.empty(()).uniform_(*self.sigma))
+        return image.filter(ImageFilter.GaussianBlur(sigma))
+
+    def __repr__(self):
+        return f"GaussianBlur(sigma={self.sigma})"
+
+
+class ToNormalizedTensor:
+    """PIL image -> float tensor (3, H, W), ``(pixel / 255 - mean) / std`` in one pass over the
+    uint8 pixels (torchvision's ToTensor + Normalize, without the intermediate [0, 1] tensor)."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._scale = 1 / (255 * torch.tensor(self.std).view(3, 1, 1))
+        self._shift = torch.tensor(self.mean).view(3, 1, 1) / torch.tensor(self.std).view(3, 1, 1)
+
+    def __call__(self, image) -> torch.Tensor:
+        return TF.pil_to_tensor(image).float().mul_(self._scale).sub_(self._shift)
+
+    def __repr__(self):
+        return f"ToNormalizedTensor(mean={self.mean}, std={self.std})"
+
+
 def _normalize(cfg):
-    return [T.ToTensor(), T.Normalize(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)]
+    return [ToNormalizedTensor(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)]
 
 
-def _blur(size: int, p: float):
-    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # ~10% of the crop, odd
-    return T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
+def _blur(p: float):
+    return T.RandomApply([GaussianBlur(sigma=(0.1, 2.0))], p=p)
 
 
 def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grayscale_p: float = 0.2,
@@ -40,7 +78,7 @@ def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grays
         ops.append(T.RandomChoice([T.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]))
     ops += [T.RandomApply([T.ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=grayscale_p)]
     if blur_p > 0:
-        ops.append(_blur(size, blur_p))
+        ops.append(_blur(blur_p))
     if solarize_p > 0:
         ops.append(T.RandomSolarize(128, p=solarize_p))
     ops.append(T.RandomHorizontalFlip())

@@ -1,36 +1,16 @@
-"""Batched multi-view augmentation on the device, and the uint8 loading path that feeds it.
-
-The loader ships uint8 images of one fixed size (:class:`UInt8ResizeCrop`); a whole
-batch (N, 3, H, W) is converted to float and augmented on the device with
-per-sample random parameters (:class:`BatchedMultiView`). The recipes are the
-torchvision recipes of ``TRANSFORM_REGISTRY``, translated op by op
-(:func:`batched_view`), so a recipe name means the same augmentation on both paths.
-
-Differences from the PIL path: the random resized crop is taken from the
-fixed-size uint8 image (not the original file), resampled with ``roi_align``
-(bilinear, averaging ``ceil(crop / output)`` samples per output pixel instead of
-PIL's antialiasing filter); colour jitter applies brightness, contrast,
-saturation, hue in this fixed order (torchvision draws a random order per image);
-right-angle rotations (a RandomChoice of fixed RandomRotations) are drawn from the
-generator, where torchvision's RandomChoice draws from Python's `random`;
-intermediate results stay float instead of being rounded to uint8 after each op.
-"""
+"""Batched augmentation ops: each maps a float batch (N, 3, H, W) in [0, 1] to a batch, drawing
+its per-image random parameters from an optional ``torch.Generator`` (CPU), so the result
+depends on the seed only, not on the device the images are on."""
 import math
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torchvision import transforms as T
 from torchvision.ops import roi_align
-from torchvision.transforms.v2 import functional as TF
-
-from .transforms import TRANSFORM_REGISTRY
 
 __all__ = [
-    "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur",
-    "BatchedSolarize", "BatchedRightAngleRotation", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView",
-    "BatchedMultiView", "batched_view", "build_gpu_augmentation", "UInt8ResizeCrop", "build_uint8_transform",
+    "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur", "BatchedSolarize",
+    "BatchedRightAngleRotation", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView", "BatchedMultiView",
 ]
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
@@ -307,81 +287,3 @@ class BatchedMultiView(nn.Module):
             raise ValueError(f"expected a uint8 batch (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         x = images.float().div_(255)
         return [self.views[i % len(self.views)](x, generator) for i in range(self.num_views)]
-
-
-def _right_angles(choice: T.RandomChoice):
-    """The angles of a RandomChoice of fixed right-angle RandomRotations, else None."""
-    rotations = [t for t in choice.transforms if isinstance(t, T.RandomRotation) and not t.expand
-                 and t.center is None and t.degrees[0] == t.degrees[1] and t.degrees[0] % 90 == 0]
-    return [int(t.degrees[0]) for t in rotations] if len(rotations) == len(choice.transforms) else None
-
-
-def _convert(transform, p: float = 1.0):
-    """A torchvision v1 transform -> list of batched ops (ToTensor -> nothing)."""
-    if isinstance(transform, T.Compose):
-        return [op for t in transform.transforms for op in _convert(t, p)]
-    if isinstance(transform, T.RandomApply):
-        return [op for t in transform.transforms for op in _convert(t, p * transform.p)]
-    if isinstance(transform, T.ToTensor):
-        return []
-    if p != 1.0 and not isinstance(transform, (T.ColorJitter, T.GaussianBlur)):
-        raise ValueError(f"RandomApply around {type(transform).__name__} has no batched equivalent")
-    if isinstance(transform, T.RandomResizedCrop):
-        return [BatchedRandomResizedCrop(transform.size[0], transform.scale, transform.ratio)]
-    if isinstance(transform, T.ColorJitter):
-        return [BatchedColorJitter(transform.brightness, transform.contrast, transform.saturation, transform.hue, p)]
-    if isinstance(transform, T.RandomGrayscale):
-        return [BatchedGrayscale(transform.p)]
-    if isinstance(transform, T.GaussianBlur):
-        return [BatchedGaussianBlur(transform.kernel_size, transform.sigma, p)]
-    if isinstance(transform, T.RandomSolarize):  # the PIL recipes give the threshold in uint8 units
-        return [BatchedSolarize(transform.threshold / 255, transform.p)]
-    if isinstance(transform, T.RandomHorizontalFlip):
-        return [BatchedHorizontalFlip(transform.p)]
-    if isinstance(transform, T.RandomChoice) and _right_angles(transform) is not None:
-        return [BatchedRightAngleRotation(_right_angles(transform), transform.p)]
-    if isinstance(transform, T.Normalize):
-        return [BatchedNormalize(transform.mean, transform.std)]
-    raise ValueError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
-
-
-def batched_view(transform) -> BatchedView:
-    """The batched equivalent of one view of a TRANSFORM_REGISTRY recipe (a torchvision Compose
-    starting with RandomResizedCrop)."""
-    ops = _convert(transform)
-    if not ops or not isinstance(ops[0], BatchedRandomResizedCrop):
-        raise ValueError("a batched view must start with RandomResizedCrop (it fixes the output size)")
-    return BatchedView(*ops)
-
-
-def build_gpu_augmentation(cfg) -> BatchedMultiView:
-    """The recipe cfg.INPUT.AUGMENTATION with cfg.INPUT.NUM_VIEWS views, as a batched module."""
-    views = TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg)
-    return BatchedMultiView([batched_view(v) for v in views], cfg.INPUT.NUM_VIEWS)
-
-
-class UInt8ResizeCrop:
-    """PIL image or uint8 tensor (3, H, W) -> uint8 tensor (3, size, size): the short side
-    resized to `size` (bilinear, antialiased, uint8 throughout), then a centre crop.
-
-    Datasets decode with PIL; ``pil_to_tensor`` keeps its uint8 pixels (torchvision.io's
-    decoders are deprecated since torchvision 0.29 in favour of TorchCodec).
-    """
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, image) -> torch.Tensor:
-        if isinstance(image, Image.Image):
-            image = TF.pil_to_tensor(image.convert("RGB"))
-        if min(image.shape[-2:]) != self.size:
-            image = TF.resize(image, [self.size], antialias=True)
-        return TF.center_crop(image, [self.size, self.size])
-
-    def __repr__(self):
-        return f"UInt8ResizeCrop(size={self.size})"
-
-
-def build_uint8_transform(cfg) -> UInt8ResizeCrop:
-    """The loader-side transform of the batched path: fixed INPUT.TEST_RESIZE squares, uint8."""
-    return UInt8ResizeCrop(cfg.INPUT.TEST_RESIZE)
