@@ -15,10 +15,11 @@ from ssl_lab.engine import DefaultTrainer, HookBase, setup_cfg
 from ssl_lab.engine.launch import find_free_port
 from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling import build_model
-from ssl_lab.modeling.samplers import AllNegatives, RandomNegatives
+from ssl_lab.modeling.negative_samplers import AllNegatives, RandomNegatives
 
 from conftest import REPO_ROOT, tiny_overrides
 
+import_project(os.path.join(REPO_ROOT, "projects", "EqCo", "eqco"))  # the loss of SiMo's configs (spawned workers)
 simo = import_project(os.path.join(REPO_ROOT, "projects", "SiMo", "simo"))
 CONFIGS = os.path.join(REPO_ROOT, "projects", "SiMo", "configs")
 
@@ -76,7 +77,7 @@ def test_ablation_and_sibling_configs():
 def test_config_checks():
     with pytest.raises(ValueError, match="memory bank"):
         build_model(tiny_simo_cfg("MODEL.QUEUE.NAME", "MoCoQueue"))
-    with pytest.raises(ValueError, match="15 other keys"):
+    with pytest.raises(ValueError, match="more than the 15 candidates of the other keys"):
         build_model(tiny_simo_cfg("MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "16"))
 
 

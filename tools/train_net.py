@@ -12,6 +12,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
+from ssl_lab.evaluation import save_eval_results  # noqa: E402
+from ssl_lab.utils import comm  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 logger = logging.getLogger("ssl_lab")
@@ -24,7 +26,10 @@ def main(args):
         cfg.freeze()
         model = DefaultTrainer.build_model(cfg)
         DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
-        return DefaultTrainer.test(cfg, model)
+        results = DefaultTrainer.test(cfg, model)
+        if comm.is_main_process():
+            save_eval_results(cfg, results)
+        return results
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     trainer.train()

@@ -8,13 +8,13 @@ heads, queues and `fc` are dropped.
 import os
 import pickle
 import re
-import tempfile
 from typing import Dict, Mapping, Tuple
 
 import numpy as np
 import torch
 
 from ssl_lab.utils.file_io import PathManager
+from ssl_lab.utils.files import atomic_write
 
 __all__ = [
     "BACKBONE_PREFIXES",
@@ -152,14 +152,8 @@ def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     data = {"model": dict(weights), "__author__": "ssl_lab", "matching_heuristics": True}
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        pickle.dump(data, f)
 
 
 def convert_checkpoint_file(src: str, dst: str) -> dict:

@@ -59,10 +59,3 @@ class CfgNode(_FvcoreCfgNode):
         except (KeyError, ValueError, AssertionError) as err:
             self._reraise_unknown_key(err)
             raise ConfigError(f"Bad config override: {err}") from None
-
-
-def get_cfg() -> CfgNode:
-    """A fresh copy of the default config tree."""
-    from .defaults import _C
-
-    return _C.clone()

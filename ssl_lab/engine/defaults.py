@@ -10,12 +10,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import ConfigError, config_functions, get_cfg
-from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data import build_train_dataset, build_train_loader
 from ssl_lab.data.gpu_augment import build_gpu_augmentation
-from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
+from ssl_lab.evaluation import build_evaluators, inference_on_evaluators
 from ssl_lab.model_zoo import load_backbone_weights
 from ssl_lab.modeling import build_model
-from ssl_lab.modeling.meta_arch import resolve_device
+from ssl_lab.utils.device import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
 from ssl_lab.utils.env import RNGState, seed_all_rng, set_deterministic
@@ -255,10 +255,10 @@ class DefaultTrainer(TrainerBase):
                 max_to_keep=cfg.SOLVER.MAX_TO_KEEP or None,
             ))
         hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
-        if cfg.DATASETS.TEST:
-            evaluator = self.build_evaluator(cfg)
+        evaluators = self.build_evaluators(cfg)
+        if evaluators:
             hook_list.append(hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
+                cfg.TEST.EVAL_PERIOD, lambda: inference_on_evaluators(hooks.unwrap_model(self.model), evaluators),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
         hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
@@ -328,19 +328,11 @@ class DefaultTrainer(TrainerBase):
             load_backbone_weights(model, path)
 
     @classmethod
-    def build_evaluator(cls, cfg):
-        """TEST.EVALUATOR on DATASETS.TEST[0]: "KNN" (memory: TEST.KNN.MEMORY_DATASET or the
-        training split) or "Classification"."""
-        query_loader = build_test_loader(cfg, cfg.DATASETS.TEST[0])
-        if cfg.TEST.EVALUATOR == "Classification":
-            return ClassificationEvaluator(query_loader)
-        if cfg.TEST.EVALUATOR == "KNN":
-            memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-            return KNNEvaluator(build_test_loader(cfg, memory), query_loader, k=cfg.TEST.KNN.K,
-                                temperature=cfg.TEST.KNN.TEMPERATURE)
-        raise ValueError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
+    def build_evaluators(cls, cfg):
+        """The evaluators of TEST.EVALUATORS (ssl_lab.evaluation.EVALUATOR_REGISTRY) on DATASETS.TEST[0]."""
+        return build_evaluators(cfg)
 
     @classmethod
     def test(cls, cfg, model) -> dict:
-        """Evaluate `model` with the configured evaluator; {metric: value}."""
-        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model))
+        """Evaluate `model` with the configured evaluators; {metric: value}."""
+        return inference_on_evaluators(hooks.unwrap_model(model), cls.build_evaluators(cfg))

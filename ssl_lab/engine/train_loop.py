@@ -111,7 +111,8 @@ class NonFiniteLossError(FloatingPointError):
 class SimpleTrainer(TrainerBase):
     """One optimizer step per iteration on `grad_accum_steps` micro-batches from `data_loader`.
 
-    The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses; a model
+    The model maps `views` (list of (N, 3, H, W)) to a dict of scalars: the losses (keys starting with
+    "loss", summed) and metrics to log (any other key); a model
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
@@ -164,8 +165,10 @@ class SimpleTrainer(TrainerBase):
         return torch.Generator().manual_seed(self.augmentation_seed * 1_000_003 + stream)
 
     def _losses(self, batch):
+        """The model's dict: the terms whose key starts with "loss" are summed into the total; the
+        others are metrics (e.g. statistics of the embeddings), logged only."""
         loss_dict = self.model(**batch)
-        return sum(loss_dict.values()), loss_dict
+        return sum(v for k, v in loss_dict.items() if k.startswith("loss")), loss_dict
 
     def run_step(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -196,7 +199,7 @@ class SimpleTrainer(TrainerBase):
     def _write_metrics(self, loss_dict, data_time: float) -> bool:
         """Log the losses (averaged over ranks); False if the step must be skipped (non-finite loss)."""
         metrics = {k: float(v) for k, v in comm.reduce_dict(loss_dict).items()}
-        total = sum(metrics.values())
+        total = sum(v for k, v in metrics.items() if k.startswith("loss"))
         storage = get_event_storage()
         if not torch.isfinite(torch.tensor(total)):
             terms = ", ".join(f"{k}={v}" for k, v in metrics.items())

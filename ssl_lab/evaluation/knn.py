@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from ssl_lab.utils import comm
 
+from .evaluator import DatasetEvaluator
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,21 +49,31 @@ def topk_accuracy(scores, labels, ks=(1, 5)):
     }
 
 
-class KNNEvaluator:
-    """Features of a labelled memory split vote for the labels of a query split."""
+class KNNEvaluator(DatasetEvaluator):
+    """Features of a labelled memory split vote for the labels of the query split (`data_loader`).
+
+    The features are those of `model.backbone` (or of `model` itself if it has no backbone).
+    """
 
     def __init__(self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07):
+        super().__init__(query_loader)
         self.memory_loader = memory_loader
-        self.query_loader = query_loader
         self.k = k
         self.temperature = temperature
 
-    def evaluate(self, model) -> dict:
-        """kNN accuracy of `model.backbone` (or of `model` itself if it has no backbone)."""
+    def reset(self, model):
         backbone = getattr(model, "backbone", model)
-        device = next(backbone.parameters()).device
-        train_x, train_y = extract_features(backbone, self.memory_loader, device)
-        test_x, test_y = extract_features(backbone, self.query_loader, device)
+        self._memory = extract_features(backbone, self.memory_loader, next(backbone.parameters()).device)
+        self._features, self._labels = [], []
+
+    def process(self, model, images, labels):
+        self._features.append(F.normalize(getattr(model, "backbone", model)(images).float(), dim=1).cpu())
+        self._labels.append(labels.cpu())
+
+    def evaluate(self) -> dict:
+        gathered = comm.all_gather_object((torch.cat(self._features), torch.cat(self._labels)))
+        test_x, test_y = torch.cat([f for f, _ in gathered]), torch.cat([y for _, y in gathered])
+        train_x, train_y = self._memory
         num_classes = int(max(train_y.max(), test_y.max())) + 1
         scores = weighted_knn_predict(train_x, train_y, test_x, self.k, self.temperature, num_classes)
         results = {f"knn/{name}": value for name, value in topk_accuracy(scores, test_y).items()}

@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from urllib.parse import urlparse
 
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
+
+from ssl_lab.utils.files import atomic_write
 
 from .errors import ModelZooError
 
@@ -122,19 +123,13 @@ def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[i
         raise ModelZooError(f"Cannot download '{url}': unsupported URL scheme '{scheme}', "
                             f"expected one of {', '.join(SUPPORTED_SCHEMES)}.")
     logger.info(f"Downloading {url} ...")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=os.path.basename(dst) + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            received, hexdigest = _copy_response(url, out, checksum, size)
+    with atomic_write(dst) as out:  # a failed check below leaves nothing in the cache
+        received, hexdigest = _copy_response(url, out, checksum, size)
         if size is not None and received != size:
             raise ModelZooError(f"Download of {url} has {received} bytes, the catalog expects {size}.")
         if checksum is not None and not checksum.matches(hexdigest):
             raise ModelZooError(f"Checksum mismatch for {url}: expected {checksum}, got {checksum.algorithm} "
                                 f"{hexdigest}. The file was not cached.")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     logger.info(f"Saved {url} to {dst}")
 
 

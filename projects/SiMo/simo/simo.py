@@ -1,9 +1,9 @@
 """The SiMo meta-architecture: a momentum key encoder, negatives from the current global batch."""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ssl_lab.modeling import META_ARCH_REGISTRY, build_backbone, build_loss, build_negative_sampler, build_projector
+from ssl_lab.config import configurable
+from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY, ContrastiveMethod
 from ssl_lab.modeling.momentum import MomentumEncoderMixin
 from ssl_lab.utils import comm
 
@@ -25,7 +25,7 @@ def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
 
 
 @META_ARCH_REGISTRY.register()
-class SiMo(MomentumEncoderMixin, nn.Module):
+class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     """SiMo: MoCo v2 whose negatives are the other keys of the current global batch (no queue).
 
     q = normalize(g(f(view 1))); k = normalize(g_k(f_k(view 2))), f_k and g_k the momentum (EMA)
@@ -35,30 +35,22 @@ class SiMo(MomentumEncoderMixin, nn.Module):
     config (SyncBN); `shuffle_bn` shuffles the key encoder's batch instead (an ablation).
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module,
-                 shuffle_bn: bool = False):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
+    @configurable
+    def __init__(self, *, shuffle_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
         self.init_momentum_encoder()
-        self.loss = loss
-        self.negative_sampler = negative_sampler
         self.shuffle_bn = shuffle_bn
+
+    @classmethod
+    def negative_candidates(cls, cfg):
+        n = cfg.SOLVER.IMS_PER_BATCH
+        return n - 1, f"the other keys of a global batch of SOLVER.IMS_PER_BATCH = {n}"
 
     @classmethod
     def from_config(cls, cfg):
         if cfg.MODEL.QUEUE.NAME:
             raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
-        sampler = cfg.MODEL.NEGATIVE_SAMPLER
-        candidates = cfg.SOLVER.IMS_PER_BATCH - 1
-        if sampler.NAME == "RandomNegatives" and sampler.NUM_NEGATIVES > candidates:
-            raise ValueError(
-                f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {sampler.NUM_NEGATIVES} is more than the {candidates} other "
-                f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}"
-            )
-        backbone = build_backbone(cfg)
-        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
+        return {**super().from_config(cfg), "shuffle_bn": cfg.MODEL.SIMO.SHUFFLE_BN}
 
     def forward(self, views):
         """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""

@@ -1,10 +1,11 @@
 import torch
 from torch import nn
 
-from ..backbones import build_backbone
-from ..heads import build_predictor, build_projector
-from ..losses import build_loss
+from ssl_lab.config import configurable
+
+from ..losses import PAIRED_EMBEDDINGS, build_loss
 from ..momentum import MomentumEncoderMixin
+from .base import online_encoder_from_config
 from .build import META_ARCH_REGISTRY
 
 
@@ -15,7 +16,10 @@ class BYOL(MomentumEncoderMixin, nn.Module):
     The loss is symmetrized: view 1 predicts view 2's target and vice versa.
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: nn.Module, loss: nn.Module):
+    LOSS_INPUTS = PAIRED_EMBEDDINGS
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, projector: nn.Module, predictor: nn.Module, loss: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.projector = projector
@@ -25,10 +29,7 @@ class BYOL(MomentumEncoderMixin, nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        backbone = build_backbone(cfg)
-        projector = build_projector(cfg, backbone.out_dim)
-        return cls(backbone=backbone, projector=projector, predictor=build_predictor(cfg, projector.out_dim),
-                   loss=build_loss(cfg))
+        return {**online_encoder_from_config(cfg, predictor=True), "loss": build_loss(cfg, cls.LOSS_INPUTS)}
 
     def forward(self, views):
         images = torch.cat(views[:2])

@@ -1,13 +1,9 @@
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ssl_lab.utils import comm
 
-from ..backbones import build_backbone
-from ..heads import build_projector
-from ..losses import build_loss
-from ..samplers import build_negative_sampler
+from .base import ContrastiveMethod
 from .build import META_ARCH_REGISTRY
 
 
@@ -35,21 +31,13 @@ def in_batch_logits(z: torch.Tensor, z_all: torch.Tensor, rank: int):
 
 
 @META_ARCH_REGISTRY.register()
-class SimCLR(nn.Module):
+class SimCLR(ContrastiveMethod):
     """SimCLR: both views through one encoder; NT-Xent over the global batch."""
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
-        self.loss = loss
-        self.negative_sampler = negative_sampler
-
     @classmethod
-    def from_config(cls, cfg):
-        backbone = build_backbone(cfg)
-        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(cfg))
+    def negative_candidates(cls, cfg):
+        n = cfg.SOLVER.IMS_PER_BATCH
+        return 2 * n - 2, f"SimCLR's 2N - 2 in-batch embeddings (SOLVER.IMS_PER_BATCH = {n})"
 
     def forward(self, views):
         n = views[0].shape[0]

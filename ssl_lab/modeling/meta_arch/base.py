@@ -1,0 +1,62 @@
+"""What the meta-architectures share: the online encoder chain, and the base of contrastive methods.
+
+Every method's `__init__` is `@configurable`: `from_config(cfg)` returns its keyword arguments,
+and a method built on another extends them with `{**super().from_config(cfg), ...}`.
+"""
+from typing import Tuple
+
+from torch import nn
+
+from ssl_lab.config import configurable
+
+from ..backbones import build_backbone
+from ..heads import build_predictor, build_projector
+from ..losses import SIMILARITIES, build_loss
+from ..negative_samplers import build_negative_sampler
+
+
+def online_encoder_from_config(cfg, predictor: bool = False) -> dict:
+    """{"backbone", "projector"} (and "predictor") of cfg.MODEL, each head sized to the module before it."""
+    backbone = build_backbone(cfg)
+    modules = {"backbone": backbone, "projector": build_projector(cfg, backbone.out_dim)}
+    if predictor:
+        modules["predictor"] = build_predictor(cfg, modules["projector"].out_dim)
+    return modules
+
+
+class ContrastiveMethod(nn.Module):
+    """Base of methods that score each query's positive against K negatives.
+
+    backbone -> projector embeds the queries; `negative_sampler` picks K of the M candidate
+    negatives of each query, and `loss` maps (pos (N,), neg (N, K)) similarities to a scalar.
+    A subclass implements `forward` and `negative_candidates(cfg)`.
+    """
+
+    LOSS_INPUTS = SIMILARITIES
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+        self.loss = loss
+        self.negative_sampler = negative_sampler
+
+    @classmethod
+    def negative_candidates(cls, cfg) -> Tuple[int, str]:
+        """(M, where they come from): the candidate negatives of each query under `cfg`."""
+        raise NotImplementedError
+
+    @classmethod
+    def negatives_per_query(cls, cfg, negative_sampler=None) -> int:
+        """K, the negatives each query sees; raises ValueError if the sampler asks for more than M."""
+        candidates, source = cls.negative_candidates(cfg)
+        sampler = negative_sampler or build_negative_sampler(cfg)
+        return sampler.negatives_per_query(candidates, source)
+
+    @classmethod
+    def from_config(cls, cfg):
+        negative_sampler = build_negative_sampler(cfg)
+        cls.negatives_per_query(cfg, negative_sampler)
+        return {**online_encoder_from_config(cfg), "loss": build_loss(cfg, cls.LOSS_INPUTS),
+                "negative_sampler": negative_sampler}
