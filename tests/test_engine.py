@@ -1,10 +1,12 @@
 """Trainer pieces: EMA hook, AMP, hooks order, eval-only and the metrics plot."""
 import glob
+import json
 import math
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -111,13 +113,21 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
                             "SOLVER.MAX_ITER", "2", "TEST.EVAL_AT_START", "True"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert train.returncode == 0, train.stderr[-2000:]
-    assert glob.glob(os.path.join(out, "tensorboard", "events.out.tfevents.*"))
+    assert glob.glob(os.path.join(out, "events.out.tfevents.*"))  # where detectron2 writes them
     evaluate = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--eval-only",
                                "--config-file", *common, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")],
                               capture_output=True, text=True, env=env, timeout=300)
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     with open(os.path.join(out, "log.txt")) as f:
-        assert f.read().count("kNN (k=20") == 3  # start, end of training, eval-only
+        log = f.read()
+    assert log.count("kNN (k=20") == 3  # start, end of training, eval-only
+    with open(os.path.join(out, "eval", "results.json")) as f:
+        saved = json.load(f)
+    logged_top1 = float(log.rsplit("kNN (k=20", 1)[1].split("top1: ")[1].split()[0])
+    assert saved["weights"] == os.path.join(out, "model_final.pth")
+    assert saved["results"]["knn/top1"] == pytest.approx(logged_top1, abs=0.005)  # the log prints 2 decimals
+    with open(os.path.join(out, "eval", "config.yaml")) as f:
+        assert f"WEIGHTS: {os.path.join(out, 'model_final.pth')}" in f.read()
     plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
                           capture_output=True, text=True, env=env, timeout=120)
     assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000

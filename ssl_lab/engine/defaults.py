@@ -271,7 +271,7 @@ class DefaultTrainer(TrainerBase):
         return [
             CommonMetricPrinter(self.max_iter),
             JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
-            TensorboardWriter(os.path.join(self.cfg.OUTPUT_DIR, "tensorboard")),
+            TensorboardWriter(self.cfg.OUTPUT_DIR),  # where detectron2 writes events
         ]
 
     @classmethod

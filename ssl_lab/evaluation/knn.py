@@ -63,7 +63,7 @@ class KNNEvaluator(DatasetEvaluator):
 
     def reset(self, model):
         backbone = getattr(model, "backbone", model)
-        self._memory = extract_features(backbone, self.memory_loader, next(backbone.parameters()).device)
+        self._memory = extract_features(backbone, self.memory_loader, next(model.parameters()).device)
         self._features, self._labels = [], []
 
     def process(self, model, images, labels):
