@@ -28,6 +28,20 @@ def test_resnet_keeps_torchvision_names_and_small_stem_keeps_resolution():
         ResNet(19)
 
 
+@pytest.mark.parametrize("depth, reference", [(18, "resnet18"), (50, "resnet50")])
+def test_resnet_computes_what_torchvision_computes(depth, reference):
+    """Same parameter names as torchvision's model, and bit-identical pooled features with its weights."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, reference)().eval()
+    theirs.fc = nn.Identity()
+    ours = ResNet(depth).eval()
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    ours.load_state_dict(theirs.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=0)
+
+
 def test_mlp_head_layouts():
     linear = MLPHead(32, 64, 8, num_layers=1)
     assert len(linear) == 1 and linear(torch.randn(4, 32)).shape == (4, 8)

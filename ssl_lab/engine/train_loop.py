@@ -135,7 +135,7 @@ class SimpleTrainer(TrainerBase):
         model.train()
         self.model = model
         self._is_ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-        inner = model.module if self._is_ddp else model
+        inner = comm.unwrap_model(model)
         self._pass_labels = "labels" in inspect.signature(inner.forward).parameters
         self.data_loader = data_loader
         self._data_iter = None
