@@ -4,9 +4,19 @@ import os
 
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
+from ssl_lab.utils.resources import resource_path
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be applied; the message says what would be right."""
+
+
+def resolve_config_file(path: str) -> str:
+    """`path` if it exists, else the shipped config of that relative path (e.g. "configs/Shapes/byol_r18.yaml"
+    from any directory, with ssl_lab installed)."""
+    if path and not os.path.isfile(path) and not os.path.isabs(path) and os.path.isfile(resource_path(path)):
+        return resource_path(path)
+    return path
 
 
 def _all_keys(node, prefix=""):
@@ -39,6 +49,7 @@ class CfgNode(_FvcoreCfgNode):
         raise ConfigError(f"Unknown config key '{key}'.{hint}") from None
 
     def merge_from_file(self, cfg_filename, allow_unsafe=False):
+        cfg_filename = resolve_config_file(cfg_filename)
         if not os.path.isfile(cfg_filename):
             raise ConfigError(f"Config file '{cfg_filename}' does not exist.")
         try:
