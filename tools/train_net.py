@@ -9,7 +9,9 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_CHECKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; installed, the script is on PATH
+    sys.path.insert(0, _CHECKOUT)
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.evaluation import save_eval_results  # noqa: E402
