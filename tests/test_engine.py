@@ -121,6 +121,9 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     with open(os.path.join(out, "log.txt")) as f:
         log = f.read()
     assert log.count("kNN (k=20") == 3  # start, end of training, eval-only
+    env_table = log.split("Environment:\n", 1)[1]  # the run logs its environment, as detectron2's collect_env
+    assert f"PyTorch         {torch.__version__} @ {os.path.dirname(torch.__file__)}" in env_table
+    assert f"CUDA available  {torch.cuda.is_available()}" in env_table
     with open(os.path.join(out, "eval", "results.json")) as f:
         saved = json.load(f)
     logged_top1 = float(log.rsplit("kNN (k=20", 1)[1].split("top1: ")[1].split()[0])

@@ -18,6 +18,7 @@ from ssl_lab.modeling import build_model
 from ssl_lab.utils.device import resolve_device
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, scaled_lr
 from ssl_lab.utils import comm
+from ssl_lab.utils.collect_env import collect_env_info
 from ssl_lab.utils.env import RNGState, seed_all_rng, set_deterministic
 from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWriter
 from ssl_lab.utils.logger import setup_logger
@@ -80,8 +81,7 @@ def default_setup(cfg, args) -> None:
         device = torch.device("cuda", torch.cuda.current_device())
     logger.info(f"World size: {comm.get_world_size()}  rank: {rank}  device: {device}")
     logger.info(f"Command line: {' '.join(sys.argv)}")
-    logger.info(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-                f"CUDA available: {torch.cuda.is_available()}")
+    logger.info("Environment:\n" + collect_env_info())
     if args.config_file:
         logger.info(f"Config file: {args.config_file}")
     seed = seed_all_rng(cfg.SEED if cfg.SEED < 0 else cfg.SEED + rank)
