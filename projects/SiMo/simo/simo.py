@@ -38,7 +38,6 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     @configurable
     def __init__(self, *, shuffle_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.init_momentum_encoder()
         self.shuffle_bn = shuffle_bn
 
     @classmethod

@@ -24,22 +24,40 @@ def online_encoder_from_config(cfg, predictor: bool = False) -> dict:
     return modules
 
 
-class ContrastiveMethod(nn.Module):
+class EmbeddingMethod(nn.Module):
+    """Base of the self-supervised methods: the online encoder backbone -> projector (-> predictor
+    with HAS_PREDICTOR) and a loss that takes LOSS_INPUTS (checked when the loss is built)."""
+
+    LOSS_INPUTS = None
+    HAS_PREDICTOR = False
+
+    @configurable
+    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, predictor: nn.Module = None):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+        if predictor is not None:
+            self.predictor = predictor
+        self.loss = loss
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {**online_encoder_from_config(cfg, cls.HAS_PREDICTOR), "loss": build_loss(cfg, cls.LOSS_INPUTS)}
+
+
+class ContrastiveMethod(EmbeddingMethod):
     """Base of methods that score each query's positive against K negatives.
 
-    backbone -> projector embeds the queries; `negative_sampler` picks K of the M candidate
-    negatives of each query, and `loss` maps (pos (N,), neg (N, K)) similarities to a scalar.
-    A subclass implements `forward` and `negative_candidates(cfg)`.
+    `negative_sampler` picks K of the M candidate negatives of each query, and `loss` maps
+    (pos (N,), neg (N, K)) similarities to a scalar. A subclass implements `forward` and
+    `negative_candidates(cfg)`.
     """
 
     LOSS_INPUTS = SIMILARITIES
 
     @configurable
-    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
-        self.loss = loss
+    def __init__(self, *, negative_sampler: nn.Module, **kwargs):
+        super().__init__(**kwargs)
         self.negative_sampler = negative_sampler
 
     @classmethod
@@ -58,5 +76,4 @@ class ContrastiveMethod(nn.Module):
     def from_config(cls, cfg):
         negative_sampler = build_negative_sampler(cfg)
         cls.negatives_per_query(cfg, negative_sampler)
-        return {**online_encoder_from_config(cfg), "loss": build_loss(cfg, cls.LOSS_INPUTS),
-                "negative_sampler": negative_sampler}
+        return {**super().from_config(cfg), "negative_sampler": negative_sampler}

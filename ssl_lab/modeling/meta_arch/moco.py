@@ -18,10 +18,9 @@ class MoCo(MomentumEncoderMixin, ContrastiveMethod):
 
     @configurable
     def __init__(self, *, queue, shuffle_bn: bool = True, **kwargs):
-        super().__init__(**kwargs)
         if queue is None:
             raise ValueError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
-        self.init_momentum_encoder()
+        super().__init__(**kwargs)
         self.queue = queue
         self.shuffle_bn = shuffle_bn
 
