@@ -77,3 +77,34 @@ def test_projects_register_evaluators_built_from_test_evaluators(tiny_cfg):
         inference_on_evaluators(_Features(), [evaluators[1], evaluators[1]])
     cfg.DATASETS.TEST = ()
     assert build_evaluators(cfg) == []
+
+
+def _rank_results(rank, port, memory, queries, results):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", world_size=2, rank=rank)
+    half = lambda rows: rows[rank::2]  # noqa: E731  (each rank reads every other sample, as InferenceSampler)
+    knn = KNNEvaluator(_loader(*map(half, memory)), _loader(*map(half, queries)), k=2, temperature=0.1)
+    classification = ClassificationEvaluator(_loader(*map(half, queries)))
+    results[rank] = inference_on_evaluators(_Features(), [knn, classification])
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_report_what_one_process_reports_on_the_whole_split():
+    """evaluate() combines the ranks' shares: both ranks get the single-process result."""
+    import torch.multiprocessing as mp
+
+    from ssl_lab.engine.launch import find_free_port
+
+    g = torch.Generator().manual_seed(0)
+    memory = (torch.randn(10, 3, generator=g).tolist(), torch.randint(0, 3, (10,), generator=g).tolist())
+    queries = (torch.randn(9, 3, generator=g).tolist(), torch.randint(0, 3, (9,), generator=g).tolist())
+    single = inference_on_evaluators(_Features(), [KNNEvaluator(_loader(*memory), _loader(*queries), k=2,
+                                                                temperature=0.1),
+                                                   ClassificationEvaluator(_loader(*queries))])
+    results = mp.Manager().dict()
+    mp.start_processes(_rank_results, nprocs=2, args=(find_free_port(), memory, queries, results),
+                       start_method="spawn")
+    assert results[0] == results[1] == pytest.approx(single)
+    assert set(single) == {"knn/top1", "top1"}
