@@ -58,3 +58,13 @@ def tiny_cfg(shapes_root, tmp_path):
         return cfg
 
     return make
+
+
+def assert_is_final_accuracy(logged: float, trainer, metric: str, num_images: int = 32):
+    """`logged` is `metric` of the trained model on the `num_images` test images: a multiple of
+    100 / num_images equal to a fresh evaluation of the final weights."""
+    from ssl_lab.engine import DefaultTrainer
+
+    correct = logged * num_images / 100
+    assert correct == pytest.approx(round(correct)), (metric, logged)
+    assert logged == pytest.approx(DefaultTrainer.test(trainer.cfg, trainer.model)[metric]), metric

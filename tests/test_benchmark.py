@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import statistics
 
 import pytest
 import torch
@@ -38,6 +39,7 @@ def _toy_args(shapes_root):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,flags", [
     ("mocov2_r18", []),
     ("simclr_r18", []),
@@ -51,11 +53,21 @@ def test_benchmark_writes_every_field(benchmark, shapes_root, tmp_path, capsys, 
     with open(output) as f:
         result = json.load(f)
     assert result == json.loads(json.dumps(returned))
-    for key in RATES:
-        assert result[key] > 0, key
-    assert len(result["train_step_times_s"]) == len(result["bare_step_times_s"]) == 2
-    low, high = result["overhead_ratio_quartiles"]
-    assert 0 < low <= high
+    # Timings are measured, not pinned; every derived field follows from them by its definition.
+    assert set(RATES) <= result.keys()
+    train, bare = result["train_step_times_s"], result["bare_step_times_s"]
+    assert len(train) == len(bare) == 2
+    assert result["train_step_s"] == pytest.approx(statistics.median(train))
+    assert result["bare_step_s"] == pytest.approx(statistics.median(bare))
+    assert result["train_images_per_s"] == pytest.approx(16 / result["train_step_s"])
+    assert result["bare_images_per_s"] == pytest.approx(16 / result["bare_step_s"])
+    assert result["overhead_ratio"] == pytest.approx(result["train_step_s"] / result["bare_step_s"])
+    assert result["overhead_ratio_mean"] == pytest.approx(sum(train) / sum(bare))
+    ratios = [a / b for a, b in zip(train, bare)]
+    quartiles = statistics.quantiles(ratios, n=4)
+    assert result["overhead_ratio_quartiles"] == pytest.approx([quartiles[0], quartiles[2]])
+    assert result["data_images_per_s_per_worker"] == pytest.approx(
+        result["data_images_per_s"] / max(result["num_workers"], 1))
     assert result["batch"] == 16 and result["image_size"] == 32 and result["num_views"] == 2
     assert result["device"] == "cpu" and result["torch_version"] == torch.__version__
     assert result["config"].endswith(f"{name}.yaml")
@@ -65,6 +77,7 @@ def test_benchmark_writes_every_field(benchmark, shapes_root, tmp_path, capsys, 
     assert "overhead ratio" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bare_loop_trains_like_the_trainer(benchmark, shapes_root, tmp_path):
     """The bare loop is a real training step: it changes the weights and the EMA copy."""
     args = benchmark.argument_parser().parse_args(

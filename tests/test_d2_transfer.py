@@ -161,6 +161,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, case):
     assert err.count("\n") == 1 and err.startswith(f"error: {src}: ") and not dst.exists()
 
 
+@pytest.mark.slow
 def test_cli_process_exits_2_without_traceback(tmp_path):
     src = _save({"model": {"projector.0.weight": torch.ones(2)}}, tmp_path / "heads_only.pth")
     proc = subprocess.run([sys.executable, CONVERT, src, str(tmp_path / "out.pkl")],
@@ -196,6 +197,7 @@ def test_every_config_merges(d2, config):
     assert cfg.INPUT.FORMAT == "RGB" and cfg.MODEL.PIXEL_STD == [58.395, 57.120, 57.375]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth,config", [(18, "shapes_R_18_FPN_cpu.yaml"),
                                           (50, "faster_rcnn_R_50_FPN_1x_mocov2.yaml")])
 def test_converted_weights_load_into_faster_rcnn(d2, tmp_path, depth, config):
@@ -235,6 +237,7 @@ def test_wide_resnet_matches_detectron2_backbone(d2):
     assert shapes == {k: v.shape for k, v in convert_to_d2(state).items()}
 
 
+@pytest.mark.slow
 def test_c4_head_gets_res5_and_extra_norm(d2, tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
@@ -249,6 +252,7 @@ def test_c4_head_gets_res5_and_extra_norm(d2, tmp_path):
     assert torch.equal(model.backbone.res4[5].conv2.weight, state["layer3.5.conv2.weight"])
 
 
+@pytest.mark.slow
 def test_shapes_finetune_reports_coco_ap(d2, tmp_path):
     sys.path.insert(0, PROJECT)
     try:
@@ -266,6 +270,7 @@ def test_shapes_finetune_reports_coco_ap(d2, tmp_path):
     assert os.path.isfile(tmp_path / "run" / "inference" / "shapes_val" / "coco_instances_results.json")
 
 
+@pytest.mark.slow
 def test_pascal_voc_evaluation_runs(d2, tmp_path):
     """The VOC path of the trainer on a two-image VOC-layout folder, predictions = ground truth."""
     from detectron2.data import DatasetCatalog, MetadataCatalog

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_demo_reports_knn_and_linear_accuracy_and_resumes(shapes_root, tmp_path):
     out = str(tmp_path / "demo")
     cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "demo.py"), "--output-dir", out, "--skip-detection",
@@ -20,7 +23,103 @@ def test_demo_reports_knn_and_linear_accuracy_and_resumes(shapes_root, tmp_path)
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     for key in ("knn_random_init", "knn_pretrained", "linear_random_init", "linear_pretrained"):
-        assert 0 <= results[key] <= 100, key
+        correct = results[key] * 32 / 100  # accuracies over the 32 val images
+        assert correct == pytest.approx(round(correct)), (key, results[key])
+    with open(os.path.join(out, "pretrain", "metrics.json")) as f:
+        knn = [(r["iteration"], r["knn/top1"]) for r in map(json.loads, f) if "knn/top1" in r]
+    assert (results["knn_random_init"], results["knn_pretrained"]) == (knn[0][1], knn[-1][1]) and knn[0][0] == 0
     assert os.path.getsize(os.path.join(out, "pretrain_metrics.png")) > 10_000
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "Nothing to do" in again.stdout + again.stderr
+
+
+def _demo_module():
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+    try:
+        import demo
+    finally:
+        sys.path.remove(os.path.join(REPO_ROOT, "tools"))
+    return demo
+
+
+FULL_RESULTS = {"knn_random_init": 39.5, "knn_pretrained": 45.7, "linear_random_init": 27.5,
+                "linear_pretrained": 43.5, "box_ap_random_init": 0.8125, "box_ap_pretrained": 1.61}
+
+
+def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
+    demo = _demo_module()
+    start, end = demo.README_MARKERS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\n```\nold\n```\n{end}\noutro\n")
+    demo.update_readme(str(readme), FULL_RESULTS)
+    assert readme.read_text() == (
+        f"intro\n{start}\n```\n"
+        "Shapes val" + " " * 13 + "random init" + " " * 3 + "SiMo pretrained\n"
+        "kNN top-1 (%)" + " " * 16 + "39.50" + " " * 13 + "45.70\n"
+        "linear top-1 (%)" + " " * 13 + "27.50" + " " * 13 + "43.50\n"
+        "box AP (200 val)" + " " * 14 + "0.81" + " " * 14 + "1.61\n"
+        f"```\n{end}\noutro\n")
+    before = readme.read_text()
+    partial = {k: v for k, v in FULL_RESULTS.items() if not k.startswith("box_ap")}
+    with pytest.raises(ValueError, match="box_ap_random_init"):
+        demo.update_readme(str(readme), partial)
+    assert readme.read_text() == before  # a refused update changes nothing
+
+
+def test_readme_demo_table_is_what_the_demo_prints():
+    """With output/demo/results.json (after `make demo`): the README's table is its table. Without:
+    the README's table has the demo's exact layout (its numbers read back give the same text)."""
+    demo = _demo_module()
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        text = f.read()
+    start, end = demo.README_MARKERS
+    block = text[text.index(start) + len(start):text.index(end)].strip("\n")
+    assert block.startswith("```\n") and block.endswith("\n```")
+    table = block[4:-4]
+    results_file = os.path.join(REPO_ROOT, "output", "demo", "results.json")
+    if os.path.isfile(results_file):
+        with open(results_file) as f:
+            assert table == demo.results_table(json.load(f))
+        return
+    labels = {label: key for label, key in demo.TABLE_ROWS}
+    parsed = {}
+    for line in table.splitlines()[1:]:
+        label, random_init, pretrained = line[:20].strip(), *line[20:].split()
+        parsed[f"{labels[label]}_random_init"] = float(random_init)
+        parsed[f"{labels[label]}_pretrained"] = float(pretrained)
+    assert len(parsed) >= 4 and table == demo.results_table(parsed)
+
+
+def test_detection_val_subset_is_the_first_val_images_with_their_boxes(tmp_path):
+    """The demo's detection evaluation set: the first N images of shapes_val, with the ground truth
+    COCOEvaluator scores against (checked against the split's own annotations.json)."""
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.importorskip("detectron2", reason="detectron2 not installed (make d2)")
+    project = os.path.join(REPO_ROOT, "projects", "Detectron2Transfer")
+    sys.path.insert(0, project)
+    try:
+        from d2_transfer import Trainer, register_shapes
+        from shapes_transfer import shapes_cfg
+    finally:
+        sys.path.remove(project)
+    from detectron2.data import DatasetCatalog
+
+    root = str(tmp_path / "data")
+    cfg = shapes_cfg("", str(tmp_path / "det"), ["DATASETS.SHAPES.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", 12,
+                                                 "DATASETS.SHAPES.NUM_VAL", 10], val_images=4)
+    assert cfg.DATASETS.TEST == ("shapes_val_first4",)
+    register_shapes(cfg)
+    from shapes_transfer import register_val_subset
+
+    register_val_subset(4)
+    evaluator = Trainer.build_evaluator(cfg, "shapes_val_first4", str(tmp_path / "eval"))
+    with open(os.path.join(root, "shapes", "val", "annotations.json")) as f:
+        truth = json.load(f)
+    first = sorted(truth["images"], key=lambda im: im["id"])[:4]
+    gt = evaluator._coco_api
+    assert sorted(os.path.basename(im["file_name"]) for im in gt.dataset["images"]) == sorted(
+        im["file_name"] for im in first)
+    expected = sorted((a["category_id"], *[round(v, 3) for v in a["bbox"]])
+                      for a in truth["annotations"] if a["image_id"] in {im["id"] for im in first})
+    got = sorted((a["category_id"], *[round(v, 3) for v in a["bbox"]]) for a in gt.dataset["annotations"])
+    assert got == expected and len(DatasetCatalog.get("shapes_val_first4")) == 4

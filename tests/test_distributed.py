@@ -1,6 +1,7 @@
 """Cross-rank operations with 2 gloo processes against one process holding the whole batch."""
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -24,11 +25,13 @@ def _worker(rank, port, inputs, results):
     restored = batch_unshuffle(shuffled * 1.0, idx)
     results[rank] = {
         "out": out.detach(), "grad": local.grad, "running_mean": bn.running_mean.clone(),
+        "running_var": bn.running_var.clone(),
         "gathered": gathered.detach(), "gather_grad": leaf.grad, "restored": restored,
     }
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sync_bn_gather_and_shuffle_match_one_process():
     from ssl_lab.engine.launch import find_free_port
 
@@ -45,7 +48,14 @@ def test_sync_bn_gather_and_shuffle_match_one_process():
     (out * weights).sum().backward()
     torch.testing.assert_close(torch.cat([results[r]["out"] for r in range(2)]), out.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.cat([results[r]["grad"] for r in range(2)]), single.grad, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(results[0]["running_mean"], bn.running_mean, atol=1e-6, rtol=1e-5)
+    # Running statistics after one step from (0, 1) with momentum 0.1, from the 32 values per channel
+    # of the global batch in float64; the variance is the unbiased one (Bessel factor 32 / 31), as torch's.
+    per_channel = inputs.double().transpose(0, 1).reshape(3, -1)
+    expected_mean = 0.1 * per_channel.mean(1)
+    expected_var = 0.9 + 0.1 * per_channel.var(1, unbiased=True)
+    for r in range(2):
+        torch.testing.assert_close(results[r]["running_mean"].double(), expected_mean, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(results[r]["running_var"].double(), expected_var, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(results[0]["gathered"], inputs * 2)
     # d/dx of sum(w * gather(2x)) summed over both ranks' losses: 2 * w * world_size for this rank's slice.
     w = torch.arange(inputs.numel()).view_as(inputs).float()

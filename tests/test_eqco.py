@@ -98,7 +98,7 @@ def test_bad_input_errors():
     sampled = ("MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "256")
     with pytest.raises(ValueError, match="more than the 64 candidates of the queue"):
         negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.QUEUE.SIZE", "64", *sampled))
-    with pytest.raises(ValueError, match="more than the 126 candidates of SimCLR"):
+    with pytest.raises(ValueError, match=r"more than the 126 candidates of SimCLR.*IMS_PER_BATCH = 64.*largest valid value is 126"):
         negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.META_ARCHITECTURE", "SimCLR",
                                      "MODEL.QUEUE.NAME", "", "SOLVER.IMS_PER_BATCH", "64", *sampled))
     assert negatives_per_query(eqco_cfg("MODEL.QUEUE.SIZE", "1024", *sampled)) == 256
@@ -124,6 +124,7 @@ class _TinyMoCo(nn.Module):
         return self.loss((self.q * keys).sum(dim=1), self.q @ queue.T)
 
 
+@pytest.mark.slow
 def test_monitors_are_exact():
     torch.manual_seed(0)
     model = _TinyMoCo(EqCoLoss(alpha=4096, temperature=0.2))
@@ -143,6 +144,7 @@ def test_monitors_are_exact():
     assert latest["eqco/grad_norm_q"][0] < 2 / 0.2
 
 
+@pytest.mark.slow
 def test_grad_norm_monitor_refuses_simclr_like_models():
     model = nn.Module()
     model.loss, model.projector = InfoNCELoss(0.1), nn.Linear(2, 2)
@@ -176,6 +178,7 @@ def test_eqco_monitor_hook_checks_k_and_follows_model_eqco():
         EqCoMonitor(SimpleNamespace(cfg=get_cfg()))
 
 
+@pytest.mark.slow
 def test_moco_eqco_with_small_queue_trains(tmp_path):
     """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch. A plain
     DefaultTrainer, as tools/train_net.py builds it: the monitors come from the config's EXTRA_HOOKS."""
@@ -220,10 +223,10 @@ def test_simclr_eqco_draws_k_negatives_per_query():
     cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", "16", "MODEL.PROJECTOR.HIDDEN_DIM", "64"])
     model = build_model(cfg)
     seen = []
-    model.loss.register_forward_hook(lambda m, inputs, out: seen.append((inputs[1].shape, m.alpha, out.item())))
+    model.loss.register_forward_hook(lambda m, inputs, out: seen.append((inputs[1].shape, m.alpha)))
     model([torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)])
-    (shape, alpha, loss), = seen
-    assert tuple(shape) == (32, 16) and alpha == 4096 and math.isfinite(loss)
+    # loss_a + loss_b: one call per view's N = 16 anchors, each with K = 16 negatives.
+    assert [(tuple(shape), alpha) for shape, alpha in seen] == [((16, 16), 4096), ((16, 16), 4096)]
 
 
 def test_configs_load_and_match_their_names():
@@ -265,6 +268,7 @@ def test_toy_critics_use_the_eqco_and_info_nce_losses():
     assert -10 * math.log(1 - rho_for_mi(6.0, dim=20) ** 2) == pytest.approx(6.0)
 
 
+@pytest.mark.slow
 def test_toy_mi_quick_run(tmp_path):
     """A short toy run: EqCo's estimates move across N far less than InfoNCE's (capped near log N)."""
     out = tmp_path / "toy"
@@ -273,9 +277,14 @@ def test_toy_mi_quick_run(tmp_path):
                     "--seed", "0"], check=True, capture_output=True)
     with open(out / "table.json") as f:
         table = json.load(f)
-    spread = {method: max(table[method]["8"].values()) - min(table[method]["8"].values()) for method in table}
-    assert table["InfoNCE"]["8"]["64"] < math.log(64) + 0.05
-    assert spread["InfoNCE"] > 0.8
-    assert spread["EqCo"] < 0.5 * spread["InfoNCE"]
+    info_nce, eqco = table["InfoNCE"]["8"], table["EqCo"]["8"]
+    # The thresholds come from the bounds' definitions: an InfoNCE estimate from N pairs is at most
+    # log N (plus the average's sampling error), so between N = 64 and 512 its cap moves by
+    # log 8 = 2.08 nats; EqCo's (alpha = 512) is capped by log alpha at every N. Measured at seed 0:
+    # InfoNCE 3.87 / 5.50, EqCo 5.59 / 5.50 (N = 64 / 512).
+    assert info_nce["64"] < math.log(64) + 0.05
+    assert info_nce["512"] > math.log(64)  # past the cap of N = 64: the estimate grows with N
+    assert eqco["64"] > math.log(64)  # impossible for InfoNCE at N = 64
+    assert abs(eqco["64"] - eqco["512"]) < math.log(512 / 64) / 2  # N moves it far less than the cap
     assert (out / "table.csv").read_text().startswith("method,mi,64,512")
     assert (out / "toy_mi.png").stat().st_size > 0

@@ -73,6 +73,7 @@ def _worker(rank, port, name, data, results):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mocov2_r18", "simclr_r18", "byol_r18"])
 def test_two_processes_equal_one_process(name):
     data = _data()

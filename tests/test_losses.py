@@ -37,7 +37,13 @@ def test_byol_loss_is_two_minus_two_cosine_and_stops_target_gradient():
     expected = (2 - 2 * F.cosine_similarity(p, z, dim=1)).mean()
     torch.testing.assert_close(loss, expected)
     loss.backward()
-    assert z.grad is None and p.grad.abs().sum() > 0
+    # d/dp of mean_i (2 - 2 cos(p_i, z_i)) = -(2 / N) (z_i / (|p_i| |z_i|) - cos_i p_i / |p_i|^2), in float64
+    p64, z64 = p.detach().double(), z.detach().double()
+    cos = F.cosine_similarity(p64, z64, dim=1)[:, None]
+    pn, zn = p64.norm(dim=1, keepdim=True), z64.norm(dim=1, keepdim=True)
+    expected_grad = -(2 / 6) * (z64 / (pn * zn) - cos * p64 / pn**2)
+    assert z.grad is None
+    torch.testing.assert_close(p.grad.double(), expected_grad, rtol=1e-5, atol=1e-7)
     assert BYOLLoss()(z.detach(), z.detach()).abs().item() < 1e-6
 
 
@@ -57,3 +63,34 @@ def test_loss_of_another_kind_fails_at_build_naming_compatible_losses(method, lo
         build_model(cfg)
     listed = str(err.value).split("Compatible losses: ")[1].split(", ")  # projects may have registered more
     assert compatible in listed and loss not in listed
+
+
+
+def test_byol_model_symmetrizes_the_loss_over_both_views():
+    from torch import nn
+
+    from ssl_lab.modeling.meta_arch.byol import BYOL
+
+    torch.manual_seed(0)
+    model = BYOL(backbone=nn.Sequential(nn.Flatten(), nn.Linear(12, 6)), projector=nn.Linear(6, 5),
+                 predictor=nn.Linear(5, 5), loss=BYOLLoss())
+    views = [torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)]
+    with torch.no_grad():  # the target is a different network after some EMA steps
+        for p in model.momentum_projector.parameters():
+            p.add_(torch.randn_like(p))
+
+    def run(modules, x):
+        for m in modules:
+            x = x.flatten(1) @ m.weight.double().T + m.bias.double()
+        return x
+
+    online = [model.backbone[1], model.projector, model.predictor]
+    target = [model.momentum_backbone[1], model.momentum_projector]
+    p1, p2 = (run(online, v.double()) for v in views)
+    z1, z2 = (run(target, v.double()) for v in views)
+
+    def regression(p, z):
+        return (2 - 2 * F.cosine_similarity(p, z, dim=1)).mean()
+
+    expected = regression(p1, z2) + regression(p2, z1)  # Grill et al. 2020, Eq. 2 plus its symmetric term
+    torch.testing.assert_close(model(views)["loss_byol"].double(), expected, rtol=1e-5, atol=1e-6)

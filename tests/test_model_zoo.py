@@ -226,6 +226,7 @@ def test_mirror_file_urls_and_uncatalogued_urls(zoo, server, tmp_path, monkeypat
         assert f.read() == b"raw"
 
 
+@pytest.mark.slow
 def test_parallel_processes_download_once(zoo, server):
     body = os.urandom(1 << 21)
     zoo.add("shared", body)

@@ -68,17 +68,26 @@ def test_centroid_loss_matches_its_definition():
         multiview_centroid_loss(p[:1], z[:1])
 
 
-def test_singular_value_step_raises_smallest_singular_values():
+def test_singular_value_gradient_matches_the_nuclear_norm_derivative_and_spreads_the_spectrum():
     generator = torch.Generator().manual_seed(0)
     # Embeddings near a 3-dimensional subspace of R^16: a spread spectrum with small tail values.
     x = torch.randn(64, 3, generator=generator) @ torch.randn(3, 16, generator=generator)
     x = (x + 0.1 * torch.randn(64, 16, generator=generator)).requires_grad_()
     singular_value_loss(x.unsqueeze(0)).backward()
+    # Reference in float64: d||P||_* / dP = U V^T (distinct non-zero singular values), through
+    # P = x / ||x|| row-wise: dL/dx_i = -(I - p_i p_i^T) (U V^T)_i / ||x_i||.
+    x64 = x.detach().double()
+    norms = x64.norm(dim=1, keepdim=True)
+    p64 = x64 / norms
+    u, _, vh = torch.linalg.svd(p64, full_matrices=False)
+    g = u @ vh
+    expected = -(g - (g * p64).sum(1, keepdim=True) * p64) / norms
+    torch.testing.assert_close(x.grad.double(), expected, rtol=1e-4, atol=1e-6)
+    # A step down that gradient raises every small singular value; the 3 large ones fall, since
+    # the normalization fixes ||P||_F (measured rise of the small ones: 11 to 28 %).
     before = torch.linalg.svdvals(F.normalize(x.detach(), dim=1))
     after = torch.linalg.svdvals(F.normalize(x.detach() - 0.2 * x.grad, dim=1))
-    # The 13 small values rise by more than 5 % (measured: 11 to 28 %); the 3 large ones
-    # fall, since the normalization fixes ||P||_F.
-    assert (after[3:] > 1.05 * before[3:]).all(), (before, after)
+    assert (after[3:] > before[3:]).all(), (before, after)
     assert (after[:3] < before[:3]).all(), (before, after)
 
 
@@ -150,7 +159,8 @@ def test_msbreg_k4_returns_each_weighted_term():
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(p))
     torch.testing.assert_close(losses["loss_brownian"],
                                0.5 * brownian_diffusive_loss(p, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
-    assert 0 < losses["loss_centroid"] < 4
+    z = model.momentum_embed(torch.cat(batch)).unflatten(0, (4, 8))
+    torch.testing.assert_close(losses["loss_centroid"], multiview_centroid_loss(p, z))  # checked by its definition above
     stats = collapse_stats(p.flatten(0, 1))  # the metrics are those of the online predictions
     torch.testing.assert_close(losses["collapse/embedding_effective_rank"], stats["effective_rank"])
 
@@ -238,13 +248,20 @@ def shapes_run(root, output_dir, singular_weight, brownian_weight):
     return {name: value for name, (value, _) in train_net.main(args).items()}
 
 
+@pytest.mark.slow
 def test_shapes_regularizers_keep_effective_rank_higher(tmp_path):
     """30 steps of K = 2 at lr 0.4 shrink the effective rank of the online embeddings; with
     lambda_s = 0.05, lambda_b = 0.5 it stays higher. Measured (SEED 0 / 1 / 2): off 18.0 / 16.1 /
-    21.0, on 27.9 / 28.6 / 31.5, a ratio of 1.50 to 1.78; asserted: more than 1.25."""
+    21.0, on 27.9 / 28.6 / 31.5, a ratio of 1.50 to 1.78.
+
+    Margin: another torch version or CPU changes the rounding and so the trajectory, about as
+    much as another seed does: up to 13 % per run around its mean, so up to about 26 % on the
+    ratio of two runs. From the lowest measured ratio, 1.50 / 1.26 = 1.19 is the worst expected;
+    asserted: more than 1.1. Without the regularizers both runs are the same run: ratio 1.
+    """
     off = shapes_run(str(tmp_path), str(tmp_path / "off"), 0.0, 0.0)
     on = shapes_run(str(tmp_path), str(tmp_path / "on"), 0.05, 0.5)
     assert "loss_singular" in on and "loss_singular" not in off
-    assert on["collapse/embedding_effective_rank"] > 1.25 * off["collapse/embedding_effective_rank"]
+    assert on["collapse/embedding_effective_rank"] > 1.1 * off["collapse/embedding_effective_rank"]
     for stats in (off, on):  # the kNN hook's output carries the backbone's collapse statistics
         assert {"knn/top1", "collapse/backbone_std", "collapse/backbone_effective_rank"} <= set(stats)

@@ -65,6 +65,7 @@ def reference_run(shapes_root, tmp_path_factory):
     return _losses(out), _final_weights(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 3])
 def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_path, reference_run, kill_at):
     out = str(tmp_path / "killed")
@@ -79,6 +80,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_
         assert torch.equal(weights[key], value), key  # includes the queue, its pointer and the EMA encoder
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, reference_run):
     out = str(tmp_path / "preempted")
     code = _run_until(_command(shapes_root, out), out, 2, signal.SIGTERM)
@@ -90,6 +92,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, r
     assert _losses(out) == reference_run[0]
 
 
+@pytest.mark.slow
 def test_truncated_newest_checkpoint_falls_back_to_previous(tiny_cfg, caplog):
     cfg = tiny_cfg("configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4")
     setup_logger(cfg.OUTPUT_DIR)
@@ -118,6 +121,7 @@ class _PoisonWeights(HookBase):
                 next(self.trainer.model.parameters()).fill_(float("nan"))
 
 
+@pytest.mark.slow
 def test_nan_stops_with_iteration_and_terms_and_keeps_last_good_checkpoint(tiny_cfg):
     cfg = tiny_cfg("configs/Shapes/simclr_r18.yaml", "DATASETS.TEST", "()", "SOLVER.CHECKPOINT_PERIOD", "1")
     setup_logger(cfg.OUTPUT_DIR)

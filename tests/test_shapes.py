@@ -47,6 +47,7 @@ def test_deterministic(tmp_path):
         assert (train != other).any(axis=(1, 2, 3)).all()
 
 
+@pytest.mark.slow
 def test_split_seed_independent_of_python_hash(tmp_path):
     generate_shapes(str(tmp_path / "here"), "val", 6, 16, seed=0)
     code = "import sys; from ssl_lab.data.datasets.shapes import generate_shapes; generate_shapes(sys.argv[1], 'val', 6, 16)"

@@ -8,6 +8,7 @@
 then print the three comparisons side by side and draw the curves.
 
     python tools/demo.py --output-dir output/demo [--skip-detection] [KEY VALUE ...]
+    python tools/demo.py --update-readme      # README.md's demo table <- output/demo/results.json
 
 KEY VALUE pairs override the pretraining config. Finished steps are not run again:
 their results are kept in OUTPUT_DIR/results.json.
@@ -15,6 +16,7 @@ their results are kept in OUTPUT_DIR/results.json.
 import argparse
 import json
 import os
+import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +37,13 @@ DEMO_OPTS = [
 ]
 LINEAR_CONFIG = "configs/Shapes/linear_eval_r18.yaml"
 DETECTION_ITERS = 100
+# The detectron2 step is a smoke test of the transfer path: scoring the first 200 of the 1000
+# validation images keeps its evaluation short (the COCO configs' protocol is unchanged).
+DETECTION_VAL_IMAGES = 200
+TABLE_ROWS = [("kNN top-1 (%)", "knn"), ("linear top-1 (%)", "linear"),
+              (f"box AP ({DETECTION_VAL_IMAGES} val)", "box_ap")]
+README_MARKERS = ("<!-- demo-table: `tools/demo.py --update-readme` writes it from output/demo/results.json -->",
+                  "<!-- /demo-table -->")
 
 
 def _banner(text: str) -> None:
@@ -95,13 +104,40 @@ def detection_ap(weights: str, output_dir: str, pretrain_cfg) -> float:
             "DATASETS.SHAPES.ROOT", pretrain_cfg.DATASETS.ROOT, "DATASETS.SHAPES.IMAGE_SIZE", shapes.IMAGE_SIZE,
             "DATASETS.SHAPES.NUM_TRAIN", shapes.NUM_TRAIN, "DATASETS.SHAPES.NUM_VAL", shapes.NUM_VAL,
             "DATASETS.SHAPES.SEED", shapes.SEED]
-    return run_shapes_transfer(weights, output_dir, opts)["AP"]
+    return run_shapes_transfer(weights, output_dir, opts, val_images=DETECTION_VAL_IMAGES)["AP"]
+
+
+def results_table(results: dict) -> str:
+    """The demo's table: a row per comparison that results.json holds both sides of."""
+    lines = [f"{'Shapes val':<20}{'random init':>14}{'SiMo pretrained':>18}"]
+    for label, key in TABLE_ROWS:
+        if f"{key}_pretrained" in results and f"{key}_random_init" in results:
+            lines.append(f"{label:<20}{results[f'{key}_random_init']:>14.2f}{results[f'{key}_pretrained']:>18.2f}")
+    return "\n".join(lines)
+
+
+def update_readme(readme: str, results: dict) -> None:
+    """Put results_table(results) in a code block between README_MARKERS of `readme`."""
+    missing = [f"{key}_{side}" for _, key in TABLE_ROWS for side in ("random_init", "pretrained")
+               if f"{key}_{side}" not in results]
+    if missing:
+        raise ValueError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first")
+    with open(readme) as f:
+        text = f.read()
+    start, end = map(re.escape, README_MARKERS)
+    pattern = re.compile(f"({start}\n).*?(\n{end})", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} lacks the demo table markers {README_MARKERS}")
+    with open(readme, "w") as f:
+        f.write(pattern.sub(lambda m: f"{m.group(1)}```\n{results_table(results)}\n```{m.group(2)}", text))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--skip-detection", action="store_true", help="leave out step 3 (detectron2)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="write OUTPUT_DIR/results.json's table into README.md and exit (nothing is run)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE")
     args = parser.parse_args(argv)
     results_file = os.path.join(args.output_dir, "results.json")
@@ -109,6 +145,11 @@ def main(argv=None):
     if os.path.isfile(results_file):
         with open(results_file) as f:
             results = json.load(f)
+    if args.update_readme:
+        with exit_on_user_error():
+            update_readme(os.path.join(REPO_ROOT, "README.md"), results)
+        print(f"README.md's demo table now reads:\n{results_table(results)}")
+        return
 
     def step(name, fn):
         if name not in results:
@@ -135,12 +176,7 @@ def main(argv=None):
     plot_file = os.path.join(args.output_dir, "pretrain_metrics.png")
     plot_metrics(load_metrics(os.path.join(args.output_dir, "pretrain", "metrics.json")), plot_file,
                  title="SiMo on Shapes")
-    rows = [("kNN top-1 (%)", "knn"), ("linear top-1 (%)", "linear"), ("box AP (COCO)", "box_ap")]
-    lines = [f"{'Shapes val':<20}{'random init':>14}{'SiMo pretrained':>18}"]
-    for label, key in rows:
-        if f"{key}_pretrained" in results:
-            lines.append(f"{label:<20}{results[f'{key}_random_init']:>14.2f}{results[f'{key}_pretrained']:>18.2f}")
-    _banner("\n".join(lines) + f"\n\nCurves: {plot_file}   Everything: {args.output_dir}")
+    _banner(results_table(results) + f"\n\nCurves: {plot_file}   Everything: {args.output_dir}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python tools/train_net.py --config-file configs/Shapes/mocov2_r18.yaml
     python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 512
     python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+    python tools/train_net.py --config-file CFG --num-gpus 8 --dry-run
 """
 import logging
 import os
@@ -14,6 +15,7 @@ if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; in
     sys.path.insert(0, _CHECKOUT)
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
+from ssl_lab.engine.dry_run import dry_run  # noqa: E402
 from ssl_lab.evaluation import save_eval_results  # noqa: E402
 from ssl_lab.utils import comm  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
@@ -41,7 +43,10 @@ def main(args):
 def run(argv=None):
     args = default_argument_parser().parse_args(argv)
     with exit_on_user_error():
-        setup_cfg(args)  # fail on a bad config before starting any process
+        cfg = setup_cfg(args)  # fail on a bad config before starting any process
+        if args.dry_run:
+            dry_run(cfg, args)
+            return
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
 

@@ -25,11 +25,15 @@ class Checkpointer(_FvcoreCheckpointer):
         self.path_manager = PathManager
 
     def save(self, name: str, **kwargs) -> None:
-        if not self.save_dir or not self.save_to_disk:
+        """Every rank calls this (checkpointables such as the per-rank RNG state gather from
+        all ranks); only the one with `save_to_disk` writes."""
+        if not self.save_dir:
             return
         data = {"model": self.model.state_dict()}
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
+        if not self.save_to_disk:
+            return
         basename = f"{name}.pth"
         path = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {path}")

@@ -44,9 +44,10 @@ def build_train_dataset(cfg):
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
 
-def per_rank_batch_size(cfg) -> int:
-    """Images one process consumes per iteration (over all its gradient-accumulation micro-batches)."""
-    world_size = comm.get_world_size()
+def per_rank_batch_size(cfg, world_size: int = None) -> int:
+    """Images one process of `world_size` (default: this run's) consumes per iteration, over all its
+    gradient-accumulation micro-batches."""
+    world_size = world_size or comm.get_world_size()
     accum = cfg.SOLVER.GRAD_ACCUM_STEPS
     if accum < 1 or cfg.SOLVER.IMS_PER_BATCH % (world_size * accum) != 0:
         raise ValueError(

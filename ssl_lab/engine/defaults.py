@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import sys
+import weakref
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -45,6 +46,9 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve the config, build model/optimizer/schedule/hooks without data, print "
+                             "batch, lr, schedule, K, alpha, parameter counts and the recipe row; exit")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes without GPUs)")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines - 1)")
@@ -84,7 +88,10 @@ def default_setup(cfg, args) -> None:
     logger.info("Environment:\n" + collect_env_info())
     if args.config_file:
         logger.info(f"Config file: {args.config_file}")
-    seed = seed_all_rng(cfg.SEED if cfg.SEED < 0 else cfg.SEED + rank)
+    if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml
+        cfg.SEED = comm.shared_random_seed()
+        logger.info(f"SEED -1: drew seed {cfg.SEED}; add 'SEED {cfg.SEED}' to repeat this run")
+    seed = seed_all_rng(cfg.SEED + rank)
     logger.info(f"Seed: {seed}")
     set_deterministic(cfg.CUDNN_DETERMINISTIC)
     if not cfg.CUDNN_DETERMINISTIC:
@@ -190,7 +197,7 @@ class DefaultTrainer(TrainerBase):
                                     augmentation_seed=max(cfg.SEED, 0), **extra)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
-            scheduler=self.scheduler, trainer=self._trainer, rng=RNGState(),
+            trainer=weakref.proxy(self), rng=RNGState(),
         )
         if comm.is_main_process():
             check_free_space(cfg.OUTPUT_DIR, model, cfg.SOLVER.MAX_TO_KEEP)
@@ -229,6 +236,14 @@ class DefaultTrainer(TrainerBase):
         else:
             self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
 
+    def state_dict(self):
+        """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
+        return {**super().state_dict(), "_trainer": self._trainer.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._trainer.load_state_dict(state.get("_trainer", state))  # older checkpoints: the step's state only
+
     def train(self):
         if self.start_iter >= self.max_iter:
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
@@ -249,11 +264,13 @@ class DefaultTrainer(TrainerBase):
             hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE)
             if hasattr(model, "momentum_update") else None,
         ]
-        if comm.is_main_process():
-            hook_list.append(hooks.PeriodicCheckpointer(
-                self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
-                max_to_keep=cfg.SOLVER.MAX_TO_KEEP or None,
-            ))
+        # Before the checkpointers, so that a checkpoint holds their state after this step.
+        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
+        # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
+        hook_list.append(hooks.PeriodicCheckpointer(
+            self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
+            max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
+        ))
         hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer))
         evaluators = self.build_evaluators(cfg)
         if evaluators:
@@ -261,7 +278,6 @@ class DefaultTrainer(TrainerBase):
                 cfg.TEST.EVAL_PERIOD, lambda: inference_on_evaluators(hooks.unwrap_model(self.model), evaluators),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
-        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return hook_list
 

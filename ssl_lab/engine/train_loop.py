@@ -40,8 +40,12 @@ class HookBase:
         pass
 
     def state_dict(self):
-        """Hooks with state (e.g. a scheduler) return it here; it is checkpointed."""
+        """Hooks with state (e.g. a scheduler) return it here; the trainer checkpoints it
+        under the hook's class name and hands it back to `load_state_dict` on resume."""
         return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 class TrainerBase:
@@ -98,10 +102,32 @@ class TrainerBase:
         raise NotImplementedError
 
     def state_dict(self):
-        return {"iteration": self.iter}
+        """The iteration and, under "hooks", each stateful hook's state by class name."""
+        state = {"iteration": self.iter}
+        hooks_state = {}
+        for h in self._hooks:
+            hook_state = h.state_dict()
+            if hook_state:
+                name = type(h).__qualname__
+                if name in hooks_state:
+                    logger.warning(f"Only the first of several {name} hooks has its state checkpointed")
+                    continue
+                hooks_state[name] = hook_state
+        if hooks_state:
+            state["hooks"] = hooks_state
+        return state
 
     def load_state_dict(self, state):
         self.iter = state["iteration"]
+        by_name = {}
+        for h in self._hooks:  # the first hook of each class, as in state_dict
+            by_name.setdefault(type(h).__qualname__, h)
+        for name, hook_state in state.get("hooks", {}).items():
+            if name in by_name:
+                by_name[name].load_state_dict(hook_state)
+            else:
+                logger.warning(f"The checkpoint holds the state of hook {name}, which this run does not have; "
+                               f"it is ignored")
 
 
 class NonFiniteLossError(FloatingPointError):

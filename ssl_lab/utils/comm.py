@@ -1,4 +1,6 @@
 """Process-group helpers. Every function is a local no-op when no process group exists."""
+import os
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
@@ -70,6 +72,12 @@ def all_gather_object(obj):
     output = [None] * get_world_size()
     dist.all_gather_object(output, obj)
     return output
+
+
+def shared_random_seed() -> int:
+    """A fresh random seed in [0, 2**31), drawn on rank 0 and the same on every rank."""
+    seed = int.from_bytes(os.urandom(4), "little") % 2**31
+    return all_gather_object(seed)[0]
 
 
 def reduce_dict(values: dict, average: bool = True) -> dict:

@@ -7,6 +7,8 @@ from datetime import datetime
 import numpy as np
 import torch
 
+from ssl_lab.utils import comm
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,9 +32,14 @@ def set_deterministic(enabled: bool) -> None:
 
 
 class RNGState:
-    """Checkpointable state of the Python, NumPy and torch (CPU and CUDA) generators."""
+    """Checkpointable state of the Python, NumPy and torch (CPU and CUDA) generators of every rank.
 
-    def state_dict(self) -> dict:
+    `state_dict` is a collective (it gathers all ranks' states), so every rank calls it
+    when a checkpoint is saved; `load_state_dict` gives each rank its own state back.
+    """
+
+    @staticmethod
+    def _local_state() -> dict:
         numpy_state = np.random.get_state()
         state = {
             "python": random.getstate(),
@@ -43,10 +50,20 @@ class RNGState:
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def state_dict(self) -> dict:
+        return {"ranks": comm.all_gather_object(self._local_state())}
+
     def load_state_dict(self, state: dict) -> None:
-        random.setstate(state["python"])
-        name, keys, *rest = state["numpy"]
+        ranks = state.get("ranks", [state])  # checkpoints before per-rank states held rank 0's only
+        if len(ranks) != comm.get_world_size():
+            logger.warning(f"The checkpoint holds the RNG states of {len(ranks)} ranks but this run has "
+                           f"{comm.get_world_size()}: the generators keep their seeded state, so the "
+                           f"random draws differ from an uninterrupted run")
+            return
+        local = ranks[comm.get_rank()]
+        random.setstate(local["python"])
+        name, keys, *rest = local["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        torch.set_rng_state(local["torch"])
+        if "cuda" in local and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(local["cuda"])

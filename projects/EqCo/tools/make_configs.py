@@ -22,10 +22,14 @@ SIMCLR_SHAPES_KS = (16, 64)  # K <= 2N - 2 = 254 at N = 128
 SIMCLR_SGD = """\
 # SimCLR as the EqCo paper runs it (Sec. 2.3): SGD with momentum instead of LARS, N = {n} queries per
 # batch, K = MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES random in-batch negatives drawn for each query.
+# SGD lr 0.3 x N/256, wd 1e-6, SyncBN and zero-init residual as the official SimCLR run of the EqCo
+# authors (V2AI/SelfSup examples/simclr/simclr.res50.scratch.imagenet.224size.256bs.200e/config.py).
 _BASE_: "{base}"
 IMPORTS: ["projects/EqCo/eqco"]
 EXTRA_HOOKS: ["EqCoMonitor"]
 MODEL:
+  BACKBONE:
+    ZERO_INIT_RESIDUAL: True
   NEGATIVE_SAMPLER:
     NAME: "RandomNegatives"
     SHARED: False

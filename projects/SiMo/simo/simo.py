@@ -1,11 +1,16 @@
 """The SiMo meta-architecture: a momentum key encoder, negatives from the current global batch."""
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from ssl_lab.config import configurable
 from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY, ContrastiveMethod
 from ssl_lab.modeling.momentum import MomentumEncoderMixin
+from ssl_lab.modeling.negative_samplers import RandomNegatives, build_negative_sampler
 from ssl_lab.utils import comm
+
+logger = logging.getLogger("ssl_lab")
 
 
 def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
@@ -39,6 +44,23 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     def __init__(self, *, shuffle_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.shuffle_bn = shuffle_bn
+
+    @classmethod
+    def build_negative_sampler(cls, cfg):
+        """The sampler over the N - 1 other keys of a global batch of N = SOLVER.IMS_PER_BATCH.
+
+        A K above N - 1 is capped to N - 1, as the official code does (SelfSup
+        `examples/simo/.../simo.py` draws `randperm(N - 1)[:K]`: its K = 256 run at N = 256
+        sees the 255 other keys); the cap is logged, not raised.
+        """
+        node = cfg.MODEL.NEGATIVE_SAMPLER
+        other_keys = cfg.SOLVER.IMS_PER_BATCH - 1
+        if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
+            return build_negative_sampler(cfg)
+        logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than the {other_keys} other "
+                       f"keys of a global batch of SOLVER.IMS_PER_BATCH = {cfg.SOLVER.IMS_PER_BATCH}; each query sees "
+                       f"those {other_keys}, as in the official SiMo code")
+        return RandomNegatives(other_keys, shared=node.SHARED)
 
     @classmethod
     def negative_candidates(cls, cfg):

@@ -1,3 +1,5 @@
+from typing import Optional
+
 from torch import nn
 
 from ssl_lab.layers import get_norm_layer
@@ -9,24 +11,26 @@ from .build import HEAD_REGISTRY
 class MLPHead(nn.Sequential):
     """Linear -> [BN] -> ReLU, repeated, then Linear -> [BN]: (N, in_dim) -> (N, out_dim).
 
-    num_layers=1 is a single linear layer (MoCo v1's head). A linear layer followed
-    by BN has no bias (the BN's shift replaces it).
+    num_layers=1 is a single linear layer (MoCo v1's head). By default a linear layer
+    followed by BN has no bias (the BN's shift replaces it); `hidden_bias` / `last_bias`
+    set the hidden and the last linear layers' bias explicitly.
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
-                 hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN"):
+                 hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN",
+                 hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None):
         if num_layers < 1:
             raise ValueError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
         norm_layer = get_norm_layer(norm, dims=1)
         layers = []
         dim = in_dim
         for _ in range(num_layers - 1):
-            layers.append(nn.Linear(dim, hidden_dim, bias=not hidden_bn))
+            layers.append(nn.Linear(dim, hidden_dim, bias=not hidden_bn if hidden_bias is None else hidden_bias))
             if hidden_bn:
                 layers.append(norm_layer(hidden_dim))
             layers.append(nn.ReLU(inplace=True))
             dim = hidden_dim
-        layers.append(nn.Linear(dim, out_dim, bias=not last_bn))
+        layers.append(nn.Linear(dim, out_dim, bias=not last_bn if last_bias is None else last_bias))
         if last_bn:
             layers.append(norm_layer(out_dim))
         super().__init__(*layers)
@@ -36,3 +40,18 @@ class MLPHead(nn.Sequential):
     def from_config(cls, node, in_dim: int):
         return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, num_layers=node.NUM_LAYERS,
                    hidden_bn=node.HIDDEN_BN, last_bn=node.LAST_BN, norm=node.NORM)
+
+
+@HEAD_REGISTRY.register()
+class BYOLHead(MLPHead):
+    """BYOL's projector and predictor, (N, in_dim) -> (N, out_dim):
+    Linear(bias) -> BN -> ReLU -> Linear(no bias), as deepmind-research `byol/utils/networks.py` (MLP).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, norm: str = "BN"):
+        super().__init__(in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=True, last_bn=False, norm=norm,
+                         hidden_bias=True, last_bias=False)
+
+    @classmethod
+    def from_config(cls, node, in_dim: int):
+        return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, norm=node.NORM)

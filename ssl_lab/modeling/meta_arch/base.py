@@ -69,11 +69,16 @@ class ContrastiveMethod(EmbeddingMethod):
     def negatives_per_query(cls, cfg, negative_sampler=None) -> int:
         """K, the negatives each query sees; raises ValueError if the sampler asks for more than M."""
         candidates, source = cls.negative_candidates(cfg)
-        sampler = negative_sampler or build_negative_sampler(cfg)
+        sampler = negative_sampler or cls.build_negative_sampler(cfg)
         return sampler.negatives_per_query(candidates, source)
 
     @classmethod
+    def build_negative_sampler(cls, cfg) -> nn.Module:
+        """The sampler of MODEL.NEGATIVE_SAMPLER; a method may adapt it to its candidates."""
+        return build_negative_sampler(cfg)
+
+    @classmethod
     def from_config(cls, cfg):
-        negative_sampler = build_negative_sampler(cfg)
+        negative_sampler = cls.build_negative_sampler(cfg)
         cls.negatives_per_query(cfg, negative_sampler)
         return {**super().from_config(cfg), "negative_sampler": negative_sampler}

@@ -32,7 +32,11 @@ def in_batch_logits(z: torch.Tensor, z_all: torch.Tensor, rank: int):
 
 @META_ARCH_REGISTRY.register()
 class SimCLR(ContrastiveMethod):
-    """SimCLR: both views through one encoder; NT-Xent over the global batch."""
+    """SimCLR: both views through one encoder; NT-Xent over the global batch.
+
+    The loss is loss_a + loss_b, view 1's anchors and view 2's, each a mean over the N
+    queries, as google-research/simclr `objective.py` (twice the mean over all 2N anchors).
+    """
 
     @classmethod
     def negative_candidates(cls, cfg):
@@ -44,4 +48,7 @@ class SimCLR(ContrastiveMethod):
         z = F.normalize(self.projector(self.backbone(torch.cat(views[:2]))), dim=1)  # (2N, D)
         z_all = comm.all_gather_with_grad(z).view(-1, 2, n, z.shape[1])
         pos, neg = in_batch_logits(z.view(2, n, -1), z_all, comm.get_rank())
-        return {"loss_contrastive": self.loss(pos, self.negative_sampler(neg))}
+        neg = self.negative_sampler(neg)
+        loss_a = self.loss(pos[:n], neg[:n])
+        loss_b = self.loss(pos[n:], neg[n:])
+        return {"loss_contrastive": loss_a + loss_b}

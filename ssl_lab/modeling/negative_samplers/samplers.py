@@ -46,7 +46,7 @@ class RandomNegatives(nn.Module):
         """K = num_negatives; raises ValueError if the M = `candidates` (from `source`) are fewer."""
         if self.num_negatives > candidates:
             raise ValueError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
-                             f"{candidates} candidates of {source}")
+                             f"{candidates} candidates of {source}; the largest valid value is {candidates}")
         return self.num_negatives
 
     def forward(self, neg: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,177 @@
+"""tools/sweep.py on a tiny grid (2 cells x 2 seeds, 3 iterations, 32 px Shapes): the CSV against
+each run's own metrics.json, mean / std against numpy in float64, the figure, and resuming."""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO_ROOT
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+import sweep  # noqa: E402
+
+
+def _spec(shapes_root, out):
+    data = ["DATASETS.ROOT", shapes_root, "DATASETS.SHAPES.NUM_TRAIN", 64, "DATASETS.SHAPES.NUM_VAL", 32,
+            "DATASETS.SHAPES.IMAGE_SIZE", 32, "INPUT.CROP_SIZE", 32, "INPUT.TEST_RESIZE", 32,
+            "DATALOADER.NUM_WORKERS", 0, "TEST.IMS_PER_BATCH", 32, "LOG_PERIOD", 1, "SOLVER.IMS_PER_BATCH", 16]
+    return {
+        "name": "tiny", "output_dir": out, "seeds": [0, 1], "data_opts": data,
+        "opts": ["MODEL.PROJECTOR.HIDDEN_DIM", 64, "MODEL.PROJECTOR.OUT_DIM", 32, "SOLVER.MAX_ITER", 3,
+                 "SOLVER.CHECKPOINT_PERIOD", 2, "TEST.EVAL_PERIOD", 0, "TEST.EVAL_AT_START", False],
+        "linear_eval": {"config": "configs/Shapes/linear_eval_r18.yaml",
+                        "opts": ["SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "(1,)"]},
+        "cells": [
+            {"name": "k16", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml",
+             "labels": {"K": 16, "loss": "InfoNCE"}},
+            {"name": "k16_eqco", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16_eqco.yaml",
+             "labels": {"K": 16, "loss": "EqCo"}},
+        ],
+        "plot": {"x": "K", "series": "loss", "metrics": ["knn_top1", "mi_bound"], "log_x": True},
+    }
+
+
+def _sweep(spec_file):
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), spec_file],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _records(run_dir, stage):
+    with open(os.path.join(run_dir, stage, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _expected(run_dir):
+    """A run's numbers read straight from its metrics files: final kNN (iteration 3), final linear
+    top-1 (iteration 2), and the MI bound logged at the last training iteration (2)."""
+    pretrain, linear = _records(run_dir, "pretrain"), _records(run_dir, "linear")
+    return {"knn_top1": [r["knn/top1"] for r in pretrain if r["iteration"] == 3 and "knn/top1" in r][-1],
+            "linear_top1": [r["top1"] for r in linear if r["iteration"] == 2 and "top1" in r][-1],
+            "mi_bound": [r["eqco/mi_bound"] for r in pretrain if r["iteration"] == 2 and "eqco/mi_bound" in r][-1]}
+
+
+def _csv_rows(out):
+    with open(os.path.join(out, "runs.csv")) as f:
+        return {(row["cell"], int(row["seed"])): row for row in csv.DictReader(f)}
+
+
+@pytest.mark.slow  # 12 train_net.py processes
+def test_sweep_collects_summarizes_plots_and_resumes(shapes_root, tmp_path):
+    out = str(tmp_path / "sweep")
+    spec_file = str(tmp_path / "tiny.yaml")
+    with open(spec_file, "w") as f:
+        yaml.safe_dump(_spec(shapes_root, out), f)
+    _sweep(spec_file)
+
+    rows = _csv_rows(out)
+    assert sorted(rows) == [("k16", 0), ("k16", 1), ("k16_eqco", 0), ("k16_eqco", 1)]
+    expected = {key: _expected(os.path.join(out, key[0], f"seed{key[1]}")) for key in rows}
+    for key, row in rows.items():
+        for metric, value in expected[key].items():
+            assert float(row[metric]) == value, (key, metric)
+        assert float(row["grad_norm_q"]) > 0 and row["loss"] == ("EqCo" if "eqco" in key[0] else "InfoNCE")
+
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = {row["cell"]: row for row in json.load(f)}
+    for cell in ("k16", "k16_eqco"):
+        for metric in ("knn_top1", "linear_top1", "mi_bound"):
+            values = np.array([expected[(cell, s)][metric] for s in (0, 1)], dtype=np.float64)
+            assert summary[cell][metric]["mean"] == np.mean(values)
+            assert np.isclose(summary[cell][metric]["std"], np.std(values, ddof=1), rtol=1e-12, atol=1e-12)
+    with open(os.path.join(out, "figure.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(out, "summary.md")) as f:
+        table = f.read()
+    mean, std = summary["k16_eqco"]["knn_top1"]["mean"], summary["k16_eqco"]["knn_top1"]["std"]
+    assert f"| 16 | EqCo | {mean:.1f} ± {std:.1f} |" in table
+
+    # A second call runs nothing: every run has its result.json.
+    finished = {p: os.path.getmtime(os.path.join(out, *p.split("/"), "pretrain", "metrics.json"))
+                for p in ("k16/seed0", "k16/seed1", "k16_eqco/seed0", "k16_eqco/seed1")}
+    assert "0 to run" in _sweep(spec_file)
+
+    # k16 seed 1 killed after its checkpoint at iteration 2: it continues from there.
+    killed = os.path.join(out, "k16", "seed1")
+    os.remove(os.path.join(killed, "result.json"))
+    os.remove(os.path.join(killed, "pretrain", "model_final.pth"))
+    with open(os.path.join(killed, "pretrain", "last_checkpoint"), "w") as f:
+        f.write("model_0000001.pth")
+    kept = [r for r in _records(killed, "pretrain") if r["iteration"] < 2]
+    with open(os.path.join(killed, "pretrain", "metrics.json"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+    # k16_eqco seed 0 killed during its final kNN evaluation: the sweep evaluates model_final.pth.
+    unevaluated = os.path.join(out, "k16_eqco", "seed0")
+    os.remove(os.path.join(unevaluated, "result.json"))
+    records = [{k: v for k, v in r.items() if k != "knn/top1"} for r in _records(unevaluated, "pretrain")]
+    with open(os.path.join(unevaluated, "pretrain", "metrics.json"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+    assert "2 to run" in _sweep(spec_file)
+    with open(os.path.join(killed, "pretrain", "log.txt")) as f:
+        assert "Resuming at iteration 2" in f.read()
+    rows_after = _csv_rows(out)
+    assert float(rows_after[("k16", 1)]["knn_top1"]) == _expected(killed)["knn_top1"]
+    assert abs(float(rows_after[("k16_eqco", 0)]["knn_top1"]) - expected[("k16_eqco", 0)]["knn_top1"]) < 1e-9
+    for p in ("k16/seed0", "k16_eqco/seed1"):  # untouched runs were not run again
+        assert os.path.getmtime(os.path.join(out, *p.split("/"), "pretrain", "metrics.json")) == finished[p]
+
+
+def test_read_value_final_needs_the_end_and_tail_averages_the_last_tenth():
+    records = [{"iteration": i, "m": float(i)} for i in range(20)]
+    records += [{"iteration": 20, "knn/top1": 50.0}, {"iteration": 19, "m": 100.0}]  # resumed: 19 logged again
+    assert sweep.read_value(records, "knn/top1", "final", max_iter=20) == 50.0
+    assert sweep.read_value(records, "knn/top1", "final", max_iter=40) is None  # run not at its end
+    assert sweep.read_value(records, "m", "tail", max_iter=20) == (18.0 + 100.0) / 2  # iterations 18, 19
+    assert sweep.read_value(records, "absent", "tail", max_iter=20) is None
+
+
+def test_summarize_mean_and_sample_std_match_numpy_float64():
+    rng = np.random.default_rng(0)
+    spec = {"cells": [{"name": "a", "labels": {"K": 16}}, {"name": "b", "labels": {"K": 64}}]}
+    values = {cell: rng.uniform(20, 80, size=n).tolist() for cell, n in (("a", 3), ("b", 5))}
+    results = [{"cell": cell, "seed": s, "values": {"knn_top1": v}}
+               for cell in values for s, v in enumerate(values[cell])]
+    summary = {row["cell"]: row for row in sweep.summarize(spec, results)}
+    for cell, vs in values.items():
+        x = np.array(vs, dtype=np.float64)
+        assert summary[cell]["knn_top1"]["n"] == len(vs)
+        assert np.isclose(summary[cell]["knn_top1"]["mean"], x.mean(), rtol=1e-15)
+        assert np.isclose(summary[cell]["knn_top1"]["std"], x.std(ddof=1), rtol=1e-13)
+
+
+def test_update_readme_replaces_between_its_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- sweep:g -->\nold\ntable\n<!-- /sweep:g -->\noutro\n")
+    sweep.update_readme(str(readme), "g", "| new |")
+    assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
+    with pytest.raises(ValueError, match="sweep:other"):
+        sweep.update_readme(str(readme), "other", "| x |")
+    assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
+
+
+def test_every_grid_spec_merges_and_has_three_seeds():
+    """Each projects/*/sweeps/*.yaml: >= 3 seeds, configs and overrides that merge, known plot metrics."""
+    specs = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml")))
+    assert len(specs) >= 7
+    for path in specs:
+        spec = sweep.load_spec(path)
+        assert len(spec["seeds"]) >= 3, path
+        costs = sweep.plan([run for run in sweep.expand(spec) if run.seed == spec["seeds"][0]])
+        assert all(it > 0 for stages in costs.values() for it, _ in stages.values()), path
+        known = {*sweep.PRETRAIN_METRICS, *sweep.LINEAR_METRICS}
+        assert set(spec.get("plot", {}).get("metrics", [])) <= known, path
+
+
+def test_estimate_scales_the_measured_run_by_iterations_and_pixels():
+    measured = {"wall_s": 100.0, "pretrain_s_per_iter": 0.5, "linear_s_per_iter": 0.1}
+    measured_cost = {"pretrain": (100, 1000), "linear": (50, 500)}  # 50 s + 5 s of steps, 45 s besides
+    cost = {"pretrain": (200, 2000), "linear": (50, 500)}
+    assert sweep.estimate_seconds(measured, measured_cost, cost) == 45.0 + 0.5 * 200 * 2 + 0.1 * 50
