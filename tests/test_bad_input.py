@@ -197,7 +197,7 @@ CASES = [
     Case("SimCLR K above the micro-batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "2",
                                                    "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
-         "NUM_NEGATIVES = 20 is more than the 14 in-batch embeddings"),
+         "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
     # ------------------------------------------------------------- OUTPUT_DIR
     Case("finished run without --resume", _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
          "already holds checkpoints of a run. Pass --resume"),

@@ -8,7 +8,7 @@ from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling.backbones import ResNet
 from ssl_lab.modeling.heads import MLPHead
 from ssl_lab.modeling.queues import MoCoQueue
-from ssl_lab.modeling.samplers import RandomNegatives
+from ssl_lab.modeling.negative_samplers import RandomNegatives
 
 
 @pytest.mark.parametrize("depth,width,dim", [(18, 1, 512), (50, 1, 2048), (18, 2, 1024)])
@@ -26,6 +26,20 @@ def test_resnet_keeps_torchvision_names_and_small_stem_keeps_resolution():
     assert isinstance(ResNet(18, norm="SyncBN").bn1, NaiveSyncBatchNorm)
     with pytest.raises(ValueError, match="DEPTH"):
         ResNet(19)
+
+
+@pytest.mark.parametrize("depth, reference", [(18, "resnet18"), (50, "resnet50")])
+def test_resnet_computes_what_torchvision_computes(depth, reference):
+    """Same parameter names as torchvision's model, and bit-identical pooled features with its weights."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, reference)().eval()
+    theirs.fc = nn.Identity()
+    ours = ResNet(depth).eval()
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    ours.load_state_dict(theirs.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), theirs(images), rtol=0, atol=0)
 
 
 def test_mlp_head_layouts():

@@ -89,5 +89,26 @@ def test_imports_load_a_project_package_and_its_config_keys(tmp_path):
     assert cfg.MYPROJ.ALPHA == 2.5 and "MyProjLoss" in LOSS_REGISTRY
     (tmp_path / "tuple.yaml").write_text(f"IMPORTS: (\"{package}\",)\n")  # the Python-literal form
     assert setup_cfg(Namespace(config_file=str(tmp_path / "tuple.yaml"), opts=[])).MYPROJ.ALPHA == 1.0
-    with pytest.raises(ConfigError, match="not a Python package"):
+    with pytest.raises(ConfigError, match="'does/not/exist' is neither a Python package folder .* nor an importable"):
         setup_cfg(Namespace(config_file="", opts=["IMPORTS", "('does/not/exist',)"]))
+
+
+def test_imports_accepts_module_names(tmp_path, monkeypatch):
+    """An IMPORTS entry may name an importable module (an installed project) instead of a folder."""
+    from argparse import Namespace
+
+    from ssl_lab.engine import setup_cfg
+
+    package = tmp_path / "site" / "named_proj"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "keys.py").write_text(
+        "from ssl_lab.config import CfgNode\n"
+        "def add_config(cfg):\n"
+        "    cfg.NAMED = CfgNode({'BETA': 3})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    (tmp_path / "cfg.yaml").write_text("IMPORTS: ['named_proj.keys']\nNAMED:\n  BETA: 4\n")
+    assert setup_cfg(Namespace(config_file=str(tmp_path / "cfg.yaml"), opts=[])).NAMED.BETA == 4
+    with pytest.raises(ConfigError, match="'named_proj.absent' is neither"):
+        setup_cfg(Namespace(config_file="", opts=["IMPORTS", "('named_proj.absent',)"]))

@@ -30,7 +30,7 @@ CONVERT = os.path.join(REPO, "tools", "convert_to_d2.py")
 
 @pytest.fixture(scope="module")
 def d2():
-    """The project package d2_transfer (which imports ssl_lab.d2_compat, then detectron2).
+    """The project package d2_transfer (which imports its d2_compat, then detectron2).
 
     Runs this module's detectron2 tests on one thread (CI shares 2 cores).
     """

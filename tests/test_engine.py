@@ -1,5 +1,6 @@
 """Trainer pieces: EMA hook, AMP, hooks order, eval-only and the metrics plot."""
 import glob
+import json
 import math
 import os
 import subprocess
@@ -37,11 +38,15 @@ def test_cosine_momentum_goes_from_base_to_one():
     assert math.isclose(momentum_at(0.996, True, 100, 100), 1.0)
 
 
-class _OnlineAndTarget(MomentumEncoderMixin, nn.Module):
-    def __init__(self):
+class _Online(nn.Module):
+    def __init__(self, backbone, projector):
         super().__init__()
-        self.backbone, self.projector = nn.Linear(4, 3), nn.Linear(3, 2)
-        self.init_momentum_encoder()
+        self.backbone, self.projector = backbone, projector
+
+
+class _OnlineAndTarget(MomentumEncoderMixin, _Online):
+    def __init__(self):
+        super().__init__(backbone=nn.Linear(4, 3), projector=nn.Linear(3, 2))
 
     def forward(self, views):
         return {"loss": self.projector(self.backbone(views[0])).pow(2).mean()}
@@ -156,13 +161,24 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
                             "SOLVER.MAX_ITER", "2", "TEST.EVAL_AT_START", "True"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert train.returncode == 0, train.stderr[-2000:]
-    assert glob.glob(os.path.join(out, "tensorboard", "events.out.tfevents.*"))
+    assert glob.glob(os.path.join(out, "events.out.tfevents.*"))  # where detectron2 writes them
     evaluate = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--eval-only",
                                "--config-file", *common, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")],
                               capture_output=True, text=True, env=env, timeout=300)
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     with open(os.path.join(out, "log.txt")) as f:
-        assert f.read().count("kNN (k=20") == 3  # start, end of training, eval-only
+        log = f.read()
+    assert log.count("kNN (k=20") == 3  # start, end of training, eval-only
+    env_table = log.split("Environment:\n", 1)[1]  # the run logs its environment, as detectron2's collect_env
+    assert f"PyTorch         {torch.__version__} @ {os.path.dirname(torch.__file__)}" in env_table
+    assert f"CUDA available  {torch.cuda.is_available()}" in env_table
+    with open(os.path.join(out, "eval", "results.json")) as f:
+        saved = json.load(f)
+    logged_top1 = float(log.rsplit("kNN (k=20", 1)[1].split("top1: ")[1].split()[0])
+    assert saved["weights"] == os.path.join(out, "model_final.pth")
+    assert saved["results"]["knn/top1"] == pytest.approx(logged_top1, abs=0.005)  # the log prints 2 decimals
+    with open(os.path.join(out, "eval", "config.yaml")) as f:
+        assert f"WEIGHTS: {os.path.join(out, 'model_final.pth')}" in f.read()
     plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
                           capture_output=True, text=True, env=env, timeout=120)
     assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000

@@ -24,6 +24,7 @@ from make_configs import build_configs  # noqa: E402
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, setup_cfg  # noqa: E402
 from ssl_lab.modeling import build_loss, build_model  # noqa: E402
+from ssl_lab.modeling.losses import SIMILARITIES  # noqa: E402
 from ssl_lab.modeling.losses import InfoNCELoss  # noqa: E402
 from ssl_lab.solver import scaled_lr  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
@@ -88,18 +89,18 @@ def test_expected_bound_invariant_to_k():
 
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="ALPHA must be > 0"):
-        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.EQCO.ALPHA", "0"))
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.EQCO.ALPHA", "0"), SIMILARITIES)
     with pytest.raises(ValueError, match="TEMPERATURE must be > 0"):
-        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.LOSS.TEMPERATURE", "0.0"))
+        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.LOSS.TEMPERATURE", "0.0"), SIMILARITIES)
     with pytest.raises(ValueError, match="K = 0"):
         EqCoLoss(alpha=256, temperature=0.2)(torch.zeros(4), torch.zeros(4, 0))
     # A queue smaller than the K negatives asked for, and more than SimCLR's 2N - 2 candidates.
     sampled = ("MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "256")
     with pytest.raises(ValueError, match="more than the 64 candidates of the queue"):
-        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.QUEUE.SIZE", "64", *sampled))
+        negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.QUEUE.SIZE", "64", *sampled))
     with pytest.raises(ValueError, match=r"more than the 126 candidates of SimCLR.*IMS_PER_BATCH.* = 64 / 1.*largest valid value is 126"):
-        build_loss(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.META_ARCHITECTURE", "SimCLR", "MODEL.QUEUE.NAME",
-                            "", "SOLVER.IMS_PER_BATCH", "64", *sampled))
+        negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.META_ARCHITECTURE", "SimCLR",
+                                     "MODEL.QUEUE.NAME", "", "SOLVER.IMS_PER_BATCH", "64", *sampled))
     assert negatives_per_query(eqco_cfg("MODEL.QUEUE.SIZE", "1024", *sampled)) == 256
 
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ssl_lab.evaluation import KNNEvaluator
+from ssl_lab.evaluation import KNNEvaluator, inference_on_dataset
 from ssl_lab.modeling.meta_arch.simclr import in_batch_logits
 
 
@@ -36,7 +36,7 @@ def _clusters(num, norms, seed):
 
 def _knn_top1(memory, query, k=5):
     loaders = [DataLoader(TensorDataset(*split), batch_size=4) for split in (memory, query)]
-    return KNNEvaluator(*loaders, k=k, temperature=0.07).evaluate(_IdentityBackbone())["knn/top1"]
+    return inference_on_dataset(_IdentityBackbone(), KNNEvaluator(*loaders, k=k, temperature=0.07))["knn/top1"]
 
 
 def test_knn_of_separable_directions_is_exact_whatever_the_feature_norms():
@@ -78,12 +78,12 @@ def test_simclr_loss_is_the_official_loss_a_plus_loss_b():
 
     from ssl_lab.modeling.losses import InfoNCELoss
     from ssl_lab.modeling.meta_arch.simclr import SimCLR
-    from ssl_lab.modeling.samplers import AllNegatives
+    from ssl_lab.modeling.negative_samplers import AllNegatives
 
     torch.manual_seed(0)
     n, d, tau = 5, 8, 0.1
     v1, v2 = torch.randn(n, d), torch.randn(n, d)
-    model = SimCLR(nn.Identity(), nn.Identity(), InfoNCELoss(tau), AllNegatives())
+    model = SimCLR(backbone=nn.Identity(), projector=nn.Identity(), loss=InfoNCELoss(tau), negative_sampler=AllNegatives())
     loss = model([v1, v2])["loss_contrastive"]
 
     h1, h2 = F.normalize(v1.double(), dim=1), F.normalize(v2.double(), dim=1)

@@ -1,11 +1,12 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from ssl_lab.config import get_cfg
-from ssl_lab.modeling import build_loss
-from ssl_lab.modeling.losses import BYOLLoss, InfoNCELoss
+from ssl_lab.modeling import build_loss, build_model
+from ssl_lab.modeling.losses import SIMILARITIES, BYOLLoss, InfoNCELoss
 
 
 def test_info_nce_matches_formula_in_float64():
@@ -49,7 +50,20 @@ def test_byol_loss_is_two_minus_two_cosine_and_stops_target_gradient():
 def test_build_loss_from_registry():
     cfg = get_cfg()
     cfg.MODEL.LOSS.NAME, cfg.MODEL.LOSS.TEMPERATURE = "InfoNCELoss", 0.5
-    assert build_loss(cfg).temperature == 0.5
+    assert build_loss(cfg, SIMILARITIES).temperature == 0.5
+
+
+@pytest.mark.parametrize("method, loss, compatible", [("MoCo", "BYOLLoss", "InfoNCELoss"), ("BYOL", "InfoNCELoss", "BYOLLoss")])
+def test_loss_of_another_kind_fails_at_build_naming_compatible_losses(method, loss, compatible):
+    """A loss whose inputs the method does not pass is refused when the model is built, not mid-forward."""
+    cfg = get_cfg()
+    cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.LOSS.NAME, cfg.MODEL.DEVICE = method, loss, "cpu"
+    cfg.MODEL.BACKBONE.DEPTH, cfg.MODEL.QUEUE.SIZE = 18, 64
+    with pytest.raises(ValueError, match=f"MODEL.LOSS.NAME '{loss}' takes .* but {method} calls its loss with") as err:
+        build_model(cfg)
+    listed = str(err.value).split("Compatible losses: ")[1].split(", ")  # projects may have registered more
+    assert compatible in listed and loss not in listed
+
 
 
 def test_byol_model_symmetrizes_the_loss_over_both_views():
@@ -58,7 +72,8 @@ def test_byol_model_symmetrizes_the_loss_over_both_views():
     from ssl_lab.modeling.meta_arch.byol import BYOL
 
     torch.manual_seed(0)
-    model = BYOL(nn.Sequential(nn.Flatten(), nn.Linear(12, 6)), nn.Linear(6, 5), nn.Linear(5, 5), BYOLLoss())
+    model = BYOL(backbone=nn.Sequential(nn.Flatten(), nn.Linear(12, 6)), projector=nn.Linear(6, 5),
+                 predictor=nn.Linear(5, 5), loss=BYOLLoss())
     views = [torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)]
     with torch.no_grad():  # the target is a different network after some EMA steps
         for p in model.momentum_projector.parameters():

@@ -6,14 +6,14 @@ from torch import nn
 from ssl_lab.modeling.losses import InfoNCELoss
 from ssl_lab.modeling.meta_arch.moco import MoCo
 from ssl_lab.modeling.queues import MoCoQueue
-from ssl_lab.modeling.samplers import AllNegatives
+from ssl_lab.modeling.negative_samplers import AllNegatives
 
 
 def _linear_moco(temperature):
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(12, 6))
-    return MoCo(backbone, nn.Linear(6, 4), MoCoQueue(size=8, dim=4, global_batch_size=4),
-                InfoNCELoss(temperature), AllNegatives(), shuffle_bn=False)
+    return MoCo(backbone=backbone, projector=nn.Linear(6, 4), queue=MoCoQueue(size=8, dim=4, global_batch_size=4),
+                loss=InfoNCELoss(temperature), negative_sampler=AllNegatives(), shuffle_bn=False)
 
 
 def _embed64(model, images):

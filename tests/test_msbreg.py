@@ -12,7 +12,6 @@ from ssl_lab.config import get_cfg
 from ssl_lab.engine import default_argument_parser, setup_cfg
 from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import BYOL
-from ssl_lab.utils.events import EventStorage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.join(ROOT, "projects", "MSBReg")
@@ -97,11 +96,7 @@ def test_brownian_expected_gradient_is_zero():
     about 1/sqrt(M) of one draw's. Allowed: 3/sqrt(M) (M = 1000, so 0.095)."""
     p = torch.randn(2, 8, 16, requires_grad=True)
     loss, num_draws = BrownianDiffusiveLoss(seed=0), 1000
-    grads = []
-    with EventStorage() as storage:
-        for iteration in range(num_draws):
-            storage.iter = iteration
-            grads.append(torch.autograd.grad(loss(p), p)[0])
+    grads = [torch.autograd.grad(loss(p), p)[0] for _ in range(num_draws)]  # each call draws afresh
     grads = torch.stack(grads)
     single = grads.flatten(1).norm(dim=1).mean()
     assert single > 1e-3  # each draw does push the embeddings
@@ -110,24 +105,30 @@ def test_brownian_expected_gradient_is_zero():
     assert fixed.norm() > 0.5 * single  # one direction repeated would not average out
 
 
-def test_brownian_directions_depend_only_on_seed_iteration_rank():
+def test_brownian_directions_depend_only_on_seed_step_rank():
     loss = BrownianDiffusiveLoss(seed=7)
     rng_state = torch.get_rng_state()
-    a, again = loss.directions(32, 8, iteration=5), loss.directions(32, 8, iteration=5)
+    a, again = loss.directions(32, 8, step=5), loss.directions(32, 8, step=5)
     assert torch.equal(torch.get_rng_state(), rng_state)  # the global RNG is left alone
     torch.testing.assert_close(a.norm(dim=1), torch.ones(32))
     assert torch.equal(a, again)
-    assert torch.equal(a, BrownianDiffusiveLoss(seed=7).directions(32, 8, iteration=5))  # a resumed run
-    for other in (loss.directions(32, 8, iteration=6), BrownianDiffusiveLoss(seed=8).directions(32, 8, 5),
+    assert torch.equal(a, BrownianDiffusiveLoss(seed=7).directions(32, 8, step=5))
+    for other in (loss.directions(32, 8, step=6), BrownianDiffusiveLoss(seed=8).directions(32, 8, 5),
                   random_directions(32, 8, direction_seed(7, 5, rank=1))):
         assert (a - other).abs().max() > 0.1
+
+
+def test_brownian_step_counts_calls_and_resumes_from_the_state_dict():
+    """No trainer needed: call n draws the directions of step n (micro-batches included), and the
+    count travels in the state dict, so a resumed run redraws what the uninterrupted one would."""
     p = torch.randn(2, 32, 8)
-    with EventStorage(5):  # inside a step, the iteration comes from the event storage
-        torch.testing.assert_close(loss(p), brownian_diffusive_loss(p, a))
-        second = loss.directions(32, 8, iteration=5, draw=1)  # a second micro-batch: fresh directions
-        assert (a - second).abs().max() > 0.1
-        torch.testing.assert_close(loss(p), brownian_diffusive_loss(p, second))
-        torch.testing.assert_close(BrownianDiffusiveLoss(seed=7)(p), brownian_diffusive_loss(p, a))  # resumed
+    loss = BrownianDiffusiveLoss(seed=7)
+    for step in range(3):
+        torch.testing.assert_close(loss(p), brownian_diffusive_loss(p, loss.directions(32, 8, step=step)))
+    resumed = BrownianDiffusiveLoss(seed=7)
+    resumed.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(resumed(p), brownian_diffusive_loss(p, loss.directions(32, 8, step=3)))
+    torch.testing.assert_close(resumed(p), brownian_diffusive_loss(p, loss.directions(32, 8, step=4)))
 
 
 # ---------------------------------------------------------------- models
@@ -139,10 +140,9 @@ def test_k2_without_regularizers_is_symmetric_byol():
                                   "MODEL.MSBREG.SINGULAR_WEIGHT", 0.0, "MODEL.MSBREG.BROWNIAN_WEIGHT", 0.0))
     msbreg.load_state_dict(byol.state_dict())
     batch = views(2)
-    with EventStorage():
-        byol_loss = byol(batch)["loss_byol"]
-        losses = msbreg(batch)
-    assert set(losses) == {"loss_centroid"}
+    byol_loss = byol(batch)["loss_byol"]
+    losses = msbreg(batch)
+    assert set(losses) == {"loss_centroid", "collapse/embedding_std", "collapse/embedding_effective_rank"}
     torch.testing.assert_close(2 * losses["loss_centroid"], byol_loss)
     byol_loss.backward()
     (2 * losses["loss_centroid"]).backward()
@@ -154,15 +154,15 @@ def test_k2_without_regularizers_is_symmetric_byol():
 def test_msbreg_k4_returns_each_weighted_term():
     model = build_model(tiny_cfg("MODEL.META_ARCHITECTURE", "MSBReg", "MODEL.LOSS.NAME", "MultiviewCentroidLoss"))
     batch = views(4)
-    with EventStorage(3) as storage:
-        losses = model(batch)
+    losses = model(batch)  # outside any trainer: the model reads no global state
     p = model.predictor(model.projector(model.backbone(torch.cat(batch)))).unflatten(0, (4, 8))
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(p))
     torch.testing.assert_close(losses["loss_brownian"],
-                               0.5 * brownian_diffusive_loss(p, BrownianDiffusiveLoss(0).directions(8, 32, 3)))
+                               0.5 * brownian_diffusive_loss(p, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
     z = model.momentum_embed(torch.cat(batch)).unflatten(0, (4, 8))
     torch.testing.assert_close(losses["loss_centroid"], multiview_centroid_loss(p, z))  # checked by its definition above
-    assert {"collapse/embedding_std", "collapse/embedding_effective_rank"} <= set(storage.latest())
+    stats = collapse_stats(p.flatten(0, 1))  # the metrics are those of the online predictions
+    torch.testing.assert_close(losses["collapse/embedding_effective_rank"], stats["effective_rank"])
 
 
 def test_regularizers_attach_to_byol_by_config():
@@ -174,10 +174,9 @@ def test_regularizers_attach_to_byol_by_config():
     assert list(model.state_dict()) == list(byol.state_dict())  # checkpoints interchange with BYOL
     byol.load_state_dict(model.state_dict())
     batch = views(2)
-    with EventStorage():
-        losses = model(batch)
-        plain = byol(batch)
-    assert set(losses) == {"loss_byol", "loss_singular"}
+    losses = model(batch)
+    plain = byol(batch)
+    assert set(losses) == {"loss_byol", "loss_singular", "collapse/embedding_std", "collapse/embedding_effective_rank"}
     torch.testing.assert_close(losses["loss_byol"], plain["loss_byol"])
     p = model.predictor(model.projector(model.backbone(torch.cat(batch)))).unflatten(0, (2, 8))
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(p))
@@ -193,22 +192,21 @@ def test_regularizers_attach_to_simo_by_config():
     ]))
     model = build_model(cfg)
     batch = views(2)
-    with EventStorage(2):
-        losses = model(batch)
-    assert set(losses) == {"loss_contrastive", "loss_singular", "loss_brownian"}
+    losses = model(batch)
+    assert {k for k in losses if k.startswith("loss")} == {"loss_contrastive", "loss_singular", "loss_brownian"}
     queries = model.projector(model.backbone(batch[0])).unsqueeze(0)  # (1, N, D): view 1 only
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(queries))
     torch.testing.assert_close(losses["loss_brownian"],
-                               0.5 * brownian_diffusive_loss(queries, BrownianDiffusiveLoss(0).directions(8, 32, 2)))
+                               0.5 * brownian_diffusive_loss(queries, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
 
 
 def test_collapse_stats():
     collapsed = collapse_stats(torch.randn(1, 16).repeat(50, 1))
-    assert collapsed["std"] == pytest.approx(0, abs=1e-6)
-    assert collapsed["effective_rank"] == pytest.approx(1, abs=1e-4)
+    assert float(collapsed["std"]) == pytest.approx(0, abs=1e-6)
+    assert float(collapsed["effective_rank"]) == pytest.approx(1, abs=1e-4)
     spread = collapse_stats(torch.eye(16).repeat(4, 1) * 3)
-    assert spread["effective_rank"] == pytest.approx(16, rel=1e-4)
-    assert spread["std"] == pytest.approx((1 / 16 * 15 / 16 * 64 / 63) ** 0.5, rel=1e-4)
+    assert float(spread["effective_rank"]) == pytest.approx(16, rel=1e-4)
+    assert float(spread["std"]) == pytest.approx((1 / 16 * 15 / 16 * 64 / 63) ** 0.5, rel=1e-4)
 
 
 # ---------------------------------------------------------------- configs

@@ -173,11 +173,11 @@ def test_byol_heads_are_the_official_mlp():
 
 @pytest.mark.parametrize("config,opts,message", [
     ("configs/Shapes/simclr_r18.yaml", ["SOLVER.IMS_PER_BATCH", "16"],
-     "NUM_NEGATIVES = 64 is more than the 30 in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH / "
-     "SOLVER.GRAD_ACCUM_STEPS = 16); "
-     "the largest valid value is 30"),
+     "NUM_NEGATIVES = 64 is more than the 30 candidates of SimCLR's 2N - 2 in-batch embeddings "
+     "(N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = 16 / 1); the largest valid value is 30"),
     ("configs/Shapes/mocov2_r18.yaml", ["MODEL.QUEUE.SIZE", "32"],
-     "NUM_NEGATIVES = 64 is more than the 32 keys of the queue (MODEL.QUEUE.SIZE); the largest valid value is 32"),
+     "NUM_NEGATIVES = 64 is more than the 32 candidates of the queue (MODEL.QUEUE.SIZE = 32); "
+     "the largest valid value is 32"),
 ])
 def test_a_k_above_the_candidates_is_refused_at_build_time(config, opts, message):
     from ssl_lab.modeling import build_model

@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import REPO_ROOT
 
 from ssl_lab.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup, launch, setup_cfg
-from ssl_lab.engine.hooks import unwrap_model
+from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.utils import comm
 
 CONFIG = os.path.join(REPO_ROOT, "projects/SiMo/configs/r50_200ep.yaml")
@@ -108,7 +108,7 @@ def test_used_by_command_on_8_simulated_ranks(tmp_path, monkeypatch):
     # SiMo caps K to the other keys as the official code; SimCLR's sampled K is refused above 2N - 2
     (os.path.join(REPO_ROOT, "projects/EqCo/configs/ImageNet/simclr_r50_200ep_k16.yaml"),
      ["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "600"],
-     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 600 is more than the 510 in-batch embeddings"),
+     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 600 is more than the 510 candidates"),
 ])
 def test_a_job_that_does_not_fit_is_refused_before_any_process_starts(tmp_path, config, flags, message):
     out = tmp_path / "out"

@@ -16,10 +16,11 @@ from ssl_lab.engine import DefaultTrainer, HookBase, setup_cfg
 from ssl_lab.engine.launch import find_free_port
 from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling import build_model
-from ssl_lab.modeling.samplers import AllNegatives, RandomNegatives
+from ssl_lab.modeling.negative_samplers import AllNegatives, RandomNegatives
 
 from conftest import REPO_ROOT, assert_is_final_accuracy, tiny_overrides
 
+import_project(os.path.join(REPO_ROOT, "projects", "EqCo", "eqco"))  # the loss of SiMo's configs (spawned workers)
 simo = import_project(os.path.join(REPO_ROOT, "projects", "SiMo", "simo"))
 CONFIGS = os.path.join(REPO_ROOT, "projects", "SiMo", "configs")
 
@@ -77,7 +78,6 @@ def test_ablation_and_sibling_configs():
 def test_config_checks():
     with pytest.raises(ValueError, match="memory bank"):
         build_model(tiny_simo_cfg("MODEL.QUEUE.NAME", "MoCoQueue"))
-
 
 
 def test_k_above_the_other_keys_is_capped_as_the_official_code():

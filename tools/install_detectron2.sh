@@ -6,7 +6,7 @@
 # downloads it (checked against a pinned sha256), swaps its setup.py for one that
 # builds a plain wheel of the `detectron2` package (model-zoo configs included), and
 # pip-installs that wheel, so `pip show/uninstall pb1-detectron2` work as usual.
-# ssl_lab/d2_compat.py covers the missing compiled ops at import time.
+# projects/Detectron2Transfer/d2_transfer/d2_compat.py covers the missing compiled ops at import time.
 # Idempotent: does nothing when detectron2 (any build, official included) is installed.
 #
 # usage: tools/install_detectron2.sh [PYTHON]   (default: .venv/bin/python)
@@ -57,4 +57,4 @@ setup(
 )
 EOF
 "$PY" -m pip install -q --no-deps --no-build-isolation "$SRC"
-"$PY" -c "import ssl_lab.d2_compat, detectron2.modeling, detectron2.engine; print('installed detectron2', detectron2.__version__, '@', detectron2.__file__)"
+"$PY" -c "import sys; sys.path.insert(0, '$ROOT/projects/Detectron2Transfer'); import d2_transfer, detectron2; print('installed detectron2', detectron2.__version__, '@', detectron2.__file__)"

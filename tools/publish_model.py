@@ -11,13 +11,15 @@ to paste into model_zoo/catalog.yaml.
         --url-prefix https://example.org/ssl_lab/
 """
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
 
 import torch
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ssl_lab.utils.files import file_digest  # noqa: E402
 
 _DROPPED = ("momentum_", "projector.", "predictor.", "queue")
 
@@ -38,14 +40,6 @@ def publishable_state(model_state: dict):
         else:
             dropped.append(key)
     return kept, dropped
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def main(argv=None) -> int:
@@ -69,7 +63,7 @@ def main(argv=None) -> int:
     fd, tmp = tempfile.mkstemp(dir=args.output_dir, suffix=".part")
     os.close(fd)
     torch.save({"model": kept}, tmp)
-    sha256 = _sha256(tmp)
+    sha256 = file_digest(tmp)
     output = os.path.join(args.output_dir, f"{name}-{sha256[:8]}.pth")
     os.replace(tmp, output)
 

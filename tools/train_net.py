@@ -10,11 +10,15 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_CHECKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; installed, the script is on PATH
+    sys.path.insert(0, _CHECKOUT)
 
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.engine.dry_run import dry_run  # noqa: E402
 from ssl_lab.engine.defaults import check_job  # noqa: E402
+from ssl_lab.evaluation import save_eval_results  # noqa: E402
+from ssl_lab.utils import comm  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 from ssl_lab.utils.logger import start_log_files  # noqa: E402
 
@@ -29,7 +33,10 @@ def main(args):
         model = DefaultTrainer.build_model(cfg)
         DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
         start_log_files()
-        return DefaultTrainer.test(cfg, model)
+        results = DefaultTrainer.test(cfg, model)
+        if comm.is_main_process():
+            save_eval_results(cfg, results)
+        return results
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     trainer.train()

@@ -9,24 +9,11 @@ from fvcore.common.checkpoint import Checkpointer as _FvcoreCheckpointer
 
 from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.file_io import PathManager
+from ssl_lab.utils.files import atomic_write
 
 
 class CorruptCheckpointError(UserError, RuntimeError):
     """Every checkpoint of a run to resume is unreadable."""
-
-
-def _atomic_write(path: str, write) -> None:
-    """Write through `write(file)` to a temporary name, fsync, then rename over `path`."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class Checkpointer(_FvcoreCheckpointer):
@@ -55,11 +42,13 @@ class Checkpointer(_FvcoreCheckpointer):
         basename = f"{name}.pth"
         path = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {path}")
-        _atomic_write(path, lambda f: torch.save(data, f))
+        with atomic_write(path) as f:
+            torch.save(data, f)
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        _atomic_write(os.path.join(self.save_dir, "last_checkpoint"), lambda f: f.write(last_filename_basename.encode()))
+        with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
+            f.write(last_filename_basename)
 
     def load(self, path: str, checkpointables=None):
         if path and "://" not in path and not os.path.isfile(path):

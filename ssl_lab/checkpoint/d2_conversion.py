@@ -8,13 +8,12 @@ heads, queues and `fc` are dropped.
 import os
 import pickle
 import re
-import tempfile
 from typing import Dict, Mapping, Tuple
 
 import numpy as np
 import torch
 
-from ssl_lab.utils.file_io import chmod_as_umask
+from ssl_lab.utils.files import atomic_write
 
 from .backbone_weights import (
     RESNET_BLOCK,
@@ -83,15 +82,8 @@ def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     data = {"model": dict(weights), "__author__": "ssl_lab", "matching_heuristics": True}
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(data, f)
-        chmod_as_umask(tmp)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        pickle.dump(data, f)
 
 
 def convert_checkpoint_file(src: str, dst: str) -> dict:

@@ -7,10 +7,19 @@ from fvcore.common.config import BASE_KEY
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
 from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.resources import resource_path
 
 
 class ConfigError(UserError, ValueError):
     """A config file or override that cannot be applied; the message says what would be right."""
+
+
+def resolve_config_file(path: str) -> str:
+    """`path` if it exists, else the shipped config of that relative path (e.g. "configs/Shapes/byol_r18.yaml"
+    from any directory, with ssl_lab installed)."""
+    if path and not os.path.isfile(path) and not os.path.isabs(path) and os.path.isfile(resource_path(path)):
+        return resource_path(path)
+    return path
 
 
 def _all_keys(node, prefix=""):
@@ -79,6 +88,7 @@ class CfgNode(_FvcoreCfgNode):
             cls._loading.pop()
 
     def merge_from_file(self, cfg_filename, allow_unsafe=False):
+        cfg_filename = resolve_config_file(cfg_filename)
         try:
             return super().merge_from_file(cfg_filename, allow_unsafe=allow_unsafe)
         except ConfigError:
@@ -97,10 +107,3 @@ class CfgNode(_FvcoreCfgNode):
         except (KeyError, ValueError, AssertionError) as err:
             self._reraise_unknown_key(err)
             raise ConfigError(f"Bad config override: {err}") from None
-
-
-def get_cfg() -> CfgNode:
-    """A fresh copy of the default config tree."""
-    from .defaults import _C
-
-    return _C.clone()

@@ -195,8 +195,9 @@ _C.TEST.EVAL_PERIOD = 0
 # Evaluate once before training: the random-init baseline of the same backbone.
 _C.TEST.EVAL_AT_START = False
 _C.TEST.IMS_PER_BATCH = 256
-# "KNN" (weighted kNN of backbone features) or "Classification" (top-k of the model's classifier).
-_C.TEST.EVALUATOR = "KNN"
+# Names in ssl_lab.evaluation.EVALUATOR_REGISTRY, run on DATASETS.TEST[0]: "KNN" (weighted kNN
+# of backbone features), "Classification" (top-k of the model's classifier), or a project's.
+_C.TEST.EVALUATORS = ("KNN",)
 
 _C.TEST.KNN = CN()
 _C.TEST.KNN.K = 200
@@ -221,3 +222,8 @@ _C.EXTRA_HOOKS = ()
 
 # Console/JSON/TensorBoard writers log every PERIOD iterations.
 _C.LOG_PERIOD = 20
+
+
+def get_cfg() -> CN:
+    """A fresh copy of the default config tree."""
+    return _C.clone()

@@ -1,36 +1,50 @@
 """Project packages named by a config's IMPORTS key, loaded before the config is merged.
 
-`IMPORTS: ("projects/SiMo/simo",)` adds `projects/SiMo` to sys.path and imports the
-package `simo`, which registers its components; its `add_config(cfg)`, if any, adds
-the project's config keys. Paths are relative to the current directory or, failing
-that, to the ssl_lab checkout.
+An entry is a package folder or a module name. `IMPORTS: ("projects/SiMo/simo",)` adds
+`projects/SiMo` to sys.path and imports the package `simo`, which registers its components;
+its `add_config(cfg)`, if any, adds the project's config keys. Folders are relative to the
+current directory or, failing that, to the ssl_lab checkout. A folder that is in neither (ssl_lab
+installed from a wheel, which installs the project packages) and a plain module name
+(`IMPORTS: ("my_project.methods",)`) are imported as modules: the folder by its last component.
 """
 import importlib
 import os
 import sys
+from typing import Optional
 
-from .config import CfgNode, ConfigError
+from ssl_lab.utils.resources import resources_root
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .config import CfgNode, ConfigError, resolve_config_file
 
 
-def _resolve(path: str) -> str:
-    for candidate in (os.path.abspath(path), os.path.join(_REPO_ROOT, path)):
+def _find_folder(entry: str) -> Optional[str]:
+    for candidate in (os.path.abspath(entry), os.path.join(resources_root(), entry)):
         if os.path.isfile(os.path.join(candidate, "__init__.py")):
             return candidate
-    raise ConfigError(f"IMPORTS entry '{path}' is not a Python package folder (relative to '{os.getcwd()}' "
-                      f"or '{_REPO_ROOT}')")
+    return None
 
 
-def import_project(path: str):
-    """Import the package folder `path`; return the module."""
-    folder = _resolve(path)
+def _import_module(entry: str, name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name is None or not (name == err.name or name.startswith(err.name + ".")):
+            raise  # the module exists but imports something missing
+        raise ConfigError(f"IMPORTS entry '{entry}' is neither a Python package folder (relative to "
+                          f"'{os.getcwd()}' or '{resources_root()}') nor an importable module") from None
+
+
+def import_project(entry: str):
+    """Import the package folder or module `entry`; return the module."""
+    folder = _find_folder(entry)
+    if folder is None:
+        return _import_module(entry, entry.rstrip("/").split("/")[-1])
     parent, name = os.path.split(folder)
     if parent not in sys.path:
         sys.path.insert(0, parent)
     module = importlib.import_module(name)
     if os.path.dirname(os.path.abspath(module.__file__)) != folder:
-        raise ConfigError(f"IMPORTS entry '{path}': another module named '{name}' is already imported "
+        raise ConfigError(f"IMPORTS entry '{entry}': another module named '{name}' is already imported "
                           f"from {module.__file__}")
     return module
 
@@ -45,6 +59,7 @@ def _as_list(value) -> list:
 def imports_of(config_file: str, opts) -> list:
     """IMPORTS named in `config_file` (with its _BASE_ chain) and in the KEY VALUE `opts`."""
     imports = []
+    config_file = resolve_config_file(config_file)
     if config_file and os.path.isfile(config_file):
         imports += _as_list(CfgNode.load_yaml_with_base(config_file).get("IMPORTS", []))
     for key, value in zip(opts[0::2], opts[1::2]):

@@ -11,8 +11,9 @@ from ssl_lab.config import ConfigError, config_functions, get_cfg
 from ssl_lab.config.checks import check_config
 from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.modeling import META_ARCH_REGISTRY
-from ssl_lab.modeling.meta_arch import resolve_device
 from ssl_lab.utils import comm
+from ssl_lab.utils.collect_env import collect_env_info
+from ssl_lab.utils.device import resolve_device
 from ssl_lab.utils.env import seed_all_rng, set_deterministic
 from ssl_lab.utils.logger import setup_logger, start_log_files
 
@@ -99,8 +100,7 @@ def default_setup(cfg, args) -> None:
         device = torch.device("cuda", torch.cuda.current_device())
     logger.info(f"World size: {comm.get_world_size()}  rank: {rank}  device: {device}")
     logger.info(f"Command line: {' '.join(sys.argv)}")
-    logger.info(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-                f"CUDA available: {torch.cuda.is_available()}")
+    logger.info("Environment:\n" + collect_env_info())
     if getattr(args, "config_file", ""):
         logger.info(f"Config file: {args.config_file}")
     if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml

@@ -13,7 +13,7 @@ import yaml
 
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.data.build import per_rank_batch_size
-from ssl_lab.modeling.samplers import RandomNegatives
+from ssl_lab.modeling.negative_samplers import RandomNegatives
 from ssl_lab.solver import scaled_lr
 from ssl_lab.utils.logger import setup_logger
 

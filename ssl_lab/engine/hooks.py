@@ -11,6 +11,7 @@ from fvcore.common.registry import Registry
 
 from ssl_lab.modeling.momentum import momentum_at
 from ssl_lab.utils import comm
+from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.utils.events import get_event_storage
 
 from .train_loop import HookBase
@@ -27,11 +28,6 @@ __all__ = [
     "HOOK_REGISTRY", "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
     "PeriodicWriter", "EvalHook",
 ]
-
-
-def unwrap_model(model):
-    """The model inside DistributedDataParallel, or `model` itself."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 class IterationTimer(HookBase):

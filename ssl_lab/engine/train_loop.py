@@ -139,7 +139,8 @@ class NonFiniteLossError(UserError, FloatingPointError):
 class SimpleTrainer(TrainerBase):
     """One optimizer step per iteration on `grad_accum_steps` micro-batches from `data_loader`.
 
-    The model maps `views` (list of (N, 3, H, W)) to a dict of scalar losses; a model
+    The model maps `views` (list of (N, 3, H, W)) to a dict of scalars: the losses (keys starting with
+    "loss", summed) and metrics to log (any other key); a model
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
@@ -172,7 +173,7 @@ class SimpleTrainer(TrainerBase):
         model.train()
         self.model = model
         self._is_ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-        inner = model.module if self._is_ddp else model
+        inner = comm.unwrap_model(model)
         self._pass_labels = "labels" in inspect.signature(inner.forward).parameters
         self.data_loader = data_loader
         self._data_iter = None
@@ -202,8 +203,10 @@ class SimpleTrainer(TrainerBase):
         return torch.Generator().manual_seed(self.augmentation_seed * 1_000_003 + stream)
 
     def _losses(self, batch):
+        """The model's dict: the terms whose key starts with "loss" are summed into the total; the
+        others are metrics (e.g. statistics of the embeddings), logged only."""
         loss_dict = self.model(**batch)
-        return sum(loss_dict.values()), loss_dict
+        return sum(v for k, v in loss_dict.items() if k.startswith("loss")), loss_dict
 
     def run_step(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -260,7 +263,7 @@ class SimpleTrainer(TrainerBase):
         self._unread = []
         self._period = [(it, read.get(it, losses), t) for it, losses, t in self._period]
         for it, losses, _ in self._period:
-            if all(math.isfinite(v) for v in losses):
+            if all(math.isfinite(v) for k, v in zip(self._loss_names, losses) if k.startswith("loss")):
                 continue
             terms = ", ".join(f"{k}={v}" for k, v in zip(self._loss_names, losses))
             if self.non_finite_loss == "error":
@@ -274,14 +277,16 @@ class SimpleTrainer(TrainerBase):
         return True
 
     def _log_period_means(self):
-        """Put each loss's (and total_loss's, data_time's) mean over this log period into storage."""
+        """Put each loss's and metric's (and total_loss's, data_time's) mean over this log period into storage."""
         if not self._period:
             return
         rows = [losses for _, losses, _ in self._period]
         means = {k: sum(row[j] for row in rows) / len(rows) for j, k in enumerate(self._loss_names)}
         storage = get_event_storage()
         storage.put_scalar("data_time", sum(t for _, _, t in self._period) / len(rows), smoothing_hint=False)
-        storage.put_scalar("total_loss", sum(sum(row) for row in rows) / len(rows), smoothing_hint=False)
+        is_loss = [k.startswith("loss") for k in self._loss_names]
+        total = sum(sum(v for v, counted in zip(row, is_loss) if counted) for row in rows) / len(rows)
+        storage.put_scalar("total_loss", total, smoothing_hint=False)
         storage.put_scalars(smoothing_hint=False, **means)
         self._period = []
 

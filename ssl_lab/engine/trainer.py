@@ -11,9 +11,9 @@ from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import ConfigError
 from ssl_lab.config.checks import check_config
-from ssl_lab.data import build_test_loader, build_train_dataset, build_train_loader
+from ssl_lab.data import build_train_dataset, build_train_loader
 from ssl_lab.data.gpu_augment import build_gpu_augmentation
-from ssl_lab.evaluation import ClassificationEvaluator, KNNEvaluator
+from ssl_lab.evaluation import build_evaluators, inference_on_evaluators
 from ssl_lab.modeling import build_model
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, resolve_schedule
 from ssl_lab.utils import comm
@@ -118,7 +118,7 @@ class DefaultTrainer(TrainerBase):
             if resume:
                 logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
                                f"iteration 0 (check the path if you meant to continue a run)")
-            self.load_weights(hooks.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
+            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         start_log_files()
         if comm.is_main_process():
@@ -149,7 +149,7 @@ class DefaultTrainer(TrainerBase):
 
     def build_hooks(self):
         cfg = self.cfg
-        model = hooks.unwrap_model(self.model)
+        model = comm.unwrap_model(self.model)
         hook_list = [
             hooks.IterationTimer(),
             hooks.LRScheduler(self.optimizer, self.scheduler),
@@ -164,10 +164,10 @@ class DefaultTrainer(TrainerBase):
             max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
         ))
         hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
-        if cfg.DATASETS.TEST:
-            evaluator = self.build_evaluator(cfg)
+        evaluators = self.build_evaluators(cfg)
+        if evaluators:
             hook_list.append(hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD, lambda: evaluator.evaluate(hooks.unwrap_model(self.model)),
+                cfg.TEST.EVAL_PERIOD, lambda: inference_on_evaluators(comm.unwrap_model(self.model), evaluators),
                 eval_at_start=cfg.TEST.EVAL_AT_START,
             ))
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
@@ -179,7 +179,7 @@ class DefaultTrainer(TrainerBase):
         return [
             CommonMetricPrinter(self.max_iter),
             JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
-            TensorboardWriter(os.path.join(self.cfg.OUTPUT_DIR, "tensorboard")),
+            TensorboardWriter(self.cfg.OUTPUT_DIR),  # where detectron2 writes events
         ]
 
     @classmethod
@@ -228,24 +228,11 @@ class DefaultTrainer(TrainerBase):
             load_backbone_weights(model, path, other_modules=True)
 
     @classmethod
-    def build_evaluator(cls, cfg):
-        """TEST.EVALUATOR on DATASETS.TEST[0]: "KNN" (memory: TEST.KNN.MEMORY_DATASET or the
-        training split) or "Classification"."""
-        query_loader = build_test_loader(cfg, cfg.DATASETS.TEST[0])
-        if cfg.TEST.EVALUATOR == "Classification":
-            return ClassificationEvaluator(query_loader)
-        if cfg.TEST.EVALUATOR == "KNN":
-            memory = cfg.TEST.KNN.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
-            knn = cfg.TEST.KNN
-            memory_loader = build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS)
-            if knn.K > len(memory_loader.dataset):
-                raise ConfigError(f"TEST.KNN.K = {knn.K} is more than the {len(memory_loader.dataset)} "
-                                  f"images of the kNN memory split '{memory}'; lower TEST.KNN.K")
-            return KNNEvaluator(memory_loader, query_loader, k=knn.K, temperature=knn.TEMPERATURE,
-                                query_chunk=knn.QUERY_CHUNK_SIZE, memory_chunk=knn.MEMORY_CHUNK_SIZE)
-        raise ConfigError(f"TEST.EVALUATOR must be 'KNN' or 'Classification', got '{cfg.TEST.EVALUATOR}'")
+    def build_evaluators(cls, cfg):
+        """The evaluators of TEST.EVALUATORS (ssl_lab.evaluation.EVALUATOR_REGISTRY) on DATASETS.TEST[0]."""
+        return build_evaluators(cfg)
 
     @classmethod
     def test(cls, cfg, model) -> dict:
-        """Evaluate `model` with the configured evaluator; {metric: value}."""
-        return cls.build_evaluator(cfg).evaluate(hooks.unwrap_model(model))
+        """Evaluate `model` with the configured evaluators; {metric: value}."""
+        return inference_on_evaluators(comm.unwrap_model(model), cls.build_evaluators(cfg))

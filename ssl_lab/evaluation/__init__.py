@@ -1,4 +1,7 @@
+from .build import EVALUATOR_REGISTRY, build_evaluators
 from .classification import ClassificationEvaluator
+from .evaluator import DatasetEvaluator, inference_on_dataset, inference_on_evaluators
 from .knn import KNNEvaluator, extract_features, topk_accuracy, weighted_knn_predict
+from .results import save_eval_results
 
-__all__ = ["ClassificationEvaluator", "KNNEvaluator", "extract_features", "topk_accuracy", "weighted_knn_predict"]
+__all__ = [k for k in dict(globals()) if not k.startswith("_")]

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 from ssl_lab.utils import comm
 
+from .evaluator import DatasetEvaluator
+
 logger = logging.getLogger(__name__)
 
 
@@ -116,29 +118,37 @@ def topk_accuracy(scores, labels, ks=(1, 5)):
     return {name: 100.0 * correct.item() / labels.shape[0] for name, correct in topk_correct(scores, labels, ks).items()}
 
 
-class KNNEvaluator:
-    """Features of a labelled memory split vote for the labels of a query split.
+class KNNEvaluator(DatasetEvaluator):
+    """Features of a labelled memory split vote for the labels of the query split (`data_loader`).
 
-    Both loaders give each rank its own share (InferenceSampler); features stay on the model's
-    device, sharded. `query_chunk` and `memory_chunk` bound the similarity blocks (TEST.KNN.*).
+    The features are those of `model.backbone` (or of `model` itself if it has no backbone). Both
+    loaders give each rank its own share (InferenceSampler); features stay on the model's device,
+    sharded. `query_chunk` and `memory_chunk` bound the similarity blocks (TEST.KNN.*).
     """
 
     def __init__(self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07,
                  query_chunk: int = 1024, memory_chunk: int = 16384):
+        super().__init__(query_loader)
         self.memory_loader = memory_loader
-        self.query_loader = query_loader
         self.k = k
         self.temperature = temperature
         self.query_chunk = query_chunk
         self.memory_chunk = memory_chunk
 
-    def evaluate(self, model) -> dict:
-        """kNN accuracy of `model.backbone` (or of `model` itself if it has no backbone)."""
+    def reset(self, model):
         backbone = getattr(model, "backbone", model)
-        device = next(backbone.parameters()).device
-        memory, memory_labels = extract_local_features(backbone, self.memory_loader, device)
-        queries, query_labels = extract_local_features(backbone, self.query_loader, device)
-        return self.score(memory, memory_labels, queries, query_labels)
+        self._memory = extract_local_features(backbone, self.memory_loader, next(model.parameters()).device)
+        self._features, self._labels = [], []
+
+    def process(self, model, images, labels):
+        self._features.append(F.normalize(getattr(model, "backbone", model)(images).float(), dim=1))
+        self._labels.append(labels.to(images.device))
+
+    def evaluate(self) -> dict:
+        memory, memory_labels = self._memory
+        if not self._features:  # this rank's share of the query split is empty
+            self._features, self._labels = [memory.new_zeros(0, memory.shape[1])], [memory_labels.new_zeros(0)]
+        return self.score(memory, memory_labels, torch.cat(self._features), torch.cat(self._labels))
 
     def score(self, memory, memory_labels, queries, query_labels) -> dict:
         """{"knn/top1", "knn/top5"} (percent over all ranks' queries) from this rank's shards."""

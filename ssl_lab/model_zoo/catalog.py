@@ -14,13 +14,15 @@ from urllib.parse import urlparse
 
 import yaml
 
+from ssl_lab.utils.resources import resources_root
+
 from .download import Checksum
 from .errors import ModelZooError, UnknownModelError
 
 __all__ = ["CatalogEntry", "PROJECT_ROOT", "catalog_file", "find_by_url", "get_entry", "load_catalog",
            "source_url"]
 
-PROJECT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+PROJECT_ROOT = resources_root()  # where catalog.yaml and the configs it names are (checkout or installed copy)
 FORMATS = ("ssl_lab", "moco", "torchvision")
 _CHECKSUM_FIELDS = ("sha256", "sha256_prefix", "md5", "md5_prefix")
 _FIELDS = {"config", "opts", "url", "size", "metrics", "source", "format", *_CHECKSUM_FIELDS}

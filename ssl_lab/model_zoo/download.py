@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ssl_lab.utils.file_io import chmod_as_umask
+from ssl_lab.utils.files import atomic_write
 
 from .errors import ModelZooError
 
@@ -100,7 +99,7 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
     if not force and _is_valid(local, checksum):  # no lock needed: files are renamed in atomically
         return local
     with file_lock(local):
-        for stale in glob.glob(glob.escape(local) + ".*.part"):  # left by a killed process
+        for stale in glob.glob(glob.escape(local) + ".tmp.*"):  # left by a killed process (we hold the lock)
             os.remove(stale)
         if not force and _is_valid(local, checksum):  # another process just downloaded it
             return local
@@ -124,20 +123,13 @@ def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[i
         raise ModelZooError(f"Cannot download '{url}': unsupported URL scheme '{scheme}', "
                             f"expected one of {', '.join(SUPPORTED_SCHEMES)}.")
     logger.info(f"Downloading {url} ...")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=os.path.basename(dst) + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            received, hexdigest = _copy_response(url, out, checksum, size)
-        chmod_as_umask(tmp)  # mkstemp makes it 0600; the cache may be shared by a group
+    with atomic_write(dst) as out:  # a failed check below leaves nothing in the cache
+        received, hexdigest = _copy_response(url, out, checksum, size)
         if size is not None and received != size:
             raise ModelZooError(f"Download of {url} has {received} bytes, the catalog expects {size}.")
         if checksum is not None and not checksum.matches(hexdigest):
             raise ModelZooError(f"Checksum mismatch for {url}: expected {checksum}, got {checksum.algorithm} "
                                 f"{hexdigest}. The file was not cached.")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     logger.info(f"Saved {url} to {dst}")
 
 

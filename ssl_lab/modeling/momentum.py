@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
 from ssl_lab.layers import batch_shuffle, batch_unshuffle
 
 
@@ -34,12 +35,14 @@ def momentum_at(base: float, cosine: bool, iteration: int, max_iter: int) -> flo
 
 
 class MomentumEncoderMixin:
-    """For meta-architectures with `backbone` and `projector` modules: their EMA copies
-    `momentum_backbone` / `momentum_projector` (MoCo's key encoder, BYOL's target) and the
-    `momentum_update(m)` that the EMA hook calls after each optimizer step."""
+    """Mixed in before a method with `backbone` and `projector` modules: their EMA copies
+    `momentum_backbone` / `momentum_projector` (MoCo's key encoder, BYOL's target), made once the
+    method's `__init__` has set them, and the `momentum_update(m)` that the EMA hook calls after
+    each optimizer step."""
 
-    def init_momentum_encoder(self) -> None:
-        """Call after `backbone` and `projector` are set: copies them as the momentum encoder."""
+    @configurable
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.momentum_backbone = make_momentum_copy(self.backbone)
         self.momentum_projector = make_momentum_copy(self.projector)
 

@@ -90,3 +90,8 @@ def reduce_dict(values: dict, average: bool = True) -> dict:
     if average:
         stacked /= get_world_size()
     return dict(zip(names, stacked))
+
+
+def unwrap_model(model):
+    """The model inside DistributedDataParallel, or `model` itself."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model

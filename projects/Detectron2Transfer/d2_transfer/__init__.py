@@ -1,8 +1,8 @@
 """detectron2 transfer of ssl_lab backbones: trainer, MoCo's C4 head, the Shapes dataset.
 
-Imports ssl_lab.d2_compat first, so detectron2's pure-Python install (`make d2`) works.
+Imports d2_compat first, so detectron2's pure-Python install (`make d2`) works.
 """
-import ssl_lab.d2_compat  # noqa: F401  (must precede any detectron2 import)
+from . import d2_compat  # noqa: F401  (must precede any detectron2 import)
 
 from .config import add_transfer_config
 from .roi_heads import Res5ROIHeadsExtraNorm

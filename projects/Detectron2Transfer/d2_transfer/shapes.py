@@ -4,12 +4,13 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
+from ssl_lab.data.datasets.build import resolve_datasets_root
 from ssl_lab.data.datasets.shapes import ensure_shapes
 
 
 def shapes_root(cfg) -> str:
-    return os.path.join(cfg.DATASETS.SHAPES.ROOT or os.environ.get("SSL_LAB_DATASETS", "datasets"),
-                        "shapes")
+    """The Shapes folder under the datasets root of a detectron2 config (DATASETS.SHAPES.ROOT)."""
+    return os.path.join(resolve_datasets_root(cfg.DATASETS.SHAPES.ROOT), "shapes")
 
 
 def register_shapes(cfg) -> None:

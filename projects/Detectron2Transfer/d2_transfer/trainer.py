@@ -5,7 +5,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 
-from ssl_lab.d2_compat import HAS_COMPILED_OPS
+from .d2_compat import HAS_COMPILED_OPS
 
 
 class Trainer(DefaultTrainer):

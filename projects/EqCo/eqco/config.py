@@ -2,6 +2,7 @@
 from typing import Optional
 
 from ssl_lab.config import CfgNode as CN
+from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY, ContrastiveMethod
 
 
 def add_eqco_config(cfg) -> None:
@@ -21,27 +22,11 @@ def add_eqco_config(cfg) -> None:
 def negatives_per_query(cfg) -> Optional[int]:
     """The K each query of `cfg` sees, checked against the candidates it is drawn from.
 
-    Candidates are the queue (MODEL.QUEUE.SIZE) when there is one, else SimCLR's 2N - 2
-    in-batch embeddings (N: the global micro-batch). Returns None when the candidates of the
-    meta-architecture are not known here (K is then only known at forward time).
-    Raises ValueError for K = 0 or more sampled negatives than candidates.
+    The meta-architecture says where its candidates come from (`negative_candidates`, e.g. the
+    queue or the in-batch embeddings). Returns None for a method that is not contrastive (K is then
+    only known at forward time). Raises ValueError for K = 0 or more sampled negatives than candidates.
     """
-    if cfg.MODEL.QUEUE.NAME:
-        candidates, source = cfg.MODEL.QUEUE.SIZE, f"the queue (MODEL.QUEUE.SIZE = {cfg.MODEL.QUEUE.SIZE})"
-    elif cfg.MODEL.META_ARCHITECTURE == "SimCLR":
-        n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS  # one global micro-batch
-        candidates = 2 * n - 2
-        source = (f"SimCLR's 2N - 2 in-batch embeddings (N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS "
-                  f"= {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS})")
-    else:
+    method = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    if not (isinstance(method, type) and issubclass(method, ContrastiveMethod)):
         return None
-    sampler = cfg.MODEL.NEGATIVE_SAMPLER
-    k = sampler.NUM_NEGATIVES if sampler.NAME == "RandomNegatives" else candidates
-    if k <= 0:
-        raise ValueError(f"Each query needs at least one negative; the config gives K = {k} from {source}")
-    if k > candidates:
-        raise ValueError(
-            f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {k} is more than the {candidates} candidates of {source}; "
-            f"the largest valid value is {candidates}"
-        )
-    return k
+    return method.negatives_per_query(cfg)

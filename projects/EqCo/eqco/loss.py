@@ -5,8 +5,6 @@ import torch
 
 from ssl_lab.modeling.losses import LOSS_REGISTRY, InfoNCELoss, info_nce
 
-from .config import negatives_per_query
-
 
 def mi_lower_bound(loss: torch.Tensor, alpha) -> torch.Tensor:
     """The empirical MI lower bound log(alpha + 1) - L of Eq. 6; alpha = K for InfoNCE.
@@ -33,7 +31,6 @@ class EqCoLoss(InfoNCELoss):
 
     @classmethod
     def from_config(cls, cfg):
-        negatives_per_query(cfg)
         return cls(alpha=cfg.MODEL.EQCO.ALPHA, temperature=cfg.MODEL.LOSS.TEMPERATURE)
 
     def forward(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ and the `EqCoMonitor` hook that `EXTRA_HOOKS: ["EqCoMonitor"]` adds to a Default
 import torch
 
 from ssl_lab.engine import HOOK_REGISTRY, HookBase
-from ssl_lab.engine.hooks import unwrap_model
+from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.modeling.losses import InfoNCELoss
 from ssl_lab.utils.events import get_event_storage
 

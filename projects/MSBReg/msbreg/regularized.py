@@ -5,7 +5,7 @@ from torch import nn
 
 from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY
 
-from .monitor import CollapseMonitor
+from .monitor import embedding_collapse_metrics
 from .regularizers import EmbeddingRegularizers, build_regularizers
 
 
@@ -17,11 +17,9 @@ class RegularizedMixin(nn.Module):
     (V', N, D). The method's own losses are returned unchanged.
     """
 
-    def attach_regularizers(self, embedding_module: str, regularizers: EmbeddingRegularizers,
-                            monitor: CollapseMonitor) -> None:
+    def attach_regularizers(self, embedding_module: str, regularizers: EmbeddingRegularizers) -> None:
         """Regularize (and monitor) the outputs of the submodule named `embedding_module`."""
         self.regularizers = regularizers
-        self.monitor = monitor
         self._captured = None  # a list only while forward runs
         self.get_submodule(embedding_module).register_forward_hook(self._capture)
 
@@ -30,15 +28,16 @@ class RegularizedMixin(nn.Module):
             self._captured.append(output)
 
     def forward(self, views):
-        """views: list of V tensors (N, 3, H, W) -> the method's losses + loss_singular / loss_brownian."""
+        """views: list of V tensors (N, 3, H, W) -> the method's losses + loss_singular / loss_brownian,
+        and the collapse/embedding_* metrics."""
         self._captured = []
         try:
             losses = super().forward(views)
             embeddings = torch.cat(self._captured)
         finally:
             self._captured = None
-        self.monitor(embeddings)
-        return {**losses, **self.regularizers(embeddings.unflatten(0, (-1, views[0].shape[0])))}
+        regularizers = self.regularizers(embeddings.unflatten(0, (-1, views[0].shape[0])))
+        return {**losses, **regularizers, **embedding_collapse_metrics(embeddings)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,16 +47,13 @@ def regularized_class(method_cls: type) -> type:
 
 
 @META_ARCH_REGISTRY.register()
-class Regularized:
+def Regularized(cfg):  # noqa: N802 (the registered name)
     """META_ARCHITECTURE "Regularized": MODEL.REGULARIZED.META_ARCHITECTURE plus the MSBReg regularizers.
 
     The model built is still that method (a subclass of it): same parameter names, so
     checkpoints load either way and convert to detectron2; same `backbone` and `momentum_update`.
     """
-
-    @classmethod
-    def from_config(cls, cfg):
-        node = cfg.MODEL.REGULARIZED
-        model = regularized_class(META_ARCH_REGISTRY.get(node.META_ARCHITECTURE)).from_config(cfg)
-        model.attach_regularizers(node.EMBEDDING_MODULE, build_regularizers(cfg), CollapseMonitor(cfg.LOG_PERIOD))
-        return model
+    node = cfg.MODEL.REGULARIZED
+    model = regularized_class(META_ARCH_REGISTRY.get(node.META_ARCHITECTURE))(cfg)
+    model.attach_regularizers(node.EMBEDDING_MODULE, build_regularizers(cfg))
+    return model

@@ -1,9 +1,5 @@
-"""The SiMo project's config keys (and EqCo's, whose loss SiMo trains with)."""
+"""The SiMo project's config keys."""
 from ssl_lab.config import CfgNode as CN
-from ssl_lab.config import import_project
-
-# SiMo's loss is EqCoLoss: importing the EqCo project registers it.
-_eqco = import_project("projects/EqCo/eqco")
 
 
 def add_simo_config(cfg) -> None:
@@ -14,8 +10,4 @@ def add_simo_config(cfg) -> None:
     cfg.MODEL.SIMO.SHUFFLE_BN = False
 
 
-def add_config(cfg) -> None:
-    """MODEL.SIMO, plus EqCo's MODEL.EQCO unless the EqCo project added it already."""
-    if "EQCO" not in cfg.MODEL:
-        _eqco.add_eqco_config(cfg)
-    add_simo_config(cfg)
+add_config = add_simo_config  # the name ssl_lab looks for in a package listed in IMPORTS

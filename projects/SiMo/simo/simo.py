@@ -3,11 +3,11 @@ import logging
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ssl_lab.modeling import META_ARCH_REGISTRY, build_backbone, build_loss, build_negative_sampler, build_projector
+from ssl_lab.config import configurable
+from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY, ContrastiveMethod
 from ssl_lab.modeling.momentum import MomentumEncoderMixin
-from ssl_lab.modeling.samplers import RandomNegatives
+from ssl_lab.modeling.negative_samplers import RandomNegatives, build_negative_sampler
 from ssl_lab.utils import comm
 
 logger = logging.getLogger("ssl_lab")
@@ -29,27 +29,8 @@ def drop_own_keys(sim: torch.Tensor, offset: int) -> torch.Tensor:
     return sim[keep].view(n, m - 1)
 
 
-def build_simo_negative_sampler(cfg) -> nn.Module:
-    """The sampler over the N - 1 other keys of a global micro-batch of
-    N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS (gradient accumulation splits the batch).
-
-    A K above N - 1 is capped to N - 1, as the official code does (SelfSup
-    `examples/simo/.../simo.py` draws `randperm(N - 1)[:K]`: its K = 256 run at N = 256
-    sees the 255 other keys); the cap is logged, not raised.
-    """
-    node = cfg.MODEL.NEGATIVE_SAMPLER
-    other_keys = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS - 1
-    if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
-        return build_negative_sampler(cfg)
-    logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than the {other_keys} other "
-                   f"keys of a global micro-batch of SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = "
-                   f"{cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS}; each query sees "
-                   f"those {other_keys}, as in the official SiMo code")
-    return RandomNegatives(other_keys, shared=node.SHARED)
-
-
 @META_ARCH_REGISTRY.register()
-class SiMo(MomentumEncoderMixin, nn.Module):
+class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     """SiMo: MoCo v2 whose negatives are the other keys of the current global batch (no queue).
 
     q = normalize(g(f(view 1))); k = normalize(g_k(f_k(view 2))), f_k and g_k the momentum (EMA)
@@ -59,23 +40,39 @@ class SiMo(MomentumEncoderMixin, nn.Module):
     config (SyncBN); `shuffle_bn` shuffles the key encoder's batch instead (an ablation).
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module,
-                 shuffle_bn: bool = False):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
-        self.init_momentum_encoder()
-        self.loss = loss
-        self.negative_sampler = negative_sampler
+    @configurable
+    def __init__(self, *, shuffle_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
         self.shuffle_bn = shuffle_bn
+
+    @classmethod
+    def build_negative_sampler(cls, cfg):
+        """The sampler over the N - 1 other keys of a global micro-batch of
+        N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS (gradient accumulation splits the batch).
+
+        A K above N - 1 is capped to N - 1, as the official code does (SelfSup
+        `examples/simo/.../simo.py` draws `randperm(N - 1)[:K]`: its K = 256 run at N = 256
+        sees the 255 other keys); the cap is logged, not raised.
+        """
+        node = cfg.MODEL.NEGATIVE_SAMPLER
+        other_keys, source = cls.negative_candidates(cfg)
+        if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
+            return build_negative_sampler(cfg)
+        logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than {source}; "
+                       f"each query sees those {other_keys}, as in the official SiMo code")
+        return RandomNegatives(other_keys, shared=node.SHARED)
+
+    @classmethod
+    def negative_candidates(cls, cfg):
+        n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS
+        return n - 1, (f"the {n - 1} other keys of a global micro-batch of SOLVER.IMS_PER_BATCH / "
+                       f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS}")
 
     @classmethod
     def from_config(cls, cfg):
         if cfg.MODEL.QUEUE.NAME:
             raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
-        backbone = build_backbone(cfg)
-        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_simo_negative_sampler(cfg), shuffle_bn=cfg.MODEL.SIMO.SHUFFLE_BN)
+        return {**super().from_config(cfg), "shuffle_bn": cfg.MODEL.SIMO.SHUFFLE_BN}
 
     def forward(self, views):
         """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""

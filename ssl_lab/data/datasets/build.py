@@ -17,9 +17,14 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset whose files are not where the config says."""
 
 
+def resolve_datasets_root(root: str = "") -> str:
+    """`root` if set, else $SSL_LAB_DATASETS, else ./datasets: the one rule for where datasets live."""
+    return root or os.environ.get("SSL_LAB_DATASETS", "datasets")
+
+
 def datasets_root(cfg) -> str:
-    """cfg.DATASETS.ROOT, else $SSL_LAB_DATASETS, else ./datasets."""
-    return cfg.DATASETS.ROOT or os.environ.get("SSL_LAB_DATASETS", "datasets")
+    """The datasets root of an ssl_lab config (DATASETS.ROOT, see resolve_datasets_root)."""
+    return resolve_datasets_root(cfg.DATASETS.ROOT)
 
 
 def require_path(path: str, dataset: str, hint: str = "") -> str:

@@ -1,12 +1,14 @@
-"""torchvision ResNets with a width multiplier and a small-image stem.
+"""ResNets built from torchvision's residual blocks, with a width multiplier and a small-image stem.
 
-The module keeps torchvision's parameter names (conv1, bn1, layer1..4), so its
-state dict loads torchvision / official MoCo weights and converts to detectron2.
+The module is ours (torchvision's ResNet class has no public argument for widening every
+stage or for the stem), its blocks are torchvision's `BasicBlock` / `Bottleneck` through their
+public constructors. It keeps torchvision's parameter names (conv1, bn1, layer1..4 with
+`downsample.0/1`), so its state dict loads torchvision / official MoCo weights and converts
+to detectron2.
 """
-
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet as _TorchvisionResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ssl_lab.layers import get_norm_layer
 
@@ -21,8 +23,19 @@ _DEPTHS = {
 }
 
 
+def make_stage(block, inplanes: int, planes: int, num_blocks: int, stride: int, norm_layer) -> nn.Sequential:
+    """`num_blocks` blocks of `planes` (x block.expansion out); the first strides and projects the shortcut."""
+    out = planes * block.expansion
+    downsample = None
+    if stride != 1 or inplanes != out:
+        downsample = nn.Sequential(nn.Conv2d(inplanes, out, kernel_size=1, stride=stride, bias=False), norm_layer(out))
+    blocks = [block(inplanes, planes, stride=stride, downsample=downsample, norm_layer=norm_layer)]
+    blocks += [block(out, planes, norm_layer=norm_layer) for _ in range(num_blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
 @BACKBONE_REGISTRY.register()
-class ResNet(_TorchvisionResNet):
+class ResNet(nn.Module):
     """ResNet-18/34/50/101/152 whose channel counts are all multiplied by `width`.
 
     forward: (N, 3, H, W) -> (N, out_dim), the global-average-pooled last stage;
@@ -31,31 +44,30 @@ class ResNet(_TorchvisionResNet):
 
     def __init__(self, depth: int = 50, width: int = 1, small_stem: bool = False, norm: str = "BN",
                  zero_init_residual: bool = False):
+        super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
         if width < 1:
             raise ValueError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
         block, layers = _DEPTHS[depth]
-        nn.Module.__init__(self)
         norm_layer = get_norm_layer(norm, dims=2)
-        self._norm_layer = norm_layer
-        self.dilation, self.groups, self.base_width = 1, 1, 64
-        self.inplanes = 64 * width
+        stem = 64 * width
         if small_stem:
-            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(3, stem, kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
         else:
-            self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.bn1 = norm_layer(self.inplanes)
+        self.bn1 = norm_layer(stem)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, 64 * width, layers[0])
-        self.layer2 = self._make_layer(block, 128 * width, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256 * width, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512 * width, layers[3], stride=2)
+        inplanes = stem
+        for i, num_blocks in enumerate(layers):
+            planes = 64 * width * 2**i
+            setattr(self, f"layer{i + 1}", make_stage(block, inplanes, planes, num_blocks, 1 if i == 0 else 2,
+                                                      norm_layer))
+            inplanes = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Identity()
-        self.out_dim = 512 * width * block.expansion
+        self.out_dim = inplanes
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool):
@@ -78,4 +90,6 @@ class ResNet(_TorchvisionResNet):
                    norm=node.NORM, zero_init_residual=node.ZERO_INIT_RESIDUAL)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self._forward_impl(x), 1)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)

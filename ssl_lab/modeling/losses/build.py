@@ -3,10 +3,30 @@ from fvcore.common.registry import Registry
 LOSS_REGISTRY = Registry("LOSS")
 LOSS_REGISTRY.__doc__ = """
 Registry for training objectives. A registered class has a `from_config(cls, cfg)`
-classmethod; contrastive losses take (pos (N,), neg (N, K)) cosine similarities.
+classmethod and a class attribute `INPUTS` naming what its forward takes (one of the
+kinds below); a meta-architecture states the kind it calls its loss with (`LOSS_INPUTS`).
 """
 
+# The kinds of loss inputs.
+SIMILARITIES = "similarities (pos (N,), neg (N, K))"
+PAIRED_EMBEDDINGS = "paired embeddings (p (N, D), z (N, D))"
+MULTIVIEW_EMBEDDINGS = "multi-view embeddings (p (K, N, D), z (K, N, D))"
+EMBEDDINGS = "embeddings (p (K, N, D)) alone"
 
-def build_loss(cfg):
-    """Build the loss named by `cfg.MODEL.LOSS.NAME`."""
-    return LOSS_REGISTRY.get(cfg.MODEL.LOSS.NAME).from_config(cfg)
+
+def compatible_losses(inputs: str) -> list:
+    """Names of the registered losses that take `inputs`."""
+    return sorted(name for name, loss_cls in LOSS_REGISTRY if getattr(loss_cls, "INPUTS", None) == inputs)
+
+
+def build_loss(cfg, inputs: str):
+    """Build the loss named by `cfg.MODEL.LOSS.NAME`; it must take `inputs` (what the method passes)."""
+    name = cfg.MODEL.LOSS.NAME
+    loss_cls = LOSS_REGISTRY.get(name)
+    takes = getattr(loss_cls, "INPUTS", "unknown inputs")
+    if takes != inputs:
+        raise ValueError(
+            f"MODEL.LOSS.NAME '{name}' takes {takes}, but {cfg.MODEL.META_ARCHITECTURE} calls its loss with "
+            f"{inputs}. Compatible losses: {', '.join(compatible_losses(inputs)) or 'none registered'}"
+        )
+    return loss_cls.from_config(cfg)

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .build import LOSS_REGISTRY
+from .build import LOSS_REGISTRY, PAIRED_EMBEDDINGS
 
 
 def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -13,6 +13,8 @@ def normalized_mse(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 @LOSS_REGISTRY.register()
 class BYOLLoss(nn.Module):
     """BYOL's regression loss between online predictions and target projections."""
+
+    INPUTS = PAIRED_EMBEDDINGS
 
     @classmethod
     def from_config(cls, cfg):

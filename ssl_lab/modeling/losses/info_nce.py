@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .build import LOSS_REGISTRY
+from .build import LOSS_REGISTRY, SIMILARITIES
 
 
 def info_nce(pos: torch.Tensor, neg: torch.Tensor, temperature: float, neg_log_weight: float = 0.0) -> torch.Tensor:
@@ -27,6 +27,8 @@ def info_nce(pos: torch.Tensor, neg: torch.Tensor, temperature: float, neg_log_w
 @LOSS_REGISTRY.register()
 class InfoNCELoss(nn.Module):
     """InfoNCE: -log(e^{s+} / (e^{s+} + sum_i e^{s_i})) with s = cos / tau."""
+
+    INPUTS = SIMILARITIES
 
     def __init__(self, temperature: float):
         super().__init__()

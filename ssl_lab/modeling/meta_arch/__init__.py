@@ -1,7 +1,9 @@
-from .build import META_ARCH_REGISTRY, build_model, resolve_device
+from .base import ContrastiveMethod, EmbeddingMethod, online_encoder_from_config
+from .build import META_ARCH_REGISTRY, build_model
 from .byol import BYOL
 from .linear_classifier import LinearClassifier
 from .moco import MoCo
 from .simclr import SimCLR
 
-__all__ = ["META_ARCH_REGISTRY", "build_model", "resolve_device", "BYOL", "LinearClassifier", "MoCo", "SimCLR"]
+__all__ = ["META_ARCH_REGISTRY", "build_model", "ContrastiveMethod", "EmbeddingMethod", "online_encoder_from_config",
+           "BYOL", "LinearClassifier", "MoCo", "SimCLR"]

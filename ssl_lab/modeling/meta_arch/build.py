@@ -1,25 +1,21 @@
-import torch
 from fvcore.common.registry import Registry
+
+from ssl_lab.utils.device import resolve_device
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """
 Registry for meta-architectures: the whole model of a method.
 
-A meta-architecture has `from_config(cls, cfg)`; in training, `forward(views)`
-takes a list of V tensors (N, 3, H, W) and returns a dict of scalar losses
-(summed by the trainer). `backbone` is the network that is evaluated and
-transferred. Models with a momentum encoder implement `momentum_update(m)`.
+A registered object is called as `obj(cfg)` and returns the model: normally a class whose
+`@configurable __init__` takes the keyword arguments that `from_config(cfg)` returns. In
+training, `forward(views)` takes a list of V tensors (N, 3, H, W) and returns a dict of
+scalars: the trainer sums those whose key starts with "loss" and logs the others as metrics.
+`backbone` is the network that is evaluated and transferred. Models with a momentum encoder
+implement `momentum_update(m)`. `LOSS_INPUTS` names the inputs it calls its loss with.
 """
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(cfg):
     """Build the meta-architecture `cfg.MODEL.META_ARCHITECTURE` and move it to `cfg.MODEL.DEVICE`."""
-    model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
+    model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
     return model.to(resolve_device(cfg.MODEL.DEVICE))

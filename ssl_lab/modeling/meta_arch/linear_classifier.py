@@ -2,6 +2,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
+
 from ..backbones import build_backbone
 from .build import META_ARCH_REGISTRY
 
@@ -14,6 +16,7 @@ class LinearClassifier(nn.Module):
     Only `fc` is trained; backbone weights and BN statistics never change.
     """
 
+    @configurable
     def __init__(self, backbone: nn.Module, num_classes: int, init_std: float = 0.01):
         super().__init__()
         if num_classes < 2:
@@ -29,7 +32,7 @@ class LinearClassifier(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.CLASSIFIER
-        return cls(build_backbone(cfg), num_classes=node.NUM_CLASSES, init_std=node.INIT_STD)
+        return {"backbone": build_backbone(cfg), "num_classes": node.NUM_CLASSES, "init_std": node.INIT_STD}
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -1,44 +1,37 @@
 import torch.nn.functional as F
-from torch import nn
 
-from ..backbones import build_backbone
-from ..heads import build_projector
-from ..losses import build_loss
+from ssl_lab.config import configurable
+
 from ..momentum import MomentumEncoderMixin
 from ..queues import build_queue
-from ..samplers import build_negative_sampler
+from .base import ContrastiveMethod
 from .build import META_ARCH_REGISTRY
 
 
 @META_ARCH_REGISTRY.register()
-class MoCo(MomentumEncoderMixin, nn.Module):
+class MoCo(MomentumEncoderMixin, ContrastiveMethod):
     """MoCo v1/v2 (the head, temperature and augmentation differ by config).
 
     Query q = normalize(g(f(view 1))); key k = normalize(g_k(f_k(view 2))) from the
     momentum encoder, with shuffle-BN across ranks. Negatives come from the queue.
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, queue: nn.Module, loss: nn.Module,
-                 negative_sampler: nn.Module, shuffle_bn: bool = True):
-        super().__init__()
+    @configurable
+    def __init__(self, *, queue, shuffle_bn: bool = True, **kwargs):
         if queue is None:
             raise ValueError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
-        self.backbone = backbone
-        self.projector = projector
-        self.init_momentum_encoder()
+        super().__init__(**kwargs)
         self.queue = queue
-        self.loss = loss
-        self.negative_sampler = negative_sampler
         self.shuffle_bn = shuffle_bn
 
     @classmethod
+    def negative_candidates(cls, cfg):
+        return cfg.MODEL.QUEUE.SIZE, f"the queue (MODEL.QUEUE.SIZE = {cfg.MODEL.QUEUE.SIZE})"
+
+    @classmethod
     def from_config(cls, cfg):
-        backbone = build_backbone(cfg)
-        projector = build_projector(cfg, backbone.out_dim)
-        return cls(backbone=backbone, projector=projector, queue=build_queue(cfg, projector.out_dim),
-                   loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(cfg, cfg.MODEL.QUEUE.SIZE, "keys of the queue (MODEL.QUEUE.SIZE)"),
-                   shuffle_bn=cfg.MODEL.MOCO.SHUFFLE_BN)
+        kwargs = super().from_config(cfg)
+        return {**kwargs, "queue": build_queue(cfg, kwargs["projector"].out_dim), "shuffle_bn": cfg.MODEL.MOCO.SHUFFLE_BN}
 
     def forward(self, views):
         q = F.normalize(self.projector(self.backbone(views[0])), dim=1)

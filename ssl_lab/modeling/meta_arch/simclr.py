@@ -1,13 +1,9 @@
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ssl_lab.utils import comm
 
-from ..backbones import build_backbone
-from ..heads import build_projector
-from ..losses import build_loss
-from ..samplers import build_negative_sampler
+from .base import ContrastiveMethod
 from .build import META_ARCH_REGISTRY
 
 
@@ -35,28 +31,18 @@ def in_batch_logits(z: torch.Tensor, z_all: torch.Tensor, rank: int):
 
 
 @META_ARCH_REGISTRY.register()
-class SimCLR(nn.Module):
+class SimCLR(ContrastiveMethod):
     """SimCLR: both views through one encoder; NT-Xent over the global batch.
 
     The loss is loss_a + loss_b, view 1's anchors and view 2's, each a mean over the N
     queries, as google-research/simclr `objective.py` (twice the mean over all 2N anchors).
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, loss: nn.Module, negative_sampler: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
-        self.loss = loss
-        self.negative_sampler = negative_sampler
-
     @classmethod
-    def from_config(cls, cfg):
-        backbone = build_backbone(cfg)
+    def negative_candidates(cls, cfg):
         n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS  # one global micro-batch
-        return cls(backbone=backbone, projector=build_projector(cfg, backbone.out_dim), loss=build_loss(cfg),
-                   negative_sampler=build_negative_sampler(
-                       cfg, 2 * n - 2, f"in-batch embeddings (2N - 2, N = SOLVER.IMS_PER_BATCH / "
-                                       f"SOLVER.GRAD_ACCUM_STEPS = {n})"))
+        return 2 * n - 2, (f"SimCLR's 2N - 2 in-batch embeddings (N = SOLVER.IMS_PER_BATCH / "
+                           f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS})")
 
     def forward(self, views):
         n = views[0].shape[0]

@@ -3,9 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.modeling.losses import LOSS_REGISTRY
+from ssl_lab.modeling.losses import EMBEDDINGS, LOSS_REGISTRY
 from ssl_lab.utils import comm
-from ssl_lab.utils.events import get_event_storage
 
 
 def brownian_diffusive_loss(p: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -27,37 +26,49 @@ def random_directions(num: int, dim: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(num, dim, generator=generator), dim=-1)
 
 
-def direction_seed(base_seed: int, iteration: int, rank: int, draw: int = 0) -> int:
-    """A well-mixed seed for one (run seed, iteration, rank, draw within the iteration):
-    resuming a run redraws the same directions."""
-    return int(np.random.SeedSequence([base_seed, iteration, rank, draw]).generate_state(1)[0])
+def direction_seed(base_seed: int, step: int, rank: int) -> int:
+    """A well-mixed seed for one (run seed, step, rank): resuming a run redraws the same directions."""
+    return int(np.random.SeedSequence([base_seed, step, rank]).generate_state(1)[0])
 
 
 @LOSS_REGISTRY.register()
 class BrownianDiffusiveLoss(nn.Module):
     """Local dispersion without other particles: (K, N, D) -> scalar.
 
-    The directions depend only on (seed, iteration, rank, draw): the iteration is read from
-    the event storage, so call it inside a training step; `draw` counts the calls within the
-    iteration (micro-batches of gradient accumulation), so each gets fresh directions.
+    The directions depend only on (seed, step, rank), where `step` counts this module's calls
+    (every micro-batch gets fresh directions). The count is part of the state dict, so a resumed
+    run redraws what the uninterrupted run would have drawn; the module needs no trainer.
     """
+
+    INPUTS = EMBEDDINGS
 
     def __init__(self, seed: int):
         super().__init__()
         self.seed = seed
-        self._iteration, self._draw = None, 0  # the iteration of the last call, and its draw
+        self.step = 0  # a Python int: reading it costs no device sync
 
     @classmethod
     def from_config(cls, cfg):
         return cls(seed=max(cfg.SEED, 0))  # as the train loader: a negative SEED means 0
 
-    def directions(self, num: int, dim: int, iteration: int, draw: int = 0) -> torch.Tensor:
-        """(num, dim) unit directions of the `draw`-th call at `iteration` on this rank."""
-        return random_directions(num, dim, direction_seed(self.seed, iteration, comm.get_rank(), draw))
+    def directions(self, num: int, dim: int, step: int) -> torch.Tensor:
+        """(num, dim) unit directions of call number `step` on this rank."""
+        return random_directions(num, dim, direction_seed(self.seed, step, comm.get_rank()))
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        iteration = get_event_storage().iter
-        self._draw = self._draw + 1 if iteration == self._iteration else 0
-        self._iteration = iteration
-        directions = self.directions(p.shape[1], p.shape[2], iteration, self._draw)
+        directions = self.directions(p.shape[1], p.shape[2], self.step)
+        self.step += 1
         return brownian_diffusive_loss(p, directions.to(p.device))
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "step"] = torch.tensor(self.step)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        if prefix + "step" in state_dict:
+            self.step = int(state_dict.pop(prefix + "step"))
+        else:
+            missing_keys.append(prefix + "step")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.modeling.losses import LOSS_REGISTRY
+from ssl_lab.modeling.losses import LOSS_REGISTRY, MULTIVIEW_EMBEDDINGS
 
 
 def multiview_centroid_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -28,6 +28,8 @@ def multiview_centroid_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 @LOSS_REGISTRY.register()
 class MultiviewCentroidLoss(nn.Module):
     """Pulls each online view toward the target centroid of the other views: (K, N, D) x 2 -> scalar."""
+
+    INPUTS = MULTIVIEW_EMBEDDINGS
 
     @classmethod
     def from_config(cls, cfg):

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.modeling.losses import LOSS_REGISTRY
+from ssl_lab.modeling.losses import EMBEDDINGS, LOSS_REGISTRY
 
 
 def singular_value_loss(p: torch.Tensor) -> torch.Tensor:
@@ -22,6 +22,8 @@ def singular_value_loss(p: torch.Tensor) -> torch.Tensor:
 @LOSS_REGISTRY.register()
 class SingularValueLoss(nn.Module):
     """Global dispersion: negative nuclear norm of normalized embeddings, (K, N, D) -> scalar."""
+
+    INPUTS = EMBEDDINGS
 
     @classmethod
     def from_config(cls, cfg):

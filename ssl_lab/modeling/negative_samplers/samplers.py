@@ -12,6 +12,12 @@ class AllNegatives(nn.Module):
     def from_config(cls, cfg):
         return cls()
 
+    def negatives_per_query(self, candidates: int, source: str) -> int:
+        """K for M = `candidates` (drawn from `source`); raises ValueError for K = 0."""
+        if candidates <= 0:
+            raise ValueError(f"Each query needs at least one negative; the config gives K = {candidates} from {source}")
+        return candidates
+
     def forward(self, neg: torch.Tensor) -> torch.Tensor:
         return neg
 
@@ -35,6 +41,13 @@ class RandomNegatives(nn.Module):
     def from_config(cls, cfg):
         node = cfg.MODEL.NEGATIVE_SAMPLER
         return cls(num_negatives=node.NUM_NEGATIVES, shared=node.SHARED)
+
+    def negatives_per_query(self, candidates: int, source: str) -> int:
+        """K = num_negatives; raises ValueError if the M = `candidates` (from `source`) are fewer."""
+        if self.num_negatives > candidates:
+            raise ValueError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
+                             f"{candidates} candidates of {source}; the largest valid value is {candidates}")
+        return self.num_negatives
 
     def forward(self, neg: torch.Tensor) -> torch.Tensor:
         n, m = neg.shape

@@ -1,8 +1,9 @@
 """Let detectron2 v0.6's pure-Python sources run on today's Pillow, NumPy and setuptools.
 
 `make d2` installs detectron2 from the `pb1-detectron2==0.6` sdist without compiling
-its C++/CUDA ops (see tools/install_detectron2.sh). Import this module before
-detectron2 (`import ssl_lab.d2_compat  # noqa: F401`). Every shim applies only where
+its C++/CUDA ops (see tools/install_detectron2.sh). The d2_transfer package imports this
+module before detectron2; it lives here, beside the only code that uses detectron2, because
+it patches numpy and Pillow globally. Every shim applies only where
 the thing it stands in for is missing, so with an official (compiled) detectron2 and
 the libraries of its day the import changes nothing.
 """
