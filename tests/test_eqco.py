@@ -188,6 +188,7 @@ def test_moco_eqco_with_small_queue_trains(tmp_path):
         "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3",
         "DATALOADER.NUM_WORKERS", "0", "TEST.EVAL_PERIOD", "0", "TEST.EVAL_AT_START", "False", "DATASETS.TEST", "()",
         "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.QUEUE.SIZE", "8",
+        "LOG_PERIOD", "1",  # every step's loss, to pair with the bound the monitor logs at that step
     ])
     os.makedirs(cfg.OUTPUT_DIR)
     assert cfg.EXTRA_HOOKS == ("EqCoMonitor",)
