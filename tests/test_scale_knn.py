@@ -103,7 +103,8 @@ def test_sharded_knn_on_two_processes_equals_one_process_with_half_the_memory_pe
     # (b) each rank holds half the bank (100k x 256 fp32 = 98 MiB of the 195 MiB): peak about half
     per_rank = [double[(2, r)][2] for r in range(2)]
     print(f"peak RSS growth: 1 process {peak / 1024:.0f} MiB, 2 processes {[p // 1024 for p in per_rank]} MiB per rank")
-    assert all(p < 0.6 * peak for p in per_rank)
+    # about half (measured 0.53-0.59: allocator retention varies); a gathered bank would give >= 1
+    assert all(p < 0.7 * peak for p in per_rank)
     assert peak > 0.9 * MEMORY * DIM * 4 / 1024  # the single process did hold the whole bank
 
 
