@@ -174,9 +174,9 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     assert f"CUDA available  {torch.cuda.is_available()}" in env_table
     with open(os.path.join(out, "eval", "results.json")) as f:
         saved = json.load(f)
-    logged_top1 = float(log.rsplit("kNN (k=20", 1)[1].split("top1: ")[1].split()[0])
+    logged_top1 = log.rsplit("kNN (k=20", 1)[1].split("top1: ")[1].split()[0]
     assert saved["weights"] == os.path.join(out, "model_final.pth")
-    assert saved["results"]["knn/top1"] == pytest.approx(logged_top1, abs=0.005)  # the log prints 2 decimals
+    assert f"{saved['results']['knn/top1']:.2f}" == logged_top1  # the log prints 2 decimals
     with open(os.path.join(out, "eval", "config.yaml")) as f:
         assert f"WEIGHTS: {os.path.join(out, 'model_final.pth')}" in f.read()
     plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
