@@ -259,3 +259,19 @@ def test_two_processes_match_one_process_on_the_global_batch():
         torch.testing.assert_close(ranks[1]["buffers"][name], buffer, atol=1e-10, rtol=1e-10)
     for result in ranks:  # rank 1's own keys sit at columns 8..15 of the gathered keys
         _assert_own_key_excluded(result["pos"], result["neg"], 15)
+
+
+def test_the_k_cap_is_logged_once_per_command(tmp_path):
+    """The K = 256 config at batch 256: the job check before launch builds the model silently, the
+    run's own build logs the cap; a dry run shows the warning exactly once and K = 255."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
+                           os.path.join(CONFIGS, "r50_200ep_k256.yaml"), "--num-gpus", "8", "--dry-run",
+                           "OUTPUT_DIR", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert output.count("NUM_NEGATIVES = 256 is more than the 255 other keys") == 1
+    assert "negatives per query K: 255" in output

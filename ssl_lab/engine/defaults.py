@@ -73,11 +73,15 @@ def check_job(cfg, world_size: int) -> None:
     """Refuse, before any process starts, a job with a bad config (numbers, device), whose global
     batch does not split over `world_size` processes, or whose model cannot be built from `cfg`
     (e.g. K above the negatives a global batch offers). The model is built on the meta device:
-    no memory, no time."""
+    no memory, no time. Its log records are dropped: the run's own build logs them (once)."""
     check_config(cfg)
     per_rank_batch_size(cfg, world_size)
-    with torch.device("meta"):
-        META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
+    logging.disable(logging.WARNING)
+    try:
+        with torch.device("meta"):
+            META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def default_setup(cfg, args) -> None:
