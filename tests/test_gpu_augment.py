@@ -190,6 +190,20 @@ def test_fixed_color_jitter_matches_pil():
     torch.testing.assert_close(round_trip, images.float() / 255, atol=1e-6, rtol=0)
 
 
+def test_hue_shift_matches_torchvision_float_hsv():
+    # torchvision's tensor adjust_hue (float RGB -> HSV -> RGB) as the reference, on random colours
+    # plus the tie cases: gray pixels and two equal maximal channels (red-green, green-blue, red-blue).
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0] = x[0, :1]
+    x[1, 1] = x[1, 0]
+    x[2, 2] = x[2, 1]
+    x[3, 2] = x[3, 0]
+    for shift in (-0.5, -0.23, 0.0, 0.1, 0.37, 0.5):
+        ours = BatchedColorJitter(hue=(shift, shift))(x, _gen())
+        reference = torch.stack([T.functional.adjust_hue(image, shift) for image in x])
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
 def test_jitter_probability_leaves_other_samples_untouched():
     x = torch.rand(2000, 3, 2, 2) * 0.5 + 0.25
     out = BatchedColorJitter((0.5, 0.5), (0.5, 0.5), (0.5, 0.5), (0.1, 0.1), p=0.8)(x, _gen())

@@ -30,6 +30,7 @@ from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
 from ssl_lab.data.gpu_augment import build_gpu_augmentation, build_uint8_transform  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, setup_cfg  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
+from ssl_lab.utils.host_memory import keep_freed_host_memory  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -170,6 +171,7 @@ def prepare_cfg(args):
 def run(cfg, args) -> dict:
     """All measurements of one config (OUTPUT_DIR is a temporary directory)."""
     torch.manual_seed(cfg.SEED)
+    keep_freed_host_memory(cfg.HOST_MEMORY_CACHE_MB)  # as default_setup does for train_net.py
     trainer = DefaultTrainer(cfg)
     cfg = trainer.cfg
     device = next(trainer.model.parameters()).device

@@ -51,10 +51,12 @@ def ssl_lab_stepper(args, batched: bool, output_dir: str):
 
     from ssl_lab.engine import DefaultTrainer
     from ssl_lab.utils.events import EventStorage
+    from ssl_lab.utils.host_memory import keep_freed_host_memory
 
     cfg = ssl_lab_cfg(args, batched)
     cfg.OUTPUT_DIR = output_dir
     torch.manual_seed(cfg.SEED)
+    keep_freed_host_memory(cfg.HOST_MEMORY_CACHE_MB)  # as default_setup does for train_net.py
     trainer = DefaultTrainer(cfg)
     trainer._trainer.data_loader = trainer.build_train_loader(cfg, trainer.train_dataset, 0)  # as train() does
     trainer.storage = EventStorage(0).__enter__()

@@ -17,6 +17,10 @@ _C.SEED = -1
 # Deterministic kernels and data order: same seed, same metrics.
 _C.CUDNN_DETERMINISTIC = False
 _C.CUDNN_BENCHMARK = False
+# Freed host memory (MB) glibc malloc keeps for reuse instead of returning it to the OS; 0 keeps
+# malloc's defaults. Without it, every fresh temporary of a chain of small tensor ops (the batched
+# augmentation on the CPU) page-faults on first touch. See ssl_lab.utils.host_memory.
+_C.HOST_MEMORY_CACHE_MB = 1024
 
 # ---------------------------------------------------------------------------- #
 # Model

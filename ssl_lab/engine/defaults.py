@@ -15,6 +15,7 @@ from ssl_lab.utils import comm
 from ssl_lab.utils.collect_env import collect_env_info
 from ssl_lab.utils.device import resolve_device
 from ssl_lab.utils.env import seed_all_rng, set_deterministic
+from ssl_lab.utils.host_memory import keep_freed_host_memory
 from ssl_lab.utils.logger import setup_logger, start_log_files
 
 from .output_dir import check_output_dir
@@ -115,3 +116,4 @@ def default_setup(cfg, args) -> None:
     set_deterministic(cfg.CUDNN_DETERMINISTIC)
     if not cfg.CUDNN_DETERMINISTIC:
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+    keep_freed_host_memory(cfg.HOST_MEMORY_CACHE_MB)

@@ -33,15 +33,35 @@ def _coin(n: int, p: float, generator, device) -> torch.Tensor:
     return _rand(n, generator, device) < p
 
 
+def _chosen(n: int, p: float, generator, device) -> torch.Tensor:
+    """Indices (on `device`) of the images an op with probability p applies to, one coin per image.
+    The coins stay on the generator's device (the CPU), so choosing costs no device sync."""
+    gen_device = generator.device if generator is not None else "cpu"
+    return (torch.rand(n, generator=generator, device=gen_device) < p).nonzero().squeeze(1).to(device)
+
+
+def _apply_to(x: torch.Tensor, index: torch.Tensor, fn) -> torch.Tensor:
+    """x with the images at `index` replaced by fn(those images); the others untouched. Cheaper on
+    the CPU than computing fn on every image and selecting with torch.where."""
+    return x.index_copy(0, index, fn(x.index_select(0, index))) if index.numel() else x
+
+
 def _per_sample(values: torch.Tensor) -> torch.Tensor:
     """(N,) -> (N, 1, 1, 1), to broadcast over (N, C, H, W)."""
     return values.view(-1, 1, 1, 1)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) -> (N, 1, H, W) luma."""
-    weights = x.new_tensor(_GRAY_WEIGHTS).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+    """(N, 3, H, W) -> (N, 1, H, W) luma (three multiply-adds: a reduction over the channel axis
+    costs several times more on the CPU)."""
+    r, g, b = x.split(1, dim=1)
+    return torch.addcmul(torch.addcmul(r * _GRAY_WEIGHTS[0], g, x.new_tensor(_GRAY_WEIGHTS[1])),
+                         b, x.new_tensor(_GRAY_WEIGHTS[2]))
+
+
+def _mean_gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, 1, 1) mean luma, from the channel means (luma is linear)."""
+    return _per_sample(x.mean((2, 3)) @ x.new_tensor(_GRAY_WEIGHTS))
 
 
 class BatchedRandomResizedCrop(nn.Module):
@@ -93,16 +113,23 @@ class BatchedRandomResizedCrop(nn.Module):
 
 
 def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the HSV hue of (N, 3, H, W) images in [0, 1] by `shift` (N,) turns."""
-    maxc, argmax = x.max(1, keepdim=True)
-    chroma = maxc - x.min(1, keepdim=True).values
-    # Hue in sextants [0, 6): (g - b, b - r, r - g)[argmax] / chroma + 2 * argmax (mod 6);
-    # tied maxima give the same value from either channel.
-    diff = x[:, [1, 2, 0]] - x[:, [2, 0, 1]]
-    hue = diff.gather(1, argmax).div_(torch.where(chroma > 0, chroma, 1.0))
-    hue = hue.add_(2 * argmax + 6 * _per_sample(shift))
-    k = (x.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + hue).remainder_(6)
-    return maxc - chroma * torch.minimum(k, 4 - k).clamp_(0, 1)
+    """Rotate the HSV hue of (N, 3, H, W) images in [0, 1] by `shift` (N,) turns.
+
+    Elementwise only (amax/amin and comparisons, no argmax or gather, which cost ~50x more on the
+    CPU); ties between maximal channels resolve to red, then green, as torchvision's _rgb2hsv.
+    """
+    r, g, b = x.split(1, dim=1)
+    maxc = x.amax(1, keepdim=True)
+    chroma = maxc - x.amin(1, keepdim=True)
+    # Hue in sextants [0, 6): red max -> (g - b) / c, green max -> 2 + (b - r) / c, else 4 + (r - g) / c
+    # (numerator 0 where c = 0).
+    hue = torch.where(maxc == r, g - b, torch.where(maxc == g, b - r + 2 * chroma, r - g + 4 * chroma))
+    hue = hue.div_(chroma.clamp(min=torch.finfo(x.dtype).tiny)).add_(6 * _per_sample(shift)).remainder_(6)
+    # Channel c = max - chroma * bump(hue + n_c - 2) for n = (5, 3, 1), with bump(u) = clamp(2 - |u|, 0, 1)
+    # repeated every 6 sextants: the two copies at 0 and 6 cover u in [-1, 9).
+    u = hue + x.new_tensor([3.0, 1.0, -1.0]).view(1, 3, 1, 1)
+    bump = u.abs().neg_().add_(2).clamp_(0, 1).add_(u.sub_(6).abs_().neg_().add_(2).clamp_(0, 1))
+    return bump.mul_(chroma).neg_().add_(maxc)
 
 
 class BatchedColorJitter(nn.Module):
@@ -115,20 +142,21 @@ class BatchedColorJitter(nn.Module):
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         n, device = x.shape[0], x.device
-        apply = _coin(n, self.p, generator, device)
+        apply = _coin(n, self.p, generator, "cpu")  # the parameters are drawn on the CPU, then moved
 
         def factor(bounds):  # (N, 1, 1, 1); 1 (identity) where the jitter is not applied
-            return _per_sample(torch.where(apply, _uniform(n, bounds, generator, device), 1.0))
+            return _per_sample(torch.where(apply, _uniform(n, bounds, generator, "cpu"), 1.0).to(device))
 
         if self.brightness is not None:
             x = (x * factor(self.brightness)).clamp_(0, 1)
         if self.contrast is not None:
-            x = torch.lerp(_gray(x).mean((1, 2, 3), keepdim=True), x, factor(self.contrast)).clamp_(0, 1)
+            x = torch.lerp(_mean_gray(x), x, factor(self.contrast)).clamp_(0, 1)
         if self.saturation is not None:
             x = torch.lerp(_gray(x), x, factor(self.saturation)).clamp_(0, 1)
         if self.hue is not None:
             shift = _uniform(n, self.hue, generator, device)
-            x = torch.where(_per_sample(apply), _shift_hue(x, shift), x)
+            index = apply.nonzero().squeeze(1)
+            x = _apply_to(x, index, lambda chosen: _shift_hue(chosen, shift[index]))
         return x
 
     def extra_repr(self):
@@ -144,8 +172,7 @@ class BatchedGrayscale(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        apply = _per_sample(_coin(x.shape[0], self.p, generator, x.device))
-        return torch.where(apply, _gray(x).expand_as(x), x)
+        return _apply_to(x, _chosen(x.shape[0], self.p, generator, x.device), lambda chosen: _gray(chosen).expand_as(chosen))
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -161,25 +188,26 @@ class BatchedGaussianBlur(nn.Module):
         self.sigma, self.p = tuple(sigma), p
 
     @staticmethod
-    def _kernels(size: int, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
-        """(N, size) normalized 1-D kernels; a delta where `apply` is False."""
+    def _kernels(size: int, sigma: torch.Tensor) -> torch.Tensor:
+        """(M,) sigmas -> (M, size) normalized 1-D kernels."""
         half = (size - 1) / 2
         offsets = torch.linspace(-half, half, size, device=sigma.device, dtype=sigma.dtype)
         kernels = torch.exp(-0.5 * (offsets / sigma[:, None]) ** 2)
-        kernels = kernels / kernels.sum(1, keepdim=True)
-        delta = (offsets == 0).to(sigma.dtype).expand_as(kernels)
-        return torch.where(apply[:, None], kernels, delta)
+        return kernels / kernels.sum(1, keepdim=True)
+
+    def _blur(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """(M, C, H, W) images, (M,) sigmas -> the blurred images (one grouped conv per axis)."""
+        m, c, height, width = x.shape
+        kx, ky = self.kernel_size
+        wx = self._kernels(kx, sigma).repeat_interleave(c, 0).view(m * c, 1, 1, kx)
+        wy = self._kernels(ky, sigma).repeat_interleave(c, 0).view(m * c, 1, ky, 1)
+        y = F.pad(x.reshape(1, m * c, height, width), (kx // 2, kx // 2, ky // 2, ky // 2), mode="reflect")
+        return F.conv2d(F.conv2d(y, wx, groups=m * c), wy, groups=m * c).view(m, c, height, width)
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        n, c, height, width = x.shape
-        apply = _coin(n, self.p, generator, x.device)
-        sigma = _uniform(n, self.sigma, generator, x.device).to(x.dtype)
-        kx, ky = self.kernel_size
-        wx = self._kernels(kx, sigma, apply).repeat_interleave(c, 0).view(n * c, 1, 1, kx)
-        wy = self._kernels(ky, sigma, apply).repeat_interleave(c, 0).view(n * c, 1, ky, 1)
-        y = F.pad(x.reshape(1, n * c, height, width), (kx // 2, kx // 2, ky // 2, ky // 2), mode="reflect")
-        y = F.conv2d(F.conv2d(y, wx, groups=n * c), wy, groups=n * c)
-        return y.view(n, c, height, width)
+        index = _chosen(x.shape[0], self.p, generator, x.device)
+        sigma = _uniform(x.shape[0], self.sigma, generator, x.device).to(x.dtype)
+        return _apply_to(x, index, lambda chosen: self._blur(chosen, sigma[index]))
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, sigma={self.sigma}, p={self.p}"
@@ -235,7 +263,7 @@ class BatchedHorizontalFlip(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        return torch.where(_per_sample(_coin(x.shape[0], self.p, generator, x.device)), x.flip(-1), x)
+        return _apply_to(x, _chosen(x.shape[0], self.p, generator, x.device), lambda chosen: chosen.flip(-1))
 
     def extra_repr(self):
         return f"p={self.p}"
