@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ssl_lab.engine import setup_cfg
+from ssl_lab.engine.defaults import check_job
 from ssl_lab.engine.dry_run import compare_with_recipe, load_recipes, summarize
 
 from conftest import REPO_ROOT, tiny_overrides
@@ -104,6 +105,13 @@ def test_every_config_builds_model_optimizer_schedule_and_hooks(config):
     assert summary["max_iter"] > 0 and summary["params"] > 0
     assert summary["per_rank_batch"] * 8 == cfg.SOLVER.IMS_PER_BATCH
     assert "LRScheduler" in summary["hooks"]
+
+
+@pytest.mark.parametrize("config", _all_configs(d2=False))
+def test_every_config_passes_the_job_check_of_train_net(config):
+    # What train_net.py runs before any process starts; registered builder functions (MSBReg's
+    # "Regularized") as well as classes.
+    check_job(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config), opts=[])), 8)
 
 
 @pytest.mark.parametrize("config", _all_configs(d2=True))

@@ -80,7 +80,7 @@ def check_job(cfg, world_size: int) -> None:
     logging.disable(logging.WARNING)
     try:
         with torch.device("meta"):
-            META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).from_config(cfg)
+            META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)  # a class or a builder function
     finally:
         logging.disable(logging.NOTSET)
 
