@@ -36,8 +36,7 @@ def _coin(n: int, p: float, generator, device) -> torch.Tensor:
 def _chosen(n: int, p: float, generator, device) -> torch.Tensor:
     """Indices (on `device`) of the images an op with probability p applies to, one coin per image.
     The coins stay on the generator's device (the CPU), so choosing costs no device sync."""
-    gen_device = generator.device if generator is not None else "cpu"
-    return (torch.rand(n, generator=generator, device=gen_device) < p).nonzero().squeeze(1).to(device)
+    return _coin(n, p, generator, "cpu").nonzero().squeeze(1).to(device)
 
 
 def _apply_to(x: torch.Tensor, index: torch.Tensor, fn) -> torch.Tensor:
@@ -155,7 +154,7 @@ class BatchedColorJitter(nn.Module):
             x = torch.lerp(_gray(x), x, factor(self.saturation)).clamp_(0, 1)
         if self.hue is not None:
             shift = _uniform(n, self.hue, generator, device)
-            index = apply.nonzero().squeeze(1)
+            index = apply.nonzero().squeeze(1).to(device)  # apply is on the CPU: no device sync
             x = _apply_to(x, index, lambda chosen: _shift_hue(chosen, shift[index]))
         return x
 
@@ -172,7 +171,8 @@ class BatchedGrayscale(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        return _apply_to(x, _chosen(x.shape[0], self.p, generator, x.device), lambda chosen: _gray(chosen).expand_as(chosen))
+        index = _chosen(x.shape[0], self.p, generator, x.device)
+        return _apply_to(x, index, lambda chosen: _gray(chosen).expand_as(chosen))
 
     def extra_repr(self):
         return f"p={self.p}"
