@@ -325,7 +325,7 @@ def plot_grid(spec: dict, summary: List[dict], path: str) -> None:
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         if series != [None]:
-            ax.legend()
+            ax.legend(title=plot.get("series"))
     fig.suptitle(f"{spec['name']} (mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
