@@ -70,6 +70,7 @@ setup(
         "pillow>=9.1",
         "pyyaml>=5.1",
         "termcolor>=1.1",
+        "scipy>=1.7",  # t quantiles of the sweep tables' confidence intervals
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
 )

@@ -1,6 +1,6 @@
-"""tools/sweep.py on a tiny grid (2 cells x 2 seeds, 3 iterations, 32 px Shapes): the CSV against
-each run's own metrics.json, mean / std against numpy in float64, the figure, and resuming."""
-import csv
+"""tools/sweep.py on a tiny grid (random init + 2 cells x 2 seeds, 3 iterations, 32 px Shapes): the
+results CSV against each run's own metrics.json, mean / std against numpy in float64, the figure,
+and resuming."""
 import glob
 import json
 import os
@@ -14,6 +14,7 @@ from conftest import REPO_ROOT
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 import sweep  # noqa: E402
+import sweep_results  # noqa: E402
 
 
 def _spec(shapes_root, out):
@@ -26,19 +27,22 @@ def _spec(shapes_root, out):
                  "SOLVER.CHECKPOINT_PERIOD", 2, "TEST.EVAL_PERIOD", 0, "TEST.EVAL_AT_START", False],
         "linear_eval": {"config": "configs/Shapes/linear_eval_r18.yaml",
                         "opts": ["SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "(1,)"]},
+        "results": os.path.join(out, "results", "tiny.csv"),
+        "monitors": {"mi_bound": ["eqco/mi_bound", "tail"], "grad_norm_q": ["eqco/grad_norm_q", "tail"]},
         "cells": [
+            {"name": "random_init", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml"},
             {"name": "k16", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml",
              "labels": {"K": 16, "loss": "InfoNCE"}},
             {"name": "k16_eqco", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16_eqco.yaml",
              "labels": {"K": 16, "loss": "EqCo"}},
         ],
-        "plot": {"x": "K", "series": "loss", "metrics": ["knn_top1", "mi_bound"], "log_x": True},
+        "plot": {"series": "loss", "metrics": ["knn_top1", "mi_bound"]},
     }
 
 
 def _sweep(spec_file):
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
-    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), spec_file],
+    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), spec_file, "--allow-mixed"],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -59,11 +63,10 @@ def _expected(run_dir):
 
 
 def _csv_rows(out):
-    with open(os.path.join(out, "runs.csv")) as f:
-        return {(row["cell"], int(row["seed"])): row for row in csv.DictReader(f)}
+    return {(row["cell"], row["seed"]): row for row in sweep_results.read_rows(os.path.join(out, "results", "tiny.csv"))}
 
 
-@pytest.mark.slow  # 12 train_net.py processes
+@pytest.mark.slow  # 12 train_net.py processes, 2 evaluations of the initial weights
 def test_sweep_collects_summarizes_plots_and_resumes(shapes_root, tmp_path):
     out = str(tmp_path / "sweep")
     spec_file = str(tmp_path / "tiny.yaml")
@@ -72,26 +75,31 @@ def test_sweep_collects_summarizes_plots_and_resumes(shapes_root, tmp_path):
     _sweep(spec_file)
 
     rows = _csv_rows(out)
-    assert sorted(rows) == [("k16", 0), ("k16", 1), ("k16_eqco", 0), ("k16_eqco", 1)]
-    expected = {key: _expected(os.path.join(out, key[0], f"seed{key[1]}")) for key in rows}
-    for key, row in rows.items():
-        for metric, value in expected[key].items():
-            assert float(row[metric]) == value, (key, metric)
-        assert float(row["grad_norm_q"]) > 0 and row["loss"] == ("EqCo" if "eqco" in key[0] else "InfoNCE")
+    assert sorted(rows) == [("k16", 0), ("k16", 1), ("k16_eqco", 0), ("k16_eqco", 1), ("random_init", 0),
+                            ("random_init", 1)]
+    expected = {key: _expected(os.path.join(out, key[0], f"seed{key[1]}")) for key in rows if key[0] != "random_init"}
+    for key, values in expected.items():
+        row = rows[key]
+        for metric, value in values.items():
+            got = row[metric] if metric in row else row["extra"][metric]
+            assert abs(got - value) <= 5e-5, (key, metric)  # the CSV keeps 4 decimals
+        assert row["extra"]["grad_norm_q"] > 0 and row["extra"]["loss"] == ("EqCo" if "eqco" in key[0] else "InfoNCE")
+        assert (row["iterations"], row["images_seen"]) == (3, 3 * 16) and len(row["commit"]) == 40
+    for seed in (0, 1):  # the initial weights of the same config, evaluated: kNN and the linear stage
+        init = _records(os.path.join(out, "random_init", f"seed{seed}"), "pretrain")
+        assert rows[("random_init", seed)]["knn_top1"] == init[0]["knn/top1"] and init[0]["iteration"] == 0
+        assert rows[("random_init", seed)]["iterations"] == 0
 
-    with open(os.path.join(out, "summary.json")) as f:
-        summary = {row["cell"]: row for row in json.load(f)}
+    spec = sweep.load_spec(spec_file)
+    spec["path"] = spec_file
+    table = sweep.readme_block(spec)
     for cell in ("k16", "k16_eqco"):
-        for metric in ("knn_top1", "linear_top1", "mi_bound"):
+        for metric in ("knn_top1", "mi_bound"):
             values = np.array([expected[(cell, s)][metric] for s in (0, 1)], dtype=np.float64)
-            assert summary[cell][metric]["mean"] == np.mean(values)
-            assert np.isclose(summary[cell][metric]["std"], np.std(values, ddof=1), rtol=1e-12, atol=1e-12)
-    with open(os.path.join(out, "figure.png"), "rb") as f:
+            digits = 1 if metric == "knn_top1" else 2
+            assert f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}" in table
+    with open(os.path.join(out, "tiny.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with open(os.path.join(out, "summary.md")) as f:
-        table = f.read()
-    mean, std = summary["k16_eqco"]["knn_top1"]["mean"], summary["k16_eqco"]["knn_top1"]["std"]
-    assert f"| 16 | EqCo | {mean:.1f} ± {std:.1f} |" in table
 
     # A second call runs nothing: every run has its result.json.
     finished = {p: os.path.getmtime(os.path.join(out, *p.split("/"), "pretrain", "metrics.json"))
@@ -133,18 +141,14 @@ def test_read_value_final_needs_the_end_and_tail_averages_the_last_tenth():
     assert sweep.read_value(records, "absent", "tail", max_iter=20) is None
 
 
-def test_summarize_mean_and_sample_std_match_numpy_float64():
+def test_mean_and_sample_std_match_numpy_float64():
     rng = np.random.default_rng(0)
-    spec = {"cells": [{"name": "a", "labels": {"K": 16}}, {"name": "b", "labels": {"K": 64}}]}
-    values = {cell: rng.uniform(20, 80, size=n).tolist() for cell, n in (("a", 3), ("b", 5))}
-    results = [{"cell": cell, "seed": s, "values": {"knn_top1": v}}
-               for cell in values for s, v in enumerate(values[cell])]
-    summary = {row["cell"]: row for row in sweep.summarize(spec, results)}
-    for cell, vs in values.items():
-        x = np.array(vs, dtype=np.float64)
-        assert summary[cell]["knn_top1"]["n"] == len(vs)
-        assert np.isclose(summary[cell]["knn_top1"]["mean"], x.mean(), rtol=1e-15)
-        assert np.isclose(summary[cell]["knn_top1"]["std"], x.std(ddof=1), rtol=1e-13)
+    for n in (3, 5):
+        values = rng.uniform(20, 80, size=n)
+        stat = sweep_results.mean_std(values.tolist())
+        assert stat["n"] == n
+        assert np.isclose(stat["mean"], values.mean(), rtol=1e-15)
+        assert np.isclose(stat["std"], values.std(ddof=1), rtol=1e-13)
 
 
 def test_update_readme_replaces_between_its_markers_only(tmp_path):
@@ -158,15 +162,19 @@ def test_update_readme_replaces_between_its_markers_only(tmp_path):
 
 
 def test_every_grid_spec_merges_and_has_three_seeds():
-    """Each projects/*/sweeps/*.yaml: >= 3 seeds, configs and overrides that merge, known plot metrics."""
-    specs = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml")))
-    assert len(specs) >= 7
+    """Each grid spec: >= 3 seeds, configs and overrides that merge, known plot metrics."""
+    specs = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml"))
+                   + glob.glob(os.path.join(REPO_ROOT, "tools", "sweeps", "*.yaml")))
+    assert len(specs) >= 9
     for path in specs:
         spec = sweep.load_spec(path)
         assert len(spec["seeds"]) >= 3, path
-        costs = sweep.plan([run for run in sweep.expand(spec) if run.seed == spec["seeds"][0]])
-        assert all(it > 0 for stages in costs.values() for it, _ in stages.values()), path
-        known = {*sweep.PRETRAIN_METRICS, *sweep.LINEAR_METRICS}
+        runs = [run for run in sweep.expand(spec) if run.seed == spec["seeds"][0]]
+        costs = sweep.plan(runs)
+        for run in runs:  # only the random_init cell has no training iterations
+            assert all((it > 0) == (name != "pretrain" or run.trains)
+                       for name, (it, _) in sweep.stage_costs(costs[run.dir]).items()), (path, run.cell)
+        known = {*sweep.ACCURACY_METRICS, *sweep.LINEAR_METRICS, *sweep.monitors(spec)}
         assert set(spec.get("plot", {}).get("metrics", [])) <= known, path
 
 

@@ -4,20 +4,32 @@
     python tools/sweep.py projects/EqCo/sweeps/fig3_moco.yaml             # run (resumable), collect, plot
     python tools/sweep.py SPEC --dry-run                                   # list the runs and stop
     python tools/sweep.py SPEC --table                                     # markdown table of finished runs
-    python tools/sweep.py SPEC --update-readme projects/EqCo/README.md     # that table (and the figure,
-                                                                           # as sweeps/<name>.png) into the README
+    python tools/sweep.py SPEC --update-readme                             # the README's table and figure
+                                                                           # from the committed CSV only
 
 The spec (YAML) names the grid:
 
     name: fig3_moco                      # also the README marker <!-- sweep:fig3_moco --> ... <!-- /sweep:fig3_moco -->
     output_dir: output/sweeps/fig3_moco  # one folder per run: <cell>/seed<S>/{pretrain,linear}, result.json
+    results: projects/EqCo/results/fig3_moco.csv   # the committed CSV (default: ../results/<name>.csv
+                                         # beside the spec's folder); <name>_curve.csv beside it with `curve`
+    readme: projects/EqCo/README.md      # where --update-readme writes; figures go to <readme dir>/results/
     seeds: [0, 1, 2]                     # each run is `SEED <s>`; the data stay the same
     data_opts: [KEY, VALUE, ...]         # pretraining and linear evaluation (image size, dataset)
     opts: [KEY, VALUE, ...]              # every pretraining run
     linear_eval: {config: FILE, opts: [...]}   # optional: linear probe on each run's model_final.pth
+    monitors: {mi_bound: [eqco/mi_bound, tail]}  # extra CSV columns: name: [metrics.json key, final|tail]
     cells:                               # config file + overrides + the labels the table and figure use
+      - {name: random_init, config: FILE}  # required: the same model and evaluation, no training
       - {name: k16, config: FILE, opts: [...], labels: {K: 16, loss: InfoNCE}, num_gpus: 1}  # processes (pretraining)
-    plot: {x: K, series: loss, metrics: [knn_top1, linear_top1], log_x: true}
+    compare: [[k256, k16]]               # paired differences (second - first) by seed; default: each cell
+                                         # against random_init
+    curve: true                          # also the accuracy of every evaluation during training
+    plot: {series: loss, metrics: [knn_top1, linear_top1]}
+
+Provenance: each run records the commit of the code that ran it and whether tracked files had
+uncommitted changes. Rows from a dirty tree, or from another commit than the CSV's rows, are
+refused unless `--allow-mixed`; a table from mixed commits says so under it.
 
 Each run is a `tools/train_net.py --resume` subprocess, exactly what a user would type: its
 registries, seeds, thread pool and memory are its own, a failing run does not take the sweep down,
@@ -26,12 +38,9 @@ result.json is written; finished runs are never run again. The first run's measu
 s/it give the estimate for the rest of the grid, printed before the rest starts.
 """
 import argparse
-import csv
 import json
-import math
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,22 +52,18 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from ssl_lab.engine import DefaultTrainer, setup_cfg  # noqa: E402
+import sweep_results  # noqa: E402
+from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 # Reported name -> (key in a run's metrics.json, how a run's value is read): "final" is the
 # evaluation after the last iteration; "tail" the mean of the logged values in the last 10 % of
-# training (per-step monitors are noisy).
-PRETRAIN_METRICS = {
-    "knn_top1": ("knn/top1", "final"),
-    "mi_bound": ("eqco/mi_bound", "tail"),
-    "grad_norm_q": ("eqco/grad_norm_q", "tail"),
-    "embedding_effective_rank": ("collapse/embedding_effective_rank", "tail"),
-    "backbone_effective_rank": ("collapse/backbone_effective_rank", "final"),
-}
+# training (per-step monitors are noisy). A grid's monitors come from its spec (`monitors:`).
+ACCURACY_METRICS = {"knn_top1": ("knn/top1", "final"), "linear_top1": ("linear_probe/top1", "final")}
 LINEAR_METRICS = {"linear_top1": ("top1", "final")}
-EVALUATED_KEYS = {"knn/top1", "top1"}  # what an evaluation of model_final.pth gives back
+EVALUATED_KEYS = {"knn/top1", "linear_probe/top1", "top1"}  # what an evaluation of model_final.pth gives back
 TAIL_FRACTION = 0.1
+RANDOM_INIT = sweep_results.RANDOM_INIT
 
 
 # ----------------------------------------------------------------------------------------- the spec
@@ -66,17 +71,18 @@ class Run:
     """One pretraining run of the grid (a cell at one seed) and its output folders."""
 
     def __init__(self, spec: dict, cell: dict, seed: int):
-        self.cell, self.seed = cell["name"], seed
+        self.grid, self.cell, self.seed = spec["name"], cell["name"], seed
         self.labels = dict(cell.get("labels", {}))
         self.dir = os.path.join(spec["output_dir"], cell["name"], f"seed{seed}")
         self.num_gpus = int(cell.get("num_gpus", 1))
+        self.trains = cell["name"] != RANDOM_INIT  # random_init: the seeded initial weights, evaluated
         self.pretrain = ("pretrain", cell["config"],
                          [*spec.get("data_opts", []), *spec.get("opts", []), *cell.get("opts", []), "SEED", seed])
         linear = spec.get("linear_eval")
         self.linear = None if not linear else (
             "linear", linear["config"],
             [*spec.get("data_opts", []), *linear.get("opts", []), "SEED", seed,
-             "MODEL.WEIGHTS", os.path.join(self.dir, "pretrain", "model_final.pth")])
+             "MODEL.WEIGHTS", os.path.join(self.dir, "pretrain", "model_final.pth") if self.trains else ""])
 
     @property
     def result_file(self) -> str:
@@ -95,7 +101,21 @@ def load_spec(path: str) -> dict:
     names = [c["name"] for c in spec["cells"]]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: cell names repeat: {names}")
+    if RANDOM_INIT not in names:
+        raise ValueError(f"{path}: every grid has a cell named '{RANDOM_INIT}' (the same config, evaluated "
+                         f"without training), e.g. `- {{name: {RANDOM_INIT}, config: {spec['cells'][0]['config']}}}`")
+    spec.setdefault("results", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "results",
+                                            f"{spec['name']}.csv"))
+    spec.setdefault("compare", [[RANDOM_INIT, name] for name in names if name != RANDOM_INIT])
+    for pair in spec["compare"]:
+        if len(pair) != 2 or any(c not in names for c in pair):
+            raise ValueError(f"{path}: compare entry {pair} must name two of the cells {names}")
     return spec
+
+
+def monitors(spec: dict) -> Dict[str, tuple]:
+    """{CSV column: (metrics.json key, "final" | "tail")} of the spec's `monitors:`."""
+    return {name: tuple(how) for name, how in spec.get("monitors", {}).items()}
 
 
 def expand(spec: dict) -> List[Run]:
@@ -106,6 +126,15 @@ def stage_cfg(config_file: str, opts):
     """The merged (not yet scheduled) config of one stage; raises on a bad key or value."""
     return setup_cfg(argparse.Namespace(config_file=os.path.join(REPO_ROOT, config_file),
                                         opts=[str(v) for v in opts]))
+
+
+def git_state() -> dict:
+    """{"commit": full hash of HEAD, "dirty": tracked files differ from it} of the checkout that runs."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+    return {"commit": git("rev-parse", "HEAD").strip(),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no").strip())}
 
 
 def pixels_per_step(cfg) -> int:
@@ -166,30 +195,68 @@ def collect_stage(stage_dir: str, metrics: Dict[str, tuple], max_iter: int) -> d
 # ------------------------------------------------------------------------------------------ running
 def run_stage(run: Run, stage) -> int:
     """One `train_net.py --resume` subprocess (the pretraining on the cell's num_gpus processes, the
-    linear probe on one); returns its exit code."""
+    linear probe on one), or for random_init `sweep.py --evaluate-init`; returns its exit code."""
     name, config_file, opts = stage
     processes = run.num_gpus if name == "pretrain" else 1
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
-           os.path.join(REPO_ROOT, config_file), "--resume", "--num-gpus", str(processes),
-           *[str(v) for v in opts], "OUTPUT_DIR", os.path.join(run.dir, name)]
+    if name == "pretrain" and not run.trains:
+        cmd = [sys.executable, os.path.abspath(__file__), "--evaluate-init", os.path.join(REPO_ROOT, config_file)]
+    else:
+        cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
+               os.path.join(REPO_ROOT, config_file), "--resume", "--num-gpus", str(processes)]
+    cmd += [*[str(v) for v in opts], "OUTPUT_DIR", os.path.join(run.dir, name)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.run(cmd, env=env).returncode
 
 
-def execute(run: Run, max_iters: Dict[str, int]) -> dict:
-    """Run (or continue) both stages of `run`, then write and return its result.json."""
+def evaluate_init(config_file: str, opts: List[str]) -> None:
+    """Evaluate the seeded initial weights of a config (the random_init cell): OUTPUT_DIR gets the
+    config, the log and a metrics.json with one record at iteration 0, as a training run would."""
+    args = argparse.Namespace(config_file=config_file, opts=opts, resume=True)
+    cfg = setup_cfg(args)
+    cfg.SOLVER.MAX_ITER = 0
+    default_setup(cfg, args)
+    model = DefaultTrainer.build_model(cfg)  # after default_setup's seeding: a run's initial weights
+    results = DefaultTrainer.test(cfg, model)
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
+        f.write(json.dumps({"iteration": 0, **results}) + "\n")
+
+
+def curve_points(stage_dir: str, run: Run) -> List[dict]:
+    """Every evaluation of a pretraining run: {cell, seed, iteration, knn_top1, linear_top1}."""
+    points: Dict[int, dict] = {}
+    for record in read_metrics(os.path.join(stage_dir, "metrics.json")):
+        for name, (key, _) in ACCURACY_METRICS.items():
+            if key in record:  # a resumed run logs some iterations again: the later record wins
+                points.setdefault(record["iteration"], {})[name] = float(record[key])
+    return [{"cell": run.cell, "seed": run.seed, "iteration": it, **values} for it, values in sorted(points.items())]
+
+
+def execute(run: Run, max_iters: Dict[str, int], extra_monitors: Dict[str, tuple], images_per_step: int) -> dict:
+    """Run (or continue) both stages of `run`, then write and return its result.json, with the commit
+    and tree state of the code that ran it."""
     start = time.perf_counter()
-    result = {"cell": run.cell, "seed": run.seed, "labels": run.labels, "values": {}}
+    before = git_state()
+    result = {"grid": run.grid, "cell": run.cell, "seed": run.seed, "labels": run.labels, "values": {},
+              "iterations": max_iters["pretrain"] if run.trains else 0}
+    result["images_seen"] = result["iterations"] * images_per_step
     for stage in run.stages():
         code = run_stage(run, stage)
         if code != 0:
-            raise SystemExit(f"{run.cell} seed {run.seed}: train_net.py ({stage[0]}) exited with {code}; "
+            raise SystemExit(f"{run.cell} seed {run.seed}: the {stage[0]} stage exited with {code}; "
                              f"see {os.path.join(run.dir, stage[0], 'log.txt')}. Rerun the sweep to continue.")
-        metrics = PRETRAIN_METRICS if stage[0] == "pretrain" else LINEAR_METRICS
-        collected = collect_stage(os.path.join(run.dir, stage[0]), metrics, max_iters[stage[0]])
+        is_pretrain = stage[0] == "pretrain"
+        # with a linear_eval stage, linear_top1 is that stage's; otherwise the LinearProbe evaluator's
+        accuracy = {k: v for k, v in ACCURACY_METRICS.items() if not (run.linear and k in LINEAR_METRICS)}
+        metrics = {**accuracy, **extra_monitors} if is_pretrain else LINEAR_METRICS
+        max_iter = result["iterations"] if is_pretrain else max_iters[stage[0]]
+        collected = collect_stage(os.path.join(run.dir, stage[0]), metrics, max_iter)
         result["values"].update(collected["values"])
         result[f"{stage[0]}_s_per_iter"] = collected["s_per_iter"]
+    result["curve"] = curve_points(os.path.join(run.dir, "pretrain"), run)
     result["wall_s"] = time.perf_counter() - start
+    after = git_state()
+    result["commit"], result["dirty"] = before["commit"], before["dirty"] or after != before
     with open(run.result_file + ".tmp", "w") as f:
         json.dump(result, f, indent=2)
     os.replace(run.result_file + ".tmp", run.result_file)  # a kill never leaves half a result
@@ -210,8 +277,8 @@ def format_duration(seconds: float) -> str:
 
 
 def plan(runs: List[Run]) -> Dict[str, dict]:
-    """{run dir: {stage: (iterations, pixels a step)}}; merging every config first makes a bad key
-    or value fail before anything runs."""
+    """{run dir: {stage: (iterations, pixels a step)}, plus "images_per_step"}; merging every config
+    first makes a bad key or value fail before anything runs."""
     costs = {}
     for run in runs:
         costs[run.dir] = {}
@@ -219,27 +286,53 @@ def plan(runs: List[Run]) -> Dict[str, dict]:
             cfg = stage_cfg(config_file, opts)
             if cfg.SOLVER.MAX_ITER <= 0:
                 raise ValueError(f"{run.cell}: set SOLVER.MAX_ITER in the spec (the sweep counts iterations)")
-            costs[run.dir][name] = (cfg.SOLVER.MAX_ITER, pixels_per_step(cfg))
+            iterations = cfg.SOLVER.MAX_ITER if (name != "pretrain" or run.trains) else 0
+            costs[run.dir][name] = (iterations, pixels_per_step(cfg))
+            if name == "pretrain":
+                costs[run.dir]["images_per_step"] = cfg.SOLVER.IMS_PER_BATCH
     return costs
+
+
+def stage_costs(run_costs: dict) -> Dict[str, tuple]:
+    """{stage: (iterations, pixels a step)} of one run's entry of plan()."""
+    return {name: cost for name, cost in run_costs.items() if name != "images_per_step"}
+
+
+def check_provenance(spec: dict, state: dict, allow_mixed: bool) -> None:
+    """Refuse to add rows from a dirty tree, or from another commit than the grid's CSV holds."""
+    if allow_mixed:
+        return
+    if state["dirty"]:
+        raise SystemExit(f"The checkout has uncommitted changes to tracked files: rows of {spec['name']} could not "
+                         f"be traced to a commit. Commit (or stash) them, or pass --allow-mixed.")
+    if os.path.isfile(spec["results"]):
+        commits = {r["commit"] for r in sweep_results.read_rows(spec["results"])}
+        if commits - {state["commit"]}:
+            raise SystemExit(f"{spec['results']} holds rows of commit(s) {sorted(c[:12] for c in commits)}, this "
+                             f"checkout is {state['commit'][:12]}: re-run the whole grid into a fresh --output-dir, "
+                             f"or pass --allow-mixed (the table will say that its commits are mixed).")
 
 
 def run_grid(spec: dict, runs: List[Run]) -> None:
     costs = plan(runs)
+    stages = {d: stage_costs(c) for d, c in costs.items()}
     pending = [r for r in runs if not os.path.isfile(r.result_file)]
     print(f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
           f"{len(runs) - len(pending)} finished, {len(pending)} to run -> {spec['output_dir']}", flush=True)
-    measured = next((r for r in runs if os.path.isfile(r.result_file)), None)
+    measured = next((r for r in runs if r.trains and os.path.isfile(r.result_file)), None)
     for i, run in enumerate(pending):
         if measured is not None:
             with open(measured.result_file) as f:
                 reference = json.load(f)
-            left = sum(estimate_seconds(reference, costs[measured.dir], costs[r.dir]) for r in pending[i:])
+            left = sum(estimate_seconds(reference, stages[measured.dir], stages[r.dir]) for r in pending[i:])
             print(f"[sweep] estimated time for the {len(pending) - i} runs left: {format_duration(left)} "
                   f"(from {measured.cell} seed {measured.seed}: {reference['pretrain_s_per_iter'] or 0:.2f} s/it, "
                   f"{format_duration(reference['wall_s'])} a run)", flush=True)
         print(f"[sweep] run {len(runs) - len(pending) + i + 1}/{len(runs)}: {run.cell} seed {run.seed}", flush=True)
-        execute(run, {name: it for name, (it, _) in costs[run.dir].items()})
-        measured = measured or run
+        execute(run, {name: it for name, (it, _) in stages[run.dir].items()}, monitors(spec),
+                costs[run.dir]["images_per_step"])
+        if measured is None and run.trains:
+            measured = run
 
 
 # ------------------------------------------------------------------------------------ the summaries
@@ -252,84 +345,53 @@ def load_results(runs: List[Run]) -> List[dict]:
     return results
 
 
-def summarize(spec: dict, results: List[dict]) -> List[dict]:
-    """Per cell (spec order): labels, the seeds it has, and mean / sample std (n - 1) of each metric."""
-    summary = []
-    for cell in spec["cells"]:
-        mine = [r for r in results if r["cell"] == cell["name"]]
-        if not mine:
-            continue
-        row = {"cell": cell["name"], "labels": dict(cell.get("labels", {})), "seeds": [r["seed"] for r in mine]}
-        for metric in sorted({m for r in mine for m in r["values"]}):
-            values = [r["values"][metric] for r in mine if metric in r["values"]]
-            row[metric] = {"mean": statistics.fmean(values), "n": len(values),
-                           "std": statistics.stdev(values) if len(values) > 1 else float("nan")}
-        summary.append(row)
-    return summary
+def curve_path(spec: dict) -> str:
+    return os.path.splitext(spec["results"])[0] + "_curve.csv"
 
 
-def write_csv(path: str, results: List[dict]) -> None:
+def write_results(spec: dict, results: List[dict], allow_mixed: bool) -> None:
+    """The grid's committed CSV (and with `curve:` its curve CSV) from the finished runs' result.json."""
+    commits = {(r["commit"], r["dirty"]) for r in results}
+    if not allow_mixed and (len(commits) > 1 or any(dirty for _, dirty in commits)):
+        raise SystemExit(f"The finished runs of {spec['name']} come from {len(commits)} commit/tree states "
+                         f"{sorted((c[:12], d) for c, d in commits)}; pass --allow-mixed to write them together.")
+    os.makedirs(os.path.dirname(spec["results"]) or ".", exist_ok=True)
     labels = sorted({k for r in results for k in r["labels"]})
-    metrics = sorted({k for r in results for k in r["values"]})
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["cell", "seed", *labels, *metrics, "wall_s"])
-        for r in results:
-            writer.writerow([r["cell"], r["seed"], *[r["labels"].get(k, "") for k in labels],
-                             *[r["values"].get(k, "") for k in metrics], r["wall_s"]])
+    sweep_results.write_rows(spec["results"], results, labels, sorted(monitors(spec)))
+    if spec.get("curve"):
+        points = [{**p, "grid": r["grid"], "commit": r["commit"]} for r in results for p in r["curve"]]
+        sweep_results.write_curve(curve_path(spec), points)
+    print(f"Results of {len(results)} runs: {spec['results']}", flush=True)
 
 
-def _format_stat(metric: str, stat: Optional[dict]) -> str:
-    if not stat:
-        return "-"
-    digits = 1 if metric.endswith("top1") else 2
-    std = "" if math.isnan(stat["std"]) else f" ± {stat['std']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f}{std}"
+def readme_block(spec: dict) -> str:
+    """The README block of the grid, computed from its committed CSV only (the "not run" note when
+    there is no CSV yet); figures are linked from results/ beside the README."""
+    if not os.path.isfile(spec["results"]):
+        return (f"*Not run yet.* `python tools/sweep.py {spec['path']}` runs the grid and writes "
+                f"`{os.path.relpath(spec['results'], REPO_ROOT)}`; `--update-readme` puts its table here.")
+    rows = sweep_results.read_rows(spec["results"])
+    cells = [c["name"] for c in spec["cells"]]
+    labels = sorted({k for c in spec["cells"] for k in c.get("labels", {})})
+    csv_rel = os.path.relpath(spec["results"], REPO_ROOT)
+    text = sweep_results.markdown_table(rows, cells, labels, sorted(monitors(spec)), spec["compare"], csv_rel)
+    text += f"\n\n![{spec['name']}](results/{spec['name']}.png)"
+    if spec.get("curve") and os.path.isfile(curve_path(spec)):
+        text += f"\n\n![{spec['name']} curve](results/{spec['name']}_curve.png)"
+    return text
 
 
-def markdown_table(spec: dict, summary: List[dict]) -> str:
-    """The grid's table: one row per cell, mean ± std over seeds (n = seeds that finished)."""
-    if not summary:
-        return (f"*Not run yet.* `python tools/sweep.py {spec.get('path', 'SPEC')}` runs the grid; "
-                f"`--update-readme` puts its table here.")
-    labels = list(dict.fromkeys(k for row in summary for k in row["labels"]))
-    metrics = [m for m in [*PRETRAIN_METRICS, *LINEAR_METRICS] if any(m in row for row in summary)]
-    lines = ["| " + " | ".join([*labels, *metrics, "seeds"]) + " |", "|" + "---|" * (len(labels) + len(metrics) + 1)]
-    for row in summary:
-        cells = [str(row["labels"].get(k, "")) for k in labels] + [_format_stat(m, row.get(m)) for m in metrics]
-        lines.append("| " + " | ".join([*cells, str(len(row["seeds"]))]) + " |")
-    return "\n".join(lines) + "\n\nmean ± sample std over seeds; accuracies in %, monitors as logged."
-
-
-def plot_grid(spec: dict, summary: List[dict], path: str) -> None:
-    """Mean ± std over seeds of each plot metric against plot.x, one line per plot.series value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plot = spec["plot"]
-    metrics = [m for m in plot["metrics"] if any(m in row for row in summary)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
-    series = list(dict.fromkeys(row["labels"].get(plot.get("series")) for row in summary))
-    for ax, metric in zip(axes[0], metrics):
-        for value in series:
-            rows = sorted((r for r in summary if r["labels"].get(plot.get("series")) == value and metric in r),
-                          key=lambda r: r["labels"][plot["x"]])
-            ax.errorbar([r["labels"][plot["x"]] for r in rows], [r[metric]["mean"] for r in rows],
-                        yerr=[0 if math.isnan(r[metric]["std"]) else r[metric]["std"] for r in rows],
-                        marker="o", capsize=3, label=str(value) if value is not None else None)
-        if plot.get("log_x"):
-            ax.set_xscale("log", base=2)
-        ax.set_xlabel(plot["x"])
-        ax.set_title(metric)
-        ax.grid(alpha=0.3)
-        if series != [None]:
-            ax.legend(title=plot.get("series"))
-    fig.suptitle(f"{spec['name']} (mean ± std over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def draw_figures(spec: dict, figure_dir: str) -> None:
+    """The grid's figure (and with `curve:` its curve) from the committed CSVs, into figure_dir."""
+    if not os.path.isfile(spec["results"]):
+        return
+    os.makedirs(figure_dir, exist_ok=True)
+    cells = [c["name"] for c in spec["cells"]]
+    sweep_results.plot_grid(sweep_results.read_rows(spec["results"]), cells, spec.get("plot", {}), spec["name"],
+                            os.path.join(figure_dir, f"{spec['name']}.png"))
+    if spec.get("curve") and os.path.isfile(curve_path(spec)):
+        sweep_results.plot_curves(sweep_results.read_curve(curve_path(spec)), cells, spec["name"],
+                                  os.path.join(figure_dir, f"{spec['name']}_curve.png"))
 
 
 def update_readme(path: str, name: str, table: str) -> None:
@@ -343,32 +405,18 @@ def update_readme(path: str, name: str, table: str) -> None:
         f.write(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
 
 
-def write_summaries(spec: dict, runs: List[Run]) -> List[dict]:
-    """runs.csv, summary.json, summary.md and (with a plot section) figure.png in output_dir."""
-    results = load_results(runs)
-    summary = summarize(spec, results)
-    if not results:
-        return summary
-    out = spec["output_dir"]
-    write_csv(os.path.join(out, "runs.csv"), results)
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(markdown_table(spec, summary) + "\n")
-    if spec.get("plot"):
-        plot_grid(spec, summary, os.path.join(out, "figure.png"))
-    print(f"Results of {len(results)}/{len(runs)} runs: {out}/runs.csv, summary.json, summary.md"
-          + (", figure.png" if spec.get("plot") else ""), flush=True)
-    return summary
-
-
 def main(argv=None) -> None:
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--evaluate-init":
+        return evaluate_init(sys.argv[2], sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", help="the grid's YAML file")
     parser.add_argument("--output-dir", help="instead of the spec's output_dir")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and what is finished; run nothing")
-    parser.add_argument("--table", action="store_true", help="print the markdown table of the finished runs")
-    parser.add_argument("--update-readme", metavar="FILE", help="put that table between FILE's sweep markers")
+    parser.add_argument("--table", action="store_true", help="print the README block of the committed CSV")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="put that block between the sweep markers of the spec's `readme:` file")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="add rows from a dirty tree or another commit to the grid's CSV")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     spec["path"] = os.path.relpath(os.path.abspath(args.spec), REPO_ROOT)
@@ -378,28 +426,26 @@ def main(argv=None) -> None:
     if args.dry_run:
         costs = plan(runs)
         for run in runs:
-            iters = ", ".join(f"{name} {it} it" for name, (it, _) in costs[run.dir].items())
+            iters = ", ".join(f"{name} {it} it" for name, (it, _) in stage_costs(costs[run.dir]).items())
             print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  "
                   f"{iters}  {run.pretrain[1]}")
         return
     if not (args.table or args.update_readme):
+        check_provenance(spec, git_state(), args.allow_mixed)
         os.makedirs(spec["output_dir"], exist_ok=True)
         try:
             run_grid(spec, runs)
         except KeyboardInterrupt:
             sys.exit("\nStopped. Finished runs are kept; the same command continues the grid.")
-    summary = write_summaries(spec, runs)
-    table = markdown_table(spec, summary)
+        write_results(spec, load_results(runs), args.allow_mixed)
+    readme = os.path.join(REPO_ROOT, spec["readme"]) if spec.get("readme") else None
+    if args.update_readme and not readme:
+        raise SystemExit(f"{spec['path']} names no `readme:` to update")
+    text = readme_block(spec)
+    draw_figures(spec, os.path.join(os.path.dirname(readme), "results") if readme else spec["output_dir"])
     if args.update_readme:
-        figure = os.path.join(spec["output_dir"], "figure.png")
-        if summary and os.path.isfile(figure):  # published beside the README: sweeps/<name>.png
-            readme_dir = os.path.dirname(os.path.abspath(args.update_readme))
-            published = os.path.join(readme_dir, "sweeps", f"{spec['name']}.png")
-            os.makedirs(os.path.dirname(published), exist_ok=True)
-            shutil.copyfile(figure, published)
-            table += f"\n\n![{spec['name']}](sweeps/{spec['name']}.png)"
-        update_readme(args.update_readme, spec["name"], table)
-    print(table)
+        update_readme(readme, spec["name"], text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -59,5 +59,13 @@ def check_config(cfg) -> None:
     _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE),
              "(low, high) with 0 < low <= high <= 1")
     _require(cfg.TEST.KNN.K > 0, "TEST.KNN.K", cfg.TEST.KNN.K, "a positive number of neighbours")
+    probe = cfg.TEST.LINEAR_PROBE
+    _require(len(probe.LRS) > 0 and all(lr > 0 for lr in probe.LRS), "TEST.LINEAR_PROBE.LRS", tuple(probe.LRS),
+             "one or more positive learning rates to choose from")
+    _require(probe.STEPS > 0, "TEST.LINEAR_PROBE.STEPS", probe.STEPS, "a positive number of full-batch steps")
+    _require(probe.WEIGHT_DECAY >= 0, "TEST.LINEAR_PROBE.WEIGHT_DECAY", probe.WEIGHT_DECAY, ">= 0")
+    _require(0 < probe.HOLDOUT_FRACTION < 1, "TEST.LINEAR_PROBE.HOLDOUT_FRACTION", probe.HOLDOUT_FRACTION,
+             "in (0, 1) (the part of the training split that chooses the lr)")
+    _require(probe.MAX_PER_CLASS >= 0, "TEST.LINEAR_PROBE.MAX_PER_CLASS", probe.MAX_PER_CLASS, ">= 0 (0: all)")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
     check_device(cfg.MODEL.DEVICE)

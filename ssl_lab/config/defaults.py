@@ -37,6 +37,9 @@ _C.MODEL.BACKBONE.NAME = "ResNet"
 _C.MODEL.BACKBONE.DEPTH = 50
 # Width multiplier of torchvision's ResNet (1, 2, 4 for R50w2x / w4x).
 _C.MODEL.BACKBONE.WIDTH_MULTIPLIER = 1
+# Channels of the stem and the first stage (64 in every published ResNet); smaller values make a
+# narrow ResNet for CPU-sized experiments (32: a quarter of the multiply-adds).
+_C.MODEL.BACKBONE.BASE_CHANNELS = 64
 # 3x3 stride-1 stem without max-pool, for 32-96 px inputs.
 _C.MODEL.BACKBONE.SMALL_STEM = False
 # "BN", "SyncBN" (all-reduce based, works on CPU/gloo) or "FrozenBN"-free plain BN.
@@ -215,6 +218,17 @@ _C.TEST.KNN.MEMORY_DATASET = ""
 _C.TEST.KNN.QUERY_CHUNK_SIZE = 1024
 _C.TEST.KNN.MEMORY_CHUNK_SIZE = 16384
 _C.TEST.KNN.MEMORY_PER_CLASS = 0
+# "LinearProbe": a softmax classifier fitted full-batch to the standardized, L2-normalized features of
+# the training split (evaluation transform), each lr of LRS tried on a stratified HOLDOUT_FRACTION of
+# it, the best refitted on all of it and scored on DATASETS.TEST[0] (linear_probe/top1). Cheap enough
+# to run at every EVAL_PERIOD. MAX_PER_CLASS > 0 fits on the first N images of each class (the
+# features of the fitting split are gathered to every rank: bound it at ImageNet size).
+_C.TEST.LINEAR_PROBE = CN()
+_C.TEST.LINEAR_PROBE.LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+_C.TEST.LINEAR_PROBE.STEPS = 500
+_C.TEST.LINEAR_PROBE.WEIGHT_DECAY = 0.0
+_C.TEST.LINEAR_PROBE.HOLDOUT_FRACTION = 0.1
+_C.TEST.LINEAR_PROBE.MAX_PER_CLASS = 0
 # The losses stay on the device between log periods; the host reads them (one device sync) at
 # every LOG_PERIOD and every NON_FINITE_CHECK_PERIOD iterations to stop on a NaN/Inf loss
 # (NON_FINITE_LOSS "skip" reads every step). 20, the LOG_PERIOD default, adds no read of its

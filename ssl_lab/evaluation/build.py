@@ -5,6 +5,7 @@ from ssl_lab.data import build_test_loader
 
 from .classification import ClassificationEvaluator
 from .knn import KNNEvaluator
+from .linear_probe import LinearProbeEvaluator
 
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = """
@@ -32,6 +33,17 @@ def KNN(cfg):  # noqa: N802 (the registered name)
 def Classification(cfg):  # noqa: N802
     """Top-k accuracy of the model's own classifier (`model.classify`), e.g. a LinearClassifier."""
     return ClassificationEvaluator(build_test_loader(cfg, cfg.DATASETS.TEST[0]))
+
+
+@EVALUATOR_REGISTRY.register()
+def LinearProbe(cfg):  # noqa: N802
+    """A linear probe of backbone features (TEST.LINEAR_PROBE): fitted on DATASETS.TRAIN[0] with its lr
+    chosen on a held-out part of it, scored on DATASETS.TEST[0]."""
+    probe = cfg.TEST.LINEAR_PROBE
+    train_loader = build_test_loader(cfg, cfg.DATASETS.TRAIN[0], max_per_class=probe.MAX_PER_CLASS)
+    return LinearProbeEvaluator(train_loader, build_test_loader(cfg, cfg.DATASETS.TEST[0]), lrs=probe.LRS,
+                                steps=probe.STEPS, weight_decay=probe.WEIGHT_DECAY,
+                                holdout_fraction=probe.HOLDOUT_FRACTION)
 
 
 def build_evaluators(cfg) -> list:

@@ -36,22 +36,25 @@ def make_stage(block, inplanes: int, planes: int, num_blocks: int, stride: int, 
 
 @BACKBONE_REGISTRY.register()
 class ResNet(nn.Module):
-    """ResNet-18/34/50/101/152 whose channel counts are all multiplied by `width`.
+    """ResNet-18/34/50/101/152 whose channel counts are all multiplied by `width`; stage i has
+    `base_channels * width * 2**i` planes (torchvision: base_channels 64).
 
     forward: (N, 3, H, W) -> (N, out_dim), the global-average-pooled last stage;
-    out_dim = 512 * width (basic blocks) or 2048 * width (bottlenecks).
+    out_dim = 8 * base_channels * width (basic blocks) or 32 * base_channels * width (bottlenecks).
     """
 
     def __init__(self, depth: int = 50, width: int = 1, small_stem: bool = False, norm: str = "BN",
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, base_channels: int = 64):
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
         if width < 1:
             raise ValueError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
+        if base_channels < 1:
+            raise ValueError(f"MODEL.BACKBONE.BASE_CHANNELS must be >= 1, got {base_channels}")
         block, layers = _DEPTHS[depth]
         norm_layer = get_norm_layer(norm, dims=2)
-        stem = 64 * width
+        stem = base_channels * width
         if small_stem:
             self.conv1 = nn.Conv2d(3, stem, kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
@@ -62,7 +65,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         inplanes = stem
         for i, num_blocks in enumerate(layers):
-            planes = 64 * width * 2**i
+            planes = base_channels * width * 2**i
             setattr(self, f"layer{i + 1}", make_stage(block, inplanes, planes, num_blocks, 1 if i == 0 else 2,
                                                       norm_layer))
             inplanes = planes * block.expansion
@@ -87,7 +90,7 @@ class ResNet(nn.Module):
     def from_config(cls, cfg):
         node = cfg.MODEL.BACKBONE
         return cls(depth=node.DEPTH, width=node.WIDTH_MULTIPLIER, small_stem=node.SMALL_STEM,
-                   norm=node.NORM, zero_init_residual=node.ZERO_INIT_RESIDUAL)
+                   norm=node.NORM, zero_init_residual=node.ZERO_INIT_RESIDUAL, base_channels=node.BASE_CHANNELS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
