@@ -156,7 +156,7 @@ def test_update_readme_replaces_between_its_markers_only(tmp_path):
     readme.write_text("intro\n<!-- sweep:g -->\nold\ntable\n<!-- /sweep:g -->\noutro\n")
     sweep.update_readme(str(readme), "g", "| new |")
     assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
-    with pytest.raises(ValueError, match="sweep:other"):
+    with pytest.raises(sweep.SpecError, match="sweep:other"):
         sweep.update_readme(str(readme), "other", "| x |")
     assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
 
@@ -183,3 +183,50 @@ def test_estimate_scales_the_measured_run_by_iterations_and_pixels():
     measured_cost = {"pretrain": (100, 1000), "linear": (50, 500)}  # 50 s + 5 s of steps, 45 s besides
     cost = {"pretrain": (200, 2000), "linear": (50, 500)}
     assert sweep.estimate_seconds(measured, measured_cost, cost) == 45.0 + 0.5 * 200 * 2 + 0.1 * 50
+
+
+_GOOD_CELLS = ("cells:\n  - {name: random_init, config: configs/Shapes/mocov2_r18.yaml}\n"
+               "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: g\noutput_dir: out\nseeds: [0, 1\n" + _GOOD_CELLS, "is not valid YAML"),
+    ("", "is empty"),
+    ("name: g\noutput_dir: out\nseeds: 3\n" + _GOOD_CELLS, "seeds = 3 must be a non-empty list of integers"),
+    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init}\n", "lacks ['config']"),
+    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init, config: nope.yaml}\n", "does not exist"),
+    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n",
+     "every grid has a cell named 'random_init'"),
+    ("name: g\noutput_dir: out\nseeds: [0]\ncompare: [[moco, other]]\n" + _GOOD_CELLS, "compare entry"),
+])
+def test_a_bad_spec_is_refused_naming_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(sweep.SpecError) as err:
+        sweep.load_spec(str(path))
+    assert message in str(err.value)
+
+
+def test_a_bad_spec_prints_a_short_error_without_traceback(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: g\noutput_dir: out\nseeds: 3\n" + _GOOD_CELLS)
+    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), str(path), "--dry-run"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO_ROOT}, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("ERROR: ") and "seeds = 3" in proc.stderr and len(proc.stderr.splitlines()) <= 15
+
+
+def test_a_finished_run_whose_cell_was_edited_is_refused(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nseeds: [0]\n" + _GOOD_CELLS)
+    run = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
+    os.makedirs(run.dir)
+    with open(run.result_file, "w") as f:
+        json.dump({"stages": sweep.stage_commands(run)}, f)
+    sweep.check_unchanged([run])  # as run: fine
+    spec_file.write_text(spec_file.read_text().replace("  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}",
+                                                       "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml, "
+                                                       "opts: [SOLVER.BASE_LR, 0.5]}"))
+    edited = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
+    with pytest.raises(sweep.SpecError, match="other settings than the spec now gives"):
+        sweep.check_unchanged([edited])

@@ -54,7 +54,7 @@ sys.path.insert(0, REPO_ROOT)
 
 import sweep_results  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
-from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 # Reported name -> (key in a run's metrics.json, how a run's value is read): "final" is the
 # evaluation after the last iteration; "tail" the mean of the logged values in the last 10 % of
@@ -92,24 +92,55 @@ class Run:
         return [s for s in (self.pretrain, self.linear) if s]
 
 
+class SpecError(UserError):
+    """A sweep spec that cannot be run as written; the message says what would be right."""
+
+
 def load_spec(path: str) -> dict:
-    with open(path) as f:
-        spec = yaml.safe_load(f)
+    """The spec of `path`, checked: a mapping with name, output_dir, a list of integer seeds and cells
+    that each have a name and an existing config file; a random_init cell; comparisons of known cells."""
+    try:
+        with open(path) as f:
+            spec = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise SpecError(f"{path}{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    except OSError as err:
+        raise SpecError(f"cannot read the sweep spec {path}: {err.strerror}") from None
+    fmt = "see `tools/sweep.py --help` for its format"
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path} is {'empty' if spec is None else 'not a mapping'}: a sweep spec names the grid, "
+                        f"its output_dir, seeds and cells; {fmt}")
     missing = [k for k in ("name", "output_dir", "seeds", "cells") if k not in spec]
     if missing:
-        raise ValueError(f"{path}: the sweep spec lacks {missing}; see `tools/sweep.py --help` for its format")
+        raise SpecError(f"{path}: the sweep spec lacks {missing}; {fmt}")
+    if not (isinstance(spec["seeds"], list) and spec["seeds"]
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in spec["seeds"])):
+        raise SpecError(f"{path}: seeds = {spec['seeds']!r} must be a non-empty list of integers, e.g. [0, 1, 2]")
+    if not (isinstance(spec["cells"], list) and spec["cells"] and all(isinstance(c, dict) for c in spec["cells"])):
+        raise SpecError(f"{path}: cells must be a non-empty list of mappings like "
+                        f"{{name: k16, config: configs/Shapes/mocov2_r18.yaml}}")
+    for i, cell in enumerate(spec["cells"]):
+        lacking = [k for k in ("name", "config") if k not in cell]
+        if lacking:
+            raise SpecError(f"{path}: cell {i + 1} ({cell.get('name', 'unnamed')}) lacks {lacking}: each cell needs "
+                            f"a name and a config file")
+        if not os.path.isfile(os.path.join(REPO_ROOT, cell["config"])):
+            raise SpecError(f"{path}: cell {cell['name']}: config {cell['config']} does not exist (paths are "
+                            f"relative to the repository root)")
     names = [c["name"] for c in spec["cells"]]
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: cell names repeat: {names}")
+        raise SpecError(f"{path}: cell names repeat: {names}")
     if RANDOM_INIT not in names:
-        raise ValueError(f"{path}: every grid has a cell named '{RANDOM_INIT}' (the same config, evaluated "
-                         f"without training), e.g. `- {{name: {RANDOM_INIT}, config: {spec['cells'][0]['config']}}}`")
+        raise SpecError(f"{path}: every grid has a cell named '{RANDOM_INIT}' (the same config, evaluated "
+                        f"without training), e.g. `- {{name: {RANDOM_INIT}, config: {spec['cells'][0]['config']}}}`")
     spec.setdefault("results", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "results",
                                             f"{spec['name']}.csv"))
     spec.setdefault("compare", [[RANDOM_INIT, name] for name in names if name != RANDOM_INIT])
     for pair in spec["compare"]:
-        if len(pair) != 2 or any(c not in names for c in pair):
-            raise ValueError(f"{path}: compare entry {pair} must name two of the cells {names}")
+        if not isinstance(pair, list) or len(pair) != 2 or any(c not in names for c in pair):
+            raise SpecError(f"{path}: compare entry {pair} must name two of the cells {names}")
     return spec
 
 
@@ -208,6 +239,27 @@ def run_stage(run: Run, stage) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
+def stage_commands(run: Run) -> List[list]:
+    """[[stage, config, *opts]] of a run as strings: what its result.json was computed from."""
+    return [[name, config, *[str(v) for v in opts]] for name, config, opts in run.stages()]
+
+
+def check_unchanged(runs: List[Run]) -> None:
+    """Refuse a spec whose finished runs were made from other cell settings than it now gives."""
+    changed = []
+    for run in runs:
+        if os.path.isfile(run.result_file):
+            with open(run.result_file) as f:
+                stored = json.load(f).get("stages")
+            if stored is not None and stored != stage_commands(run):
+                changed.append(f"{run.cell} seed {run.seed}")
+    if changed:
+        raise SpecError(f"{len(changed)} finished run(s) were made with other settings than the spec now gives "
+                        f"({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): their results would be "
+                        f"labelled with the new values. Restore the spec, or delete those runs' folders under "
+                        f"the output_dir to run them again.")
+
+
 def evaluate_init(config_file: str, opts: List[str]) -> None:
     """Evaluate the seeded initial weights of a config (the random_init cell): OUTPUT_DIR gets the
     config, the log and a metrics.json with one record at iteration 0, as a training run would."""
@@ -254,6 +306,7 @@ def execute(run: Run, max_iters: Dict[str, int], extra_monitors: Dict[str, tuple
         result["values"].update(collected["values"])
         result[f"{stage[0]}_s_per_iter"] = collected["s_per_iter"]
     result["curve"] = curve_points(os.path.join(run.dir, "pretrain"), run)
+    result["stages"] = stage_commands(run)
     result["wall_s"] = time.perf_counter() - start
     after = git_state()
     result["commit"], result["dirty"] = before["commit"], before["dirty"] or after != before
@@ -285,7 +338,7 @@ def plan(runs: List[Run]) -> Dict[str, dict]:
         for name, config_file, opts in run.stages():
             cfg = stage_cfg(config_file, opts)
             if cfg.SOLVER.MAX_ITER <= 0:
-                raise ValueError(f"{run.cell}: set SOLVER.MAX_ITER in the spec (the sweep counts iterations)")
+                raise SpecError(f"{run.cell}: set SOLVER.MAX_ITER in the spec (the sweep counts iterations)")
             iterations = cfg.SOLVER.MAX_ITER if (name != "pretrain" or run.trains) else 0
             costs[run.dir][name] = (iterations, pixels_per_step(cfg))
             if name == "pretrain":
@@ -315,6 +368,7 @@ def check_provenance(spec: dict, state: dict, allow_mixed: bool) -> None:
 
 def run_grid(spec: dict, runs: List[Run]) -> None:
     costs = plan(runs)
+    check_unchanged(runs)
     stages = {d: stage_costs(c) for d, c in costs.items()}
     pending = [r for r in runs if not os.path.isfile(r.result_file)]
     print(f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
@@ -400,7 +454,7 @@ def update_readme(path: str, name: str, table: str) -> None:
         text = f.read()
     pattern = re.compile(rf"(<!-- sweep:{re.escape(name)} -->\n).*?(<!-- /sweep:{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
-        raise ValueError(f"{path} has no <!-- sweep:{name} --> ... <!-- /sweep:{name} --> markers to fill")
+        raise SpecError(f"{path} has no <!-- sweep:{name} --> ... <!-- /sweep:{name} --> markers to fill")
     with open(path, "w") as f:
         f.write(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
 
