@@ -52,6 +52,8 @@ _C.MODEL.PROJECTOR.OUT_DIM = 128
 # BN after each hidden linear layer, and after the last one.
 _C.MODEL.PROJECTOR.HIDDEN_BN = False
 _C.MODEL.PROJECTOR.LAST_BN = False
+# Learnable shift (beta) of that last BN; SimCLR's head has none (center=False).
+_C.MODEL.PROJECTOR.LAST_BN_SHIFT = True
 _C.MODEL.PROJECTOR.NORM = "BN"
 
 # Predictor q(.) of BYOL-style methods.
@@ -62,6 +64,7 @@ _C.MODEL.PREDICTOR.HIDDEN_DIM = 4096
 _C.MODEL.PREDICTOR.OUT_DIM = 256
 _C.MODEL.PREDICTOR.HIDDEN_BN = True
 _C.MODEL.PREDICTOR.LAST_BN = False
+_C.MODEL.PREDICTOR.LAST_BN_SHIFT = True
 _C.MODEL.PREDICTOR.NORM = "BN"
 
 _C.MODEL.LOSS = CN()
