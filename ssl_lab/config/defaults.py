@@ -173,6 +173,10 @@ _C.SOLVER.STEPS = ()
 _C.SOLVER.GAMMA = 0.1
 # Cosine decays to BASE_LR * COSINE_END_FACTOR.
 _C.SOLVER.COSINE_END_FACTOR = 0.0
+# False: one cosine over the whole run, warmup ramping up to its value at the warmup's end
+# (detectron2, cvpods). True: the cosine starts after warmup from the full lr and spans the
+# remaining iterations (google-research/simclr model_util.py, BYOL utils/schedules.py).
+_C.SOLVER.COSINE_AFTER_WARMUP = False
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Keep only the newest N periodic checkpoints (0 keeps all).
 _C.SOLVER.MAX_TO_KEEP = 3
