@@ -55,6 +55,8 @@ _C.MODEL.PROJECTOR.OUT_DIM = 128
 # BN after each hidden linear layer, and after the last one.
 _C.MODEL.PROJECTOR.HIDDEN_BN = False
 _C.MODEL.PROJECTOR.LAST_BN = False
+# Learnable shift (beta) of that last BN; SimCLR's head has none (center=False).
+_C.MODEL.PROJECTOR.LAST_BN_SHIFT = True
 _C.MODEL.PROJECTOR.NORM = "BN"
 
 # Predictor q(.) of BYOL-style methods.
@@ -65,6 +67,7 @@ _C.MODEL.PREDICTOR.HIDDEN_DIM = 4096
 _C.MODEL.PREDICTOR.OUT_DIM = 256
 _C.MODEL.PREDICTOR.HIDDEN_BN = True
 _C.MODEL.PREDICTOR.LAST_BN = False
+_C.MODEL.PREDICTOR.LAST_BN_SHIFT = True
 _C.MODEL.PREDICTOR.NORM = "BN"
 
 _C.MODEL.LOSS = CN()
@@ -173,6 +176,10 @@ _C.SOLVER.STEPS = ()
 _C.SOLVER.GAMMA = 0.1
 # Cosine decays to BASE_LR * COSINE_END_FACTOR.
 _C.SOLVER.COSINE_END_FACTOR = 0.0
+# False: one cosine over the whole run, warmup ramping up to its value at the warmup's end
+# (detectron2, cvpods). True: the cosine starts after warmup from the full lr and spans the
+# remaining iterations (google-research/simclr model_util.py, BYOL utils/schedules.py).
+_C.SOLVER.COSINE_AFTER_WARMUP = False
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Keep only the newest N periodic checkpoints (0 keeps all).
 _C.SOLVER.MAX_TO_KEEP = 3

@@ -81,10 +81,13 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
         raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
     if warmup > 0:
-        end = main(warmup)
+        # After warmup, the cosine either goes on from where it stands at the warmup's end ("fixed")
+        # or starts from the full lr and spans the remaining iterations ("rescaled").
+        restart = name == "WarmupCosineLR" and cfg.SOLVER.COSINE_AFTER_WARMUP
+        end = 1.0 if restart else main(warmup)
         main = CompositeParamScheduler(
             [LinearParamScheduler(cfg.SOLVER.WARMUP_FACTOR * end, end), main],
             lengths=[warmup, 1 - warmup],
-            interval_scaling=["rescaled", "fixed"],
+            interval_scaling=["rescaled", "rescaled" if restart else "fixed"],
         )
     return LRMultiplier(optimizer, main, max_iter)

@@ -13,12 +13,14 @@ class MLPHead(nn.Sequential):
 
     num_layers=1 is a single linear layer (MoCo v1's head). By default a linear layer
     followed by BN has no bias (the BN's shift replaces it); `hidden_bias` / `last_bias`
-    set the hidden and the last linear layers' bias explicitly.
+    set the hidden and the last linear layers' bias explicitly. `last_bn_shift=False` drops the
+    last BN's learnable shift (beta), keeping its scale: SimCLR's head (`center=False`).
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
                  hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN",
-                 hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None):
+                 hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None,
+                 last_bn_shift: bool = True):
         if num_layers < 1:
             raise ValueError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
         norm_layer = get_norm_layer(norm, dims=1)
@@ -32,14 +34,18 @@ class MLPHead(nn.Sequential):
             dim = hidden_dim
         layers.append(nn.Linear(dim, out_dim, bias=not last_bn if last_bias is None else last_bias))
         if last_bn:
-            layers.append(norm_layer(out_dim))
+            bn = norm_layer(out_dim)
+            if not last_bn_shift:
+                bn.register_parameter("bias", None)
+            layers.append(bn)
         super().__init__(*layers)
         self.out_dim = out_dim
 
     @classmethod
     def from_config(cls, node, in_dim: int):
         return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, num_layers=node.NUM_LAYERS,
-                   hidden_bn=node.HIDDEN_BN, last_bn=node.LAST_BN, norm=node.NORM)
+                   hidden_bn=node.HIDDEN_BN, last_bn=node.LAST_BN, norm=node.NORM,
+                   last_bn_shift=node.LAST_BN_SHIFT)
 
 
 @HEAD_REGISTRY.register()
