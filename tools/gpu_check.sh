@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in about 8 minutes on one: CUDA/NCCL tests, the GPU rows of
-# BENCHMARKS.md, and 50 iterations of the used-by command (SiMo R50, --num-gpus 1) on generated
-# 224 px images. Everything lands in one JSON file.
+# The checks that need a GPU, in about 9 minutes on one: CUDA/NCCL tests (nvJPEG decode included),
+# the GPU rows of BENCHMARKS.md, the data paths at ImageNet size with nvJPEG decode, and 50
+# iterations of the used-by command (SiMo R50, --num-gpus 1) on generated 224 px images. Everything lands in one JSON file.
 #
 #   bash tools/gpu_check.sh [OUT_DIR]        (default: output/gpu_check; results: OUT_DIR/gpu_check.json)
 set -euo pipefail
@@ -47,6 +47,10 @@ $B --config-file configs/Shapes/mocov2_r18.yaml --amp --channels-last --output "
 step "benchmark: SiMo ResNet-50 224 px, bf16 + channels_last + batched augmentation, batch 256"
 $B --config-file projects/SiMo/configs/r50_200ep.yaml --amp --channels-last --output "$OUT/bench_simo_r50.json" \
     $GPU INPUT.GPU_AUGMENTATION True 2>&1 | tee -a "$LOG" | tail -4
+
+step "data paths at ImageNet size (500 generated JPEGs): per-core rates, and nvJPEG decode of 256 files"
+SSL_LAB_CACHE="$OUT/cache" "$PY" tools/benchmark_data.py --images 500 --rounds 3 --per-round 30 --batch 256 --decode-device cuda \
+    --output "$OUT/bench_data_imagenet.json" 2>&1 | tee -a "$LOG" | tail -12
 
 step "used-by command: SiMo r50_200ep.yaml --num-gpus 1, 50 iterations on generated 224 px images"
 rm -rf "$OUT/simo_r50"

@@ -120,6 +120,12 @@ _C.INPUT.GPU_AUGMENTATION = False
 # Side of those squares (short side resized to it, centre square), the canvas the random crops
 # are cut from; 0: INPUT.CROP_SIZE. Larger keeps more detail for small crops, at a cost per pixel.
 _C.INPUT.GPU_AUGMENTATION_SIZE = 0
+# Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling) where every crop cut from the image
+# keeps at least the output size (ssl_lab.data.decode); the crop boxes are drawn as before.
+_C.INPUT.REDUCED_DECODE = True
+# With GPU_AUGMENTATION: the loader ships encoded JPEG bytes, decoded on the model's device
+# (nvJPEG on CUDA) before the batched recipe.
+_C.INPUT.GPU_DECODE = False
 
 # ---------------------------------------------------------------------------- #
 # Datasets: names are "<family>_<split>", e.g. imagenet_train, cifar10_test, shapes_val.
@@ -132,6 +138,9 @@ _C.DATASETS.TEST = ("imagenet_val",)
 _C.DATASETS.ROOT = ""
 # What to do with an image that cannot be decoded: "error" or "skip".
 _C.DATASETS.ON_BAD_IMAGE = "error"
+# Class-per-folder trees (imagenet, imagefolder): list the files once into a cached index
+# (<$SSL_LAB_CACHE or ~/.cache/ssl_lab>/file_index), rebuilt when a folder of the tree changes.
+_C.DATASETS.FILE_INDEX = True
 
 _C.DATASETS.SHAPES = CN()
 _C.DATASETS.SHAPES.IMAGE_SIZE = 64

@@ -7,6 +7,7 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, S
 from ssl_lab.utils import comm
 
 from .datasets import build_dataset
+from .decode import build_decoding, collate_encoded
 from .gpu_augment import build_uint8_transform
 from .samplers import InferenceSampler, TrainingSampler
 from .transforms import build_test_transform, build_train_transform
@@ -40,8 +41,10 @@ class SeededAugmentation(Dataset):
 
 def build_train_dataset(cfg):
     """Concatenation of DATASETS.TRAIN with the multi-view training transform, or with the
-    uint8 loading transform when INPUT.GPU_AUGMENTATION makes the views on the device."""
+    uint8 loading transform when INPUT.GPU_AUGMENTATION makes the views on the device, behind the
+    decoding of INPUT.REDUCED_DECODE / INPUT.GPU_DECODE."""
     transform = build_uint8_transform(cfg) if cfg.INPUT.GPU_AUGMENTATION else build_train_transform(cfg)
+    transform = build_decoding(cfg, transform)
     datasets = [build_dataset(cfg, name, transform) for name in cfg.DATASETS.TRAIN]
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
@@ -61,7 +64,8 @@ def per_rank_batch_size(cfg, world_size: int = 0) -> int:
 
 def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank
-    (uint8 images (N, 3, H, W) instead of the views with INPUT.GPU_AUGMENTATION).
+    (uint8 images (N, 3, H, W) instead of the views with INPUT.GPU_AUGMENTATION; an EncodedBatch,
+    whose ``.to(device)`` decodes it to them, with INPUT.GPU_DECODE).
 
     `start_iter` resumes the sample stream exactly where iteration `start_iter` begins.
     """
@@ -77,6 +81,7 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
         persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0,
+        collate_fn=collate_encoded if cfg.INPUT.GPU_DECODE else None,
     )
 
 

@@ -5,11 +5,14 @@ import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 from torchvision.datasets import ImageFolder
 
+from ssl_lab.model_zoo.download import cache_dir
 from ssl_lab.utils.errors import UserError
 
 from .build import DATASET_REGISTRY, datasets_root, require_path
+from .file_index import FileIndex
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,19 @@ def to_rgb(image: Image.Image, path: str = "image") -> Image.Image:
     return image.convert("RGB")
 
 
+def open_image(path: str) -> Image.Image:
+    """A JPEG opened but not decoded (its header read: size and mode are known), any other
+    image decoded to 8-bit RGB; raise BadImageError naming the file if it cannot be read."""
+    try:
+        image = Image.open(path)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise BadImageError(f"Cannot decode image '{path}': {err}") from None
+    if isinstance(image, JpegImageFile):
+        return image
+    image.close()
+    return load_rgb(path)
+
+
 def load_rgb(path: str) -> Image.Image:
     """Decode `path` as 8-bit RGB; raise BadImageError naming the file if it cannot be read."""
     try:
@@ -49,14 +65,22 @@ class RobustImageFolder(ImageFolder):
     """ImageFolder whose undecodable files either raise (policy "error") or are skipped
     (policy "skip": the next decodable sample is returned and `num_skipped` counts them).
 
+    With `index_dir`, the listing of the tree is read from a :class:`FileIndex` cached there
+    (built on first use, rebuilt when stale), and `file_sizes` holds each file's size in bytes.
+    A transform with ``takes_undecoded = True`` (ssl_lab.data.decode) gets JPEGs opened but
+    not decoded, and decodes them itself (at a reduced size, or on the device).
+
     Images with a side shorter than `min_size` (the crop) are used (the crop upsamples
     them) and counted in `num_small`; the first one is logged with its size, then the
     count at 10, 100, 1000, ... so that a folder of thumbnails does not flood the log.
     """
 
-    def __init__(self, root: str, transform=None, on_bad_image: str = "error", min_size: int = 0):
+    def __init__(self, root: str, transform=None, on_bad_image: str = "error", min_size: int = 0,
+                 index_dir: str = ""):
         if on_bad_image not in ("error", "skip"):
             raise ValueError(f"DATASETS.ON_BAD_IMAGE must be 'error' or 'skip', got '{on_bad_image}'")
+        self.index_dir = index_dir
+        self.file_sizes = None
         super().__init__(root, transform=transform, loader=self._load)
         self.on_bad_image = on_bad_image
         self.min_size = min_size
@@ -64,8 +88,15 @@ class RobustImageFolder(ImageFolder):
         self.num_small = 0
         self.labels = list(self.targets)
 
+    def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        if not self.index_dir or is_valid_file is not None or allow_empty:
+            return super().make_dataset(directory, class_to_idx, extensions, is_valid_file, allow_empty)
+        index = FileIndex.cached(directory, class_to_idx, extensions, self.index_dir)
+        self.file_sizes = index.sizes
+        return index.samples()
+
     def _load(self, path: str) -> Image.Image:
-        image = load_rgb(path)
+        image = open_image(path) if getattr(self.transform, "takes_undecoded", False) else load_rgb(path)
         if min(image.size) < self.min_size:
             self.num_small += 1
             if self.num_small == 1:
@@ -92,11 +123,17 @@ class RobustImageFolder(ImageFolder):
 def imagenet(cfg, split: str, transform):
     """$SSL_LAB_DATASETS/imagenet/{train,val}/<wnid>/*.JPEG."""
     path = require_path(os.path.join(datasets_root(cfg), "imagenet", split), f"imagenet_{split}")
-    return RobustImageFolder(path, transform, cfg.DATASETS.ON_BAD_IMAGE, cfg.INPUT.CROP_SIZE)
+    return RobustImageFolder(path, transform, cfg.DATASETS.ON_BAD_IMAGE, cfg.INPUT.CROP_SIZE, file_index_dir(cfg))
 
 
 @DATASET_REGISTRY.register()
 def imagefolder(cfg, split: str, transform):
     """Any class-per-folder tree at <DATASETS.ROOT>/<split> (e.g. imagefolder_train)."""
     path = require_path(os.path.join(datasets_root(cfg), split), f"imagefolder_{split}")
-    return RobustImageFolder(path, transform, cfg.DATASETS.ON_BAD_IMAGE, cfg.INPUT.CROP_SIZE)
+    return RobustImageFolder(path, transform, cfg.DATASETS.ON_BAD_IMAGE, cfg.INPUT.CROP_SIZE, file_index_dir(cfg))
+
+
+def file_index_dir(cfg) -> str:
+    """Where the file indices live with DATASETS.FILE_INDEX ($SSL_LAB_CACHE or ~/.cache/ssl_lab),
+    "" without."""
+    return cache_dir() if cfg.DATASETS.FILE_INDEX else ""
