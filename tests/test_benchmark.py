@@ -113,3 +113,24 @@ def test_lightly_peer_gets_the_same_work_as_ssl_lab(shapes_root):
     assert len(os.listdir(spec["image_dir"])) == 64  # the training images themselves
     assert benchmark_lightly.ssl_lab_cfg(args, batched=False).INPUT.AUGMENTATION == "MoCoV2"
     assert benchmark_lightly.ssl_lab_cfg(args, batched=True).INPUT.GPU_AUGMENTATION
+
+
+def test_augmentation_ops_times_each_op_of_the_recipe_in_order(benchmark, shapes_root, tmp_path, capsys):
+    """--augmentation-ops: one row per op of the MoCo v2 view (the recipe of transforms.MoCoV2: crop, jitter,
+    grayscale, blur, flip, then normalize) and one for the whole module, each the minimum of its timed runs."""
+    output = tmp_path / "ops.json"
+    returned = benchmark.main(["--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+                               "--augmentation-ops", "--iters", "3", "--warmup", "1", "--threads", "1",
+                               "--output", str(output), *_toy_args(shapes_root), "INPUT.AUGMENTATION", "MoCoV2"])
+    with open(output) as f:
+        result = json.load(f)
+    assert result == json.loads(json.dumps(returned))
+    assert list(result["ops_ms"]) == [
+        "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur",
+        "BatchedHorizontalFlip", "BatchedNormalize", "whole module (2 views)"]
+    for op, times in result["ops_times_s"].items():
+        assert len(times) == 3 and result["ops_ms"][op] == pytest.approx(1000 * min(times)), op
+    assert result["batch"] == 16 and result["threads"] == 1 and result["augmentation"] == "MoCoV2"
+    assert set(result["provenance"]) == {"commit", "dirty", "torch", "machine", "date"}
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in result["ops_ms"])

@@ -1,6 +1,7 @@
 """`make demo`'s script end to end at toy size (pretraining, kNN and linear evaluation)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,8 +43,11 @@ def _demo_module():
     return demo
 
 
+PROVENANCE = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True, "torch": "2.14.1",
+              "machine": "AMD EPYC, 2 CPU cores", "date": "2026-12-05"}
 FULL_RESULTS = {"knn_random_init": 39.5, "knn_pretrained": 45.7, "linear_random_init": 27.5,
-                "linear_pretrained": 43.5, "box_ap_random_init": 0.8125, "box_ap_pretrained": 1.61}
+                "linear_pretrained": 43.5, "box_ap_random_init": 0.8125, "box_ap_pretrained": 1.61,
+                "provenance": PROVENANCE}
 
 
 def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
@@ -58,29 +62,75 @@ def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
         "kNN top-1 (%)" + " " * 16 + "39.50" + " " * 13 + "45.70\n"
         "linear top-1 (%)" + " " * 13 + "27.50" + " " * 13 + "43.50\n"
         "box AP (200 val)" + " " * 14 + "0.81" + " " * 14 + "1.61\n"
-        f"```\n{end}\noutro\n")
+        "```\n"
+        "Source: commit 0123456789abcdef0123456789abcdef01234567 with uncommitted changes, torch 2.14.1, "
+        "AMD EPYC, 2 CPU cores, 2026-12-05; "
+        "regenerate: make demo, then .venv/bin/python tools/demo.py --update-readme\n"
+        f"{end}\noutro\n")
     before = readme.read_text()
-    partial = {k: v for k, v in FULL_RESULTS.items() if not k.startswith("box_ap")}
-    with pytest.raises(ValueError, match="box_ap_random_init"):
-        demo.update_readme(str(readme), partial)
-    assert readme.read_text() == before  # a refused update changes nothing
+    for lacking in ("box_ap", "provenance"):
+        partial = {k: v for k, v in FULL_RESULTS.items() if not k.startswith(lacking)}
+        with pytest.raises(ValueError, match=f"'{lacking}"):
+            demo.update_readme(str(readme), partial)
+        assert readme.read_text() == before  # a refused update changes nothing
+
+
+def test_results_of_other_code_are_not_finished():
+    """A results.json started by another commit (or with other uncommitted changes, or without a recorded
+    provenance) is only reported, never added to; a finished one is reported from any code."""
+    demo = _demo_module()
+    started = {"knn_random_init": 39.5, "knn_pretrained": 45.7, "provenance": PROVENANCE}
+    other_commit = {**PROVENANCE, "commit": "f" * 40}
+    clean = {**PROVENANCE, "dirty": False}
+    for current in (other_commit, clean):
+        with pytest.raises(ValueError, match=f"commit {PROVENANCE['commit']} .*this is commit {current['commit']}"):
+            demo.check_same_code(started, current, "results.json", steps_left=True)
+        demo.check_same_code(started, current, "results.json", steps_left=False)
+    with pytest.raises(ValueError, match="commit unrecorded"):
+        demo.check_same_code({"knn_random_init": 39.5}, PROVENANCE, "results.json", steps_left=True)
+    demo.check_same_code(started, dict(PROVENANCE), "results.json", steps_left=True)
+    demo.check_same_code({}, PROVENANCE, "results.json", steps_left=True)
+
+
+# provenance_line's layout, read back: commit, uncommitted changes, torch, machine, date.
+SOURCE_LINE = re.compile(r"Source: commit (?P<commit>[0-9a-f]{40})(?P<dirty> with uncommitted changes)?, "
+                         r"torch (?P<torch>[^,]+), (?P<machine>.+), (?P<date>\d{4}-\d\d-\d\d); regenerate: .*")
+
+
+def _is_commit(commit: str) -> bool:
+    """Whether the checkout holds `commit` (None when there is no full git history to ask)."""
+    shallow = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True)
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        return None
+    return subprocess.run(["git", "-C", REPO_ROOT, "cat-file", "-e", f"{commit}^{{commit}}"]).returncode == 0
 
 
 def test_readme_demo_table_is_what_the_demo_prints():
-    """With output/demo/results.json (after `make demo`): the README's table is its table. Without:
-    the README's table has the demo's exact layout (its numbers read back give the same text)."""
+    """With output/demo/results.json (after `make demo`): the README's table and source line are what
+    --update-readme writes from it. Without: the README's table and source line have the demo's exact
+    layout (their values read back give the same text), the source names a commit of this repository,
+    and only a note on how it was recorded follows it."""
     demo = _demo_module()
     with open(os.path.join(REPO_ROOT, "README.md")) as f:
         text = f.read()
     start, end = demo.README_MARKERS
     block = text[text.index(start) + len(start):text.index(end)].strip("\n")
-    assert block.startswith("```\n") and block.endswith("\n```")
-    table = block[4:-4]
+    assert block.startswith("```\n") and block.count("```") == 2
+    table, after = block[4:].split("\n```\n")
+    source, *note = after.split("\n")
     results_file = os.path.join(REPO_ROOT, "output", "demo", "results.json")
     if os.path.isfile(results_file):
         with open(results_file) as f:
-            assert table == demo.results_table(json.load(f))
+            results = json.load(f)
+        assert (table, after) == (demo.results_table(results), demo.provenance_line(results["provenance"]))
         return
+    match = SOURCE_LINE.fullmatch(source)
+    assert match, source
+    provenance = {**match.groupdict(), "dirty": bool(match["dirty"])}
+    assert demo.provenance_line(provenance) == source
+    assert _is_commit(provenance["commit"]) in (True, None), provenance["commit"]
+    assert not note or note[0].startswith("Recorded by hand"), note
     labels = {label: key for label, key in demo.TABLE_ROWS}
     parsed = {}
     for line in table.splitlines()[1:]:

@@ -3,12 +3,16 @@
 
     benchmark.py --config-file configs/Shapes/mocov2_r18.yaml --iters 20 --output bench.json
     benchmark.py --config-file CFG --amp --channels-last MODEL.DEVICE cuda SOLVER.IMS_PER_BATCH 256
+    benchmark.py --config-file CFG --augmentation-ops --iters 10 --warmup 0   # batched recipe, op by op
 
 1. Data: images/s of the real training loader (multi-view PIL augmentation, DATALOADER.NUM_WORKERS
    workers), and of the batched path (uint8 loader + BatchedMultiView on MODEL.DEVICE).
 2. Step: ssl_lab's training step (DefaultTrainer: hooks + run_step) on batches already in memory,
    against a bare PyTorch loop over the same model, loss and optimizer. The two alternate step by
    step (A B B A ...) and medians are compared, so load on shared cores cancels.
+
+With --augmentation-ops, only the batched recipe is timed, op by op, on a random uint8 batch.
+The JSON also records the provenance of the run (commit, uncommitted changes, torch, machine).
 """
 import argparse
 import inspect
@@ -24,13 +28,15 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import ConcatDataset
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
 
 from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
 from ssl_lab.data.gpu_augment import build_gpu_augmentation, build_uint8_transform  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, setup_cfg  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
 from ssl_lab.utils.host_memory import keep_freed_host_memory  # noqa: E402
+from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -152,6 +158,31 @@ def time_batched_augmentation(cfg, images: torch.Tensor, warmup: int, iters: int
     return len(images) / statistics.median(times)
 
 
+@torch.no_grad()
+def time_augmentation_ops(cfg, warmup: int, iters: int, device: torch.device) -> dict:
+    """{name: `iters` seconds after `warmup`} of each op of the batched recipe's first view, each run on
+    the previous op's output, then of the whole module (every view, from uint8), on a random uint8 batch
+    (SOLVER.IMS_PER_BATCH, 3, S, S), S = INPUT.GPU_AUGMENTATION_SIZE or else INPUT.CROP_SIZE."""
+    augment = build_gpu_augmentation(cfg).to(device)
+    size = cfg.INPUT.GPU_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
+    generator = torch.Generator().manual_seed(cfg.SEED)
+    images = torch.randint(0, 256, (cfg.SOLVER.IMS_PER_BATCH, 3, size, size), dtype=torch.uint8,
+                           generator=generator).to(device)
+    view = augment.views[0]
+    times = [[] for _ in range(len(view) + 1)]
+    for _ in range(warmup + iters):
+        x = images.float().div_(255)
+        for i, op in enumerate(view):
+            _sync(device)
+            start = time.perf_counter()
+            x = op(x, generator)
+            _sync(device)
+            times[i].append(time.perf_counter() - start)
+        times[-1].append(_timed(lambda: augment(images, generator), device))
+    names = [type(op).__name__ for op in view] + [f"whole module ({cfg.INPUT.NUM_VIEWS} views)"]
+    return {name: t[warmup:] for name, t in zip(names, times)}
+
+
 def prepare_cfg(args):
     """The config with the command-line options, no evaluation, and a schedule longer than the run."""
     cfg = setup_cfg(args)
@@ -258,6 +289,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="SOLVER.COMPILE")
     parser.add_argument("--grad-accum", type=int, default=0, metavar="N", help="SOLVER.GRAD_ACCUM_STEPS")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--augmentation-ops", action="store_true",
+                        help="only time the batched recipe op by op (milliseconds, minimum over --iters)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides")
     return parser
 
@@ -271,10 +304,18 @@ def main(argv=None) -> dict:
     cfg = prepare_cfg(args)
     # The step is timed on views the PIL loader made; the batched augmentation is timed on its own.
     cfg.INPUT.GPU_AUGMENTATION = False
-    with tempfile.TemporaryDirectory(prefix="ssl_lab_benchmark_") as output_dir:
-        cfg.OUTPUT_DIR = output_dir
-        result = run(cfg, args)
-    print_table(result)
+    if args.augmentation_ops:
+        times = time_augmentation_ops(cfg, args.warmup, args.iters, torch.device(cfg.MODEL.DEVICE))
+        result = {"config": args.config_file, "augmentation": cfg.INPUT.AUGMENTATION, "batch": cfg.SOLVER.IMS_PER_BATCH,
+                  "threads": torch.get_num_threads(), "ops_ms": {op: 1000 * min(t) for op, t in times.items()},
+                  "ops_times_s": times}
+        print(tabulate(result["ops_ms"].items(), headers=["op", "ms (minimum)"], tablefmt="github", floatfmt=".1f"))
+    else:
+        with tempfile.TemporaryDirectory(prefix="ssl_lab_benchmark_") as output_dir:
+            cfg.OUTPUT_DIR = output_dir
+            result = run(cfg, args)
+        print_table(result)
+    result["provenance"] = run_provenance(REPO_ROOT)
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:

@@ -11,7 +11,8 @@ then print the three comparisons side by side and draw the curves.
     python tools/demo.py --update-readme      # README.md's demo table <- output/demo/results.json
 
 KEY VALUE pairs override the pretraining config. Finished steps are not run again:
-their results are kept in OUTPUT_DIR/results.json.
+their results are kept in OUTPUT_DIR/results.json, with the provenance of the run (commit, uncommitted
+changes, torch, machine); finishing them from other code is refused.
 """
 import argparse
 import json
@@ -25,6 +26,7 @@ sys.path.insert(0, REPO_ROOT)
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 PRETRAIN_CONFIG = "projects/SiMo/configs/shapes_r18.yaml"
 # Sized for a few minutes on 2 CPU cores: 32 px images, 500 iterations, every other key of the
@@ -42,6 +44,7 @@ DETECTION_ITERS = 100
 DETECTION_VAL_IMAGES = 200
 TABLE_ROWS = [("kNN top-1 (%)", "knn"), ("linear top-1 (%)", "linear"),
               (f"box AP ({DETECTION_VAL_IMAGES} val)", "box_ap")]
+REGENERATE = "make demo, then .venv/bin/python tools/demo.py --update-readme"
 README_MARKERS = ("<!-- demo-table: `tools/demo.py --update-readme` writes it from output/demo/results.json -->",
                   "<!-- /demo-table -->")
 
@@ -63,13 +66,15 @@ def _knn_at_start_and_end(metrics_file: str):
     return knn[0], knn[max(knn)]
 
 
-def pretrain(output_dir: str, opts) -> dict:
+def pretrain(output_dir: str, opts, before_training=lambda: None) -> dict:
+    """Pretrain (or finish pretraining); `before_training()` runs once the config and output dir are accepted."""
     args = argparse.Namespace(config_file=os.path.join(REPO_ROOT, PRETRAIN_CONFIG), resume=True,
                               opts=[*DEMO_OPTS, "OUTPUT_DIR", output_dir, "TEST.EVAL_AT_START", "True", *opts])
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=True)
+    before_training()
     trainer.train()
     random_init, pretrained = _knn_at_start_and_end(os.path.join(output_dir, "metrics.json"))
     return {"knn_random_init": random_init, "knn_pretrained": pretrained,
@@ -116,20 +121,42 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def provenance_line(provenance: dict) -> str:
+    """The line under the README table: the run's code, torch and machine, and how to regenerate it."""
+    dirty = " with uncommitted changes" if provenance["dirty"] else ""
+    return (f"Source: commit {provenance['commit']}{dirty}, torch {provenance['torch']}, {provenance['machine']}, "
+            f"{provenance['date']}; regenerate: {REGENERATE}")
+
+
 def update_readme(readme: str, results: dict) -> None:
-    """Put results_table(results) in a code block between README_MARKERS of `readme`."""
+    """Put results_table(results) in a code block, and its provenance_line under it, between
+    README_MARKERS of `readme`."""
     missing = [f"{key}_{side}" for _, key in TABLE_ROWS for side in ("random_init", "pretrained")
-               if f"{key}_{side}" not in results]
+               if f"{key}_{side}" not in results] + ([] if "provenance" in results else ["provenance"])
     if missing:
-        raise ValueError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first")
+        raise ValueError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
+                        "in a new --output-dir if its results.json was written before the demo recorded its provenance")
     with open(readme) as f:
         text = f.read()
     start, end = map(re.escape, README_MARKERS)
     pattern = re.compile(f"({start}\n).*?(\n{end})", re.S)
     if not pattern.search(text):
         raise ValueError(f"{readme} lacks the demo table markers {README_MARKERS}")
+    block = f"```\n{results_table(results)}\n```\n{provenance_line(results['provenance'])}"
     with open(readme, "w") as f:
-        f.write(pattern.sub(lambda m: f"{m.group(1)}```\n{results_table(results)}\n```{m.group(2)}", text))
+        f.write(pattern.sub(lambda m: f"{m.group(1)}{block}{m.group(2)}", text))
+
+
+def check_same_code(results: dict, provenance: dict, results_file: str, steps_left: bool) -> None:
+    """Refuse to add results from other code (commit or uncommitted changes) to those of results_file."""
+    recorded = results.get("provenance", {})
+    if steps_left and results and [recorded.get(k) for k in ("commit", "dirty")] != [
+            provenance[k] for k in ("commit", "dirty")]:
+        raise ValueError(
+            f"{results_file} holds results of commit {recorded.get('commit', 'unrecorded')} "
+            f"(uncommitted changes: {recorded.get('dirty', 'unrecorded')}); this is commit {provenance['commit']} "
+            f"(uncommitted changes: {provenance['dirty']}).\n"
+            "Finish the demo with the code that started it, or run it in a new --output-dir.")
 
 
 def main(argv=None):
@@ -148,19 +175,33 @@ def main(argv=None):
     if args.update_readme:
         with exit_on_user_error():
             update_readme(os.path.join(REPO_ROOT, "README.md"), results)
-        print(f"README.md's demo table now reads:\n{results_table(results)}")
+        print(f"README.md's demo table now reads:\n{results_table(results)}\n{provenance_line(results['provenance'])}")
         return
+    provenance = run_provenance(REPO_ROOT)
+    wanted = ("knn", "linear") if args.skip_detection else ("knn", "linear", "box_ap")
+    steps_left = any(f"{key}_{side}" not in results for key in wanted for side in ("random_init", "pretrained"))
+    with exit_on_user_error():
+        check_same_code(results, provenance, results_file, steps_left)
+
+    def save():
+        os.makedirs(args.output_dir, exist_ok=True)
+        with open(results_file, "w") as f:
+            json.dump(results, f, indent=2)
 
     def step(name, fn):
         if name not in results:
             results[name] = fn()
-            with open(results_file, "w") as f:
-                json.dump(results, f, indent=2)
+            save()
         return results[name]
+
+    def record_provenance():  # of a new demo, before its first step (so a run stopped midway keeps it)
+        if not results:
+            results["provenance"] = provenance
+            save()
 
     with exit_on_user_error():
         _banner("1/3  Pretraining SiMo on Shapes (kNN accuracy before and after)")
-        run = pretrain(os.path.join(args.output_dir, "pretrain"), args.opts)
+        run = pretrain(os.path.join(args.output_dir, "pretrain"), args.opts, record_provenance)
         results.update({k: run[k] for k in ("knn_random_init", "knn_pretrained")})
         cfg = run["config"]
         _banner("2/3  Linear evaluation: random init, then pretrained")
