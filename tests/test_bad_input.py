@@ -6,6 +6,7 @@ a model is built), so the module takes seconds; the launcher's signal handling r
 subprocesses and is marked slow.
 """
 import hashlib
+import math
 import os
 import runpy
 import signal
@@ -198,6 +199,19 @@ CASES = [
                                                    "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
          "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
+    Case("kNN temperature 0", _shapes("TEST.KNN.TEMPERATURE", "0.0"), "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be > 0"),
+    Case("kNN memory chunk negative", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
+         "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number"),
+    Case("kNN query chunk 0", _shapes("TEST.KNN.QUERY_CHUNK_SIZE", "0"), "TEST.KNN.QUERY_CHUNK_SIZE = 0 is invalid"),
+    Case("kNN memory per class negative", _shapes("TEST.KNN.MEMORY_PER_CLASS", "-1"),
+         "TEST.KNN.MEMORY_PER_CLASS = -1 is invalid"),
+    Case("kNN queries the memory split", _shapes("DATASETS.TEST", "('shapes_train',)"),
+         "DATASETS.TEST[0] = 'shapes_train' is also the kNN memory split"),
+    Case("host memory cache negative", _shapes("HOST_MEMORY_CACHE_MB", "-1"), "HOST_MEMORY_CACHE_MB = -1 is invalid"),
+    Case("host memory cache absurd", _shapes("HOST_MEMORY_CACHE_MB", "1000000"),
+         "HOST_MEMORY_CACHE_MB = 1000000 is invalid: it must be in [0, 2047] MiB"),
+    Case("weights URL of an unknown scheme", _shapes("MODEL.WEIGHTS", "ftp://example.org/r50.pth"),
+         "MODEL.WEIGHTS = 'ftp://example.org/r50.pth': no handler opens 'ftp://' URLs"),
     # ------------------------------------------------------------- OUTPUT_DIR
     Case("finished run without --resume", _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
          "already holds checkpoints of a run. Pass --resume"),
@@ -425,3 +439,70 @@ def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000003.pth", "model_0000005.pth"]
     hook.after_step()  # saves model_0000007 and keeps the newest two
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000005.pth", "model_0000007.pth"]
+
+
+# ----------------------------------------------------------------- numeric checks at their boundaries
+_UP, _DOWN = (lambda x: math.nextafter(x, math.inf)), (lambda x: math.nextafter(x, -math.inf))
+# key: (first valid values, first invalid values), each at the exact edge of the range it checks
+BOUNDARIES = {
+    "SOLVER.IMS_PER_BATCH": ([1], [0]),
+    "SOLVER.GRAD_ACCUM_STEPS": ([1, 2], [0, 3]),  # IMS_PER_BATCH 256 below: 3 does not divide it
+    "SOLVER.BASE_LR": ([_UP(0.0)], [0.0]),
+    "SOLVER.CHECKPOINT_PERIOD": ([1], [0]),
+    "SOLVER.MAX_TO_KEEP": ([0], [-1]),
+    "LOG_PERIOD": ([1], [0]),
+    "TEST.EVAL_PERIOD": ([0], [-1]),
+    "TEST.IMS_PER_BATCH": ([1], [0]),
+    "MODEL.MOMENTUM.BASE": ([0.0, 1.0], [_DOWN(0.0), _UP(1.0)]),
+    "SOLVER.MOMENTUM": ([0.0, _DOWN(1.0)], [_DOWN(0.0), 1.0]),
+    "SOLVER.WEIGHT_DECAY": ([0.0], [_DOWN(0.0)]),
+    "INPUT.NUM_VIEWS": ([2], [1]),
+    "INPUT.CROP_SIZE": ([1], [0]),  # TEST_RESIZE follows it below
+    "INPUT.TEST_RESIZE": ([224], [223]),  # CROP_SIZE 224
+    "INPUT.CROP_SCALE": ([(_UP(0.0), 1.0), (0.5, 0.5)], [(0.0, 1.0), (0.5, _DOWN(0.5)), (0.5, _UP(1.0))]),
+    "TEST.KNN.K": ([1], [0]),
+    "TEST.KNN.TEMPERATURE": ([_UP(0.0)], [0.0, math.inf]),
+    "TEST.KNN.QUERY_CHUNK_SIZE": ([1], [0]),
+    "TEST.KNN.MEMORY_CHUNK_SIZE": ([1], [0]),
+    "TEST.KNN.MEMORY_PER_CLASS": ([0], [-1]),
+    "DATALOADER.NUM_WORKERS": ([0], [-1]),
+    "HOST_MEMORY_CACHE_MB": ([0, 2047], [-1, 2048]),
+}
+
+
+def _checked_keys():
+    """The keys `_require(...)` checks in ssl_lab/config/checks.py (its upper-case string arguments)."""
+    import re
+
+    with open(os.path.join(REPO_ROOT, "ssl_lab", "config", "checks.py")) as f:
+        return set(re.findall(r'"([A-Z][A-Z_.]+)",', f.read()))
+
+
+def test_every_numeric_check_has_its_boundary_row():
+    assert _checked_keys() == set(BOUNDARIES)
+
+
+def _boundary_cfg(key, value):
+    from ssl_lab.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.CROP_SIZE, cfg.INPUT.TEST_RESIZE = 256, 224, 256
+    if key == "INPUT.CROP_SIZE":
+        cfg.INPUT.TEST_RESIZE = value
+    node, _, name = key.rpartition(".")
+    setattr(cfg if not node else eval("cfg." + node), name, value)  # noqa: S307 (a key of this table)
+    return cfg
+
+
+@pytest.mark.parametrize("key,value,valid", [(k, v, ok) for k, (good, bad) in BOUNDARIES.items()
+                                             for ok, values in ((True, good), (False, bad)) for v in values])
+def test_numeric_check_at_its_boundary(key, value, valid):
+    from ssl_lab.config import ConfigError
+    from ssl_lab.config.checks import check_config
+
+    cfg = _boundary_cfg(key, value)
+    if valid:
+        check_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match=f"^{key} = "):
+            check_config(cfg)
