@@ -117,6 +117,19 @@ def _vit_state():
             "patch_embed.proj.weight": torch.zeros(192, 3, 16, 16), "blocks.0.attn.qkv.weight": torch.zeros(576, 192)}
 
 
+def _pretraining_checkpoint(*opts, config=SHAPES):
+    """{'model': state dict} of the tiny Shapes model of `config` with the KEY VALUE `opts`."""
+    def make():
+        from ssl_lab.config import get_cfg
+        from ssl_lab.modeling import build_model
+
+        cfg = get_cfg()
+        cfg.merge_from_file(config)
+        cfg.merge_from_list([*tiny_overrides("unused", "unused"), "MODEL.DEVICE", "cpu", *opts])
+        return {"model": build_model(cfg).state_dict(), "iteration": 3}
+    return make
+
+
 def _truncated_pth():
     import io
 
@@ -223,7 +236,7 @@ CASES = [
     # ------------------------------------------------------------- MODEL.WEIGHTS
     Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
     Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint"),
+         "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'"),
     Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
          "not a readable torch checkpoint"),
     Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
@@ -231,6 +244,13 @@ CASES = [
     Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
                                                      flags=["--eval-only"]),
          "do not fit the backbone (ResNet); nothing was loaded"),
+    Case("weights with a wider projector", _with(_weights(_pretraining_checkpoint("MODEL.PROJECTOR.HIDDEN_DIM", "96")),
+                                                 _shapes()),
+         "tensors have another shape; nothing was loaded.\n  projector.0.weight: (96, 512) in the file, (64, 512) in "
+         "the model"),
+    Case("--eval-only linear eval of a pretraining checkpoint",
+         _with(_weights(_pretraining_checkpoint()), _shapes(config=LINEAR), flags=["--eval-only"]),
+         "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)"),
     Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
          "Model 'moco_v9' is not in the model zoo catalog"),
     Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),

@@ -118,7 +118,7 @@ class DefaultTrainer(TrainerBase):
             if resume:
                 logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
                                f"iteration 0 (check the path if you meant to continue a run)")
-            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
+            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS, self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         start_log_files()
         if comm.is_main_process():
@@ -218,14 +218,14 @@ class DefaultTrainer(TrainerBase):
         return build_train_loader(cfg, dataset, start_iter)
 
     @classmethod
-    def load_weights(cls, model, path: str) -> None:
+    def load_weights(cls, model, path: str, allow_partial: bool = False):
         """Initialize `model` from `path` (file, URL or ssl_lab://name); '' keeps the initialization.
 
         An ssl_lab checkpoint loads into the matching modules; any other ResNet state
         dict (official MoCo, torchvision, other frameworks) loads into `model.backbone`.
+        Returns the ImportReport (None for '').
         """
-        if path:
-            load_backbone_weights(model, path, other_modules=True)
+        return load_backbone_weights(model, path, other_modules=True, allow_partial=allow_partial) if path else None
 
     @classmethod
     def build_evaluators(cls, cfg):
