@@ -5,6 +5,7 @@ Rows run `tools/train_net.py` / `tools/convert_to_d2.py` in this process (most f
 a model is built), so the module takes seconds; the launcher's signal handling runs in
 subprocesses and is marked slow.
 """
+import errno
 import hashlib
 import math
 import os
@@ -25,6 +26,7 @@ from conftest import REPO_ROOT, tiny_overrides
 
 TRAIN_NET = os.path.join(REPO_ROOT, "tools", "train_net.py")
 CONVERT = os.path.join(REPO_ROOT, "tools", "convert_to_d2.py")
+PLOT = os.path.join(REPO_ROOT, "tools", "plot_metrics.py")
 SHAPES = os.path.join(REPO_ROOT, "configs", "Shapes", "simclr_r18.yaml")
 LINEAR = os.path.join(REPO_ROOT, "configs", "Shapes", "linear_eval_r18.yaml")
 MAX_LINES = 15
@@ -42,6 +44,7 @@ class Case:
     out_dir: Callable = field(default=lambda tmp: os.path.join(tmp, "out"))
     unchanged: bool = True  # False: found while training, after the run was accepted and started writing
     env: dict = field(default_factory=dict)
+    patch: Callable = None  # patch(monkeypatch): a fault of the machine (e.g. a full disk)
 
 
 def _config(tmp, name, text):
@@ -150,6 +153,37 @@ def _bad_image_folder(tmp, out):
     return ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('imagefolder_train',)", "DATALOADER.NUM_WORKERS", "1"]
 
 
+def _disk_full_at_second_save(monkeypatch):
+    """The second torch.save (model_0000003.pth; period 2) runs out of space after a few bytes."""
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 1:
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"PK\x03\x04")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def _broken_project(tmp, out):
+    """A project package whose __init__ fails on its third line."""
+    os.makedirs(os.path.join(tmp, "brokenproj"))
+    _config(os.path.join(tmp, "brokenproj"), "__init__.py", "import os\n\nregister(os.sep)\n")
+    return ["IMPORTS", f"('{os.path.join(tmp, 'brokenproj')}',)"]
+
+
+def _metrics(content, *flags):
+    """A run folder whose metrics.json holds `content` (bytes or text); plot_metrics' arguments."""
+    def argv(tmp, out, roots):
+        os.makedirs(out)
+        with open(os.path.join(out, "metrics.json"), "wb") as f:
+            f.write(content if isinstance(content, bytes) else content.encode())
+        return [out, *[flag.format(tmp=tmp) for flag in flags]]
+    return argv
+
+
 def _closed_port_url(tmp, out):
     from ssl_lab.engine.launch import find_free_port
 
@@ -190,6 +224,13 @@ CASES = [
     Case("_BASE_ cycle", _cycle, "in a cycle through _BASE_"),
     Case("unknown key", _shapes("SOLVER.BASE_RL", "0.1"), "Unknown config key 'SOLVER.BASE_RL'. Did you mean"),
     Case("flag after overrides", _shapes("--resume"), "--resume comes after the KEY VALUE overrides"),
+    Case("misspelt registered name", _shapes("MODEL.BACKBONE.NAME", "ResNt"),
+         "'ResNt' is not in the BACKBONE registry; the registered names, closest first: ResNet"),
+    Case("broken module in IMPORTS", _with(_broken_project, _shapes()),
+         "cannot be imported: NameError: name 'register' is not defined (at "),
+    Case("machine rank not below the machine count",
+         _flags(["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://127.0.0.1:1"], _shapes()),
+         "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1"),
     # ------------------------------------------------------------- numbers
     Case("batch 0", _shapes("SOLVER.IMS_PER_BATCH", "0"), "SOLVER.IMS_PER_BATCH = 0 is invalid"),
     Case("negative batch", _shapes("SOLVER.IMS_PER_BATCH", "-32"), "SOLVER.IMS_PER_BATCH = -32 is invalid"),
@@ -260,6 +301,19 @@ CASES = [
          "Download of http://127.0.0.1:"),
     # ------------------------------------------------------------- images
     Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
+    # ------------------------------------------------------------- disk
+    Case("disk fills during a checkpoint", _shapes(), "the last checkpoint ", unchanged=False,
+         patch=_disk_full_at_second_save),
+    # ------------------------------------------------------------- plot_metrics
+    Case("plot: binary metrics.json", _metrics(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "is not a text file", tool=PLOT),
+    Case("plot: JSON arrays", _metrics("[1, 2, 3]\n[4]\n"),
+         "holds no metrics: 2 malformed lines (first: line 1: a JSON list, not an object)", tool=PLOT),
+    Case("plot: NaN iterations only", _metrics('{"iteration": NaN, "total_loss": 1.0}\n'),
+         "holds no metrics: 1 malformed lines (first: line 1: its \"iteration\" is nan, not a whole number)",
+         tool=PLOT),
+    Case("plot: unwritable output", _metrics('{"iteration": 1, "total_loss": 1.0}\n', "--output",
+                                             "{tmp}/out/metrics.json/plot.png"),
+         "cannot write '", tool=PLOT),
     # ------------------------------------------------------------- converter
     Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT),
     Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT),
@@ -289,7 +343,7 @@ def _run(tool, argv) -> int:
     old_argv = sys.argv
     sys.argv = [tool, *argv]
     try:
-        if tool == CONVERT:
+        if tool in (CONVERT, PLOT):
             return runpy.run_path(tool)["main"](argv)
         runpy.run_path(tool)["run"](argv)
         return 0
@@ -305,6 +359,8 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
+    if case.patch is not None:
+        case.patch(monkeypatch)
     tmp = str(tmp_path)
     out = case.out_dir(tmp)
     argv = case.setup(tmp, out, shapes_root)
@@ -378,12 +434,18 @@ def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypat
 
     (tmp_path / "model_0000009.pth").write_bytes(b"x" * 100)
     usage = shutil.disk_usage(tmp_path)
-    # 3 kept + final + one being written = 500 bytes; the 100 already there are replaced, not added to
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=400))
-    check_free_space(str(tmp_path), 100, 3)
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=399))
+    # 3 kept + one being written = 400 bytes; the 100 already there are replaced, not added to
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=300))
+    check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=299))
     with pytest.raises(OutputDirError, match="MiB free"):
-        check_free_space(str(tmp_path), 100, 3)
+        check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+    # MAX_TO_KEEP 0 keeps all 5 periodic ones (+ model_final being written): 600 bytes; 2 periodic of 3 kept: 300
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=499))
+    with pytest.raises(OutputDirError, match="MiB free"):
+        check_free_space(str(tmp_path), 100, 0, num_periodic=5)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=200))
+    check_free_space(str(tmp_path), 100, 3, num_periodic=2)
 
 
 def _children(pid: int):
@@ -526,3 +588,17 @@ def test_numeric_check_at_its_boundary(key, value, valid):
     else:
         with pytest.raises(ConfigError, match=f"^{key} = "):
             check_config(cfg)
+
+
+def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, capsys):
+    lines = ['{"iteration": NaN, "total_loss": 9.0}', "[1, 2]", '{"iteration": 1, "total_loss": 2.0}',
+             "not json", '{"iteration": 2, "total_loss": 1.0, "lr": 0.1}', '{"iteration": 1.5}']
+    (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
+    plot = runpy.run_path(PLOT)
+    records, skipped = plot["load_metrics"](str(tmp_path / "metrics.json"))
+    assert [r["iteration"] for r in records] == [1, 2] and [s.split(":")[0] for s in skipped] == [
+        "line 1", "line 2", "line 4", "line 6"]
+    plot["main"]([str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: skipped 4 malformed lines")
+    assert (tmp_path / "metrics.png").stat().st_size > 0
