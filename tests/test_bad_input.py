@@ -602,3 +602,21 @@ def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning: skipped 4 malformed lines")
     assert (tmp_path / "metrics.png").stat().st_size > 0
+
+
+def test_skipped_images_are_counted_not_warned_one_by_one(tmp_path, caplog):
+    from ssl_lab.data.datasets.image_folder import BadImageError, RobustImageFolder
+
+    os.makedirs(tmp_path / "c")
+    for i in range(11):
+        (tmp_path / "c" / f"{i:02d}.png").write_text("not a PNG")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "c" / "11.png")
+    dataset = RobustImageFolder(str(tmp_path), on_bad_image="skip")
+    with caplog.at_level("WARNING"):
+        image, _ = dataset[0]
+    assert image.size == (4, 4) and dataset.num_skipped == 11
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and "00.png" in warnings[0] and warnings[1].startswith("10 undecodable images")
+    os.remove(tmp_path / "c" / "11.png")
+    with pytest.raises(BadImageError, match=r"No decodable image in .* \(11 files tried\)"):
+        RobustImageFolder(str(tmp_path), on_bad_image="skip")[0]

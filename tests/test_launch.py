@@ -40,7 +40,7 @@ def _launch(mode, tmp_path):
             "from test_launch import _victim_and_survivor\n"
             f"launch(_victim_and_survivor, 2, args=({mode!r}, {pid_file!r}))\n")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SSL_LAB_DEBUG")}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
     with open(pid_file) as f:
         return result, int(f.read())
 
