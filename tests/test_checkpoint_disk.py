@@ -109,3 +109,26 @@ def test_atomic_write_flushes_and_fsyncs_before_the_rename(tmp_path, monkeypatch
         f.write(b"new content")
         assert path.read_bytes() == b"old"
     assert events == ["flush", "fsync", "rename"] and path.read_bytes() == b"new content"
+
+
+def test_resume_past_a_truncated_model_final_retags_and_rewrites_it(tmp_path):
+    from types import SimpleNamespace
+
+    from ssl_lab.engine.trainer import DefaultTrainer
+
+    model = _model()
+    checkpointer = Checkpointer(model, str(tmp_path))
+    checkpointer.save("model_0000003", iteration=3)
+    checkpointer.save("model_final", iteration=3)
+    with open(tmp_path / "model_final.pth", "r+b") as f:
+        f.truncate(100)
+    resumed = Checkpointer(_model(), str(tmp_path))
+    assert resumed.resume_or_load("")["iteration"] == 3
+    assert resumed.resumed_past_corrupt and (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
+    # a finished run (start_iter == max_iter) has nothing to train: it rewrites model_final from the loaded state
+    DefaultTrainer.train(SimpleNamespace(start_iter=4, max_iter=4, checkpointer=resumed))
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+    final = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert final["iteration"] == 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(final["model"][key], value)

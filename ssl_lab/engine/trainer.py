@@ -117,7 +117,8 @@ class DefaultTrainer(TrainerBase):
             if resume:
                 logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
                                f"iteration 0 (check the path if you meant to continue a run)")
-            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS, self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS,
+                              self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         start_log_files()
         if comm.is_main_process():
