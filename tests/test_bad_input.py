@@ -5,7 +5,9 @@ Rows run `tools/train_net.py` / `tools/convert_to_d2.py` in this process (most f
 a model is built), so the module takes seconds; the launcher's signal handling runs in
 subprocesses and is marked slow.
 """
+import errno
 import hashlib
+import math
 import os
 import runpy
 import signal
@@ -24,6 +26,7 @@ from conftest import REPO_ROOT, tiny_overrides
 
 TRAIN_NET = os.path.join(REPO_ROOT, "tools", "train_net.py")
 CONVERT = os.path.join(REPO_ROOT, "tools", "convert_to_d2.py")
+PLOT = os.path.join(REPO_ROOT, "tools", "plot_metrics.py")
 SHAPES = os.path.join(REPO_ROOT, "configs", "Shapes", "simclr_r18.yaml")
 LINEAR = os.path.join(REPO_ROOT, "configs", "Shapes", "linear_eval_r18.yaml")
 MAX_LINES = 15
@@ -41,6 +44,7 @@ class Case:
     out_dir: Callable = field(default=lambda tmp: os.path.join(tmp, "out"))
     unchanged: bool = True  # False: found while training, after the run was accepted and started writing
     env: dict = field(default_factory=dict)
+    patch: Callable = None  # patch(monkeypatch): a fault of the machine (e.g. a full disk)
 
 
 def _config(tmp, name, text):
@@ -116,6 +120,19 @@ def _vit_state():
             "patch_embed.proj.weight": torch.zeros(192, 3, 16, 16), "blocks.0.attn.qkv.weight": torch.zeros(576, 192)}
 
 
+def _pretraining_checkpoint(*opts, config=SHAPES):
+    """{'model': state dict} of the tiny Shapes model of `config` with the KEY VALUE `opts`."""
+    def make():
+        from ssl_lab.config import get_cfg
+        from ssl_lab.modeling import build_model
+
+        cfg = get_cfg()
+        cfg.merge_from_file(config)
+        cfg.merge_from_list([*tiny_overrides("unused", "unused"), "MODEL.DEVICE", "cpu", *opts])
+        return {"model": build_model(cfg).state_dict(), "iteration": 3}
+    return make
+
+
 def _truncated_pth():
     import io
 
@@ -134,6 +151,37 @@ def _bad_image_folder(tmp, out):
     _config(os.path.join(root, "train", "a"), "broken.png", "this is not a PNG")
     # one loader worker: its "Original Traceback" must be reduced to the file and the cause
     return ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('imagefolder_train',)", "DATALOADER.NUM_WORKERS", "1"]
+
+
+def _disk_full_at_second_save(monkeypatch):
+    """The second torch.save (model_0000003.pth; period 2) runs out of space after a few bytes."""
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 1:
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"PK\x03\x04")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def _broken_project(tmp, out):
+    """A project package whose __init__ fails on its third line."""
+    os.makedirs(os.path.join(tmp, "brokenproj"))
+    _config(os.path.join(tmp, "brokenproj"), "__init__.py", "import os\n\nregister(os.sep)\n")
+    return ["IMPORTS", f"('{os.path.join(tmp, 'brokenproj')}',)"]
+
+
+def _metrics(content, *flags):
+    """A run folder whose metrics.json holds `content` (bytes or text); plot_metrics' arguments."""
+    def argv(tmp, out, roots):
+        os.makedirs(out)
+        with open(os.path.join(out, "metrics.json"), "wb") as f:
+            f.write(content if isinstance(content, bytes) else content.encode())
+        return [out, *[flag.format(tmp=tmp) for flag in flags]]
+    return argv
 
 
 def _closed_port_url(tmp, out):
@@ -176,6 +224,13 @@ CASES = [
     Case("_BASE_ cycle", _cycle, "in a cycle through _BASE_"),
     Case("unknown key", _shapes("SOLVER.BASE_RL", "0.1"), "Unknown config key 'SOLVER.BASE_RL'. Did you mean"),
     Case("flag after overrides", _shapes("--resume"), "--resume comes after the KEY VALUE overrides"),
+    Case("misspelt registered name", _shapes("MODEL.BACKBONE.NAME", "ResNt"),
+         "'ResNt' is not in the BACKBONE registry; the registered names, closest first: ResNet"),
+    Case("broken module in IMPORTS", _with(_broken_project, _shapes()),
+         "cannot be imported: NameError: name 'register' is not defined (at "),
+    Case("machine rank not below the machine count",
+         _flags(["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://127.0.0.1:1"], _shapes()),
+         "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1"),
     # ------------------------------------------------------------- numbers
     Case("batch 0", _shapes("SOLVER.IMS_PER_BATCH", "0"), "SOLVER.IMS_PER_BATCH = 0 is invalid"),
     Case("negative batch", _shapes("SOLVER.IMS_PER_BATCH", "-32"), "SOLVER.IMS_PER_BATCH = -32 is invalid"),
@@ -198,6 +253,20 @@ CASES = [
                                                    "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
          "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
+    Case("kNN temperature 0", _shapes("TEST.KNN.TEMPERATURE", "0.0"),
+         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be > 0"),
+    Case("kNN memory chunk negative", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
+         "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number"),
+    Case("kNN query chunk 0", _shapes("TEST.KNN.QUERY_CHUNK_SIZE", "0"), "TEST.KNN.QUERY_CHUNK_SIZE = 0 is invalid"),
+    Case("kNN memory per class negative", _shapes("TEST.KNN.MEMORY_PER_CLASS", "-1"),
+         "TEST.KNN.MEMORY_PER_CLASS = -1 is invalid"),
+    Case("kNN queries the memory split", _shapes("DATASETS.TEST", "('shapes_train',)"),
+         "DATASETS.TEST[0] = 'shapes_train' is also the kNN memory split"),
+    Case("host memory cache negative", _shapes("HOST_MEMORY_CACHE_MB", "-1"), "HOST_MEMORY_CACHE_MB = -1 is invalid"),
+    Case("host memory cache absurd", _shapes("HOST_MEMORY_CACHE_MB", "1000000"),
+         "HOST_MEMORY_CACHE_MB = 1000000 is invalid: it must be in [0, 2047] MiB"),
+    Case("weights URL of an unknown scheme", _shapes("MODEL.WEIGHTS", "ftp://example.org/r50.pth"),
+         "MODEL.WEIGHTS = 'ftp://example.org/r50.pth': no handler opens 'ftp://' URLs"),
     # ------------------------------------------------------------- OUTPUT_DIR
     Case("finished run without --resume", _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
          "already holds checkpoints of a run. Pass --resume"),
@@ -209,7 +278,7 @@ CASES = [
     # ------------------------------------------------------------- MODEL.WEIGHTS
     Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
     Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint"),
+         "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'"),
     Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
          "not a readable torch checkpoint"),
     Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
@@ -217,6 +286,13 @@ CASES = [
     Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
                                                      flags=["--eval-only"]),
          "do not fit the backbone (ResNet); nothing was loaded"),
+    Case("weights with a wider projector", _with(_weights(_pretraining_checkpoint("MODEL.PROJECTOR.HIDDEN_DIM", "96")),
+                                                 _shapes()),
+         "tensors have another shape; nothing was loaded.\n  projector.0.weight: (96, 512) in the file, (64, 512) in "
+         "the model"),
+    Case("--eval-only linear eval of a pretraining checkpoint",
+         _with(_weights(_pretraining_checkpoint()), _shapes(config=LINEAR), flags=["--eval-only"]),
+         "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)"),
     Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
          "Model 'moco_v9' is not in the model zoo catalog"),
     Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
@@ -226,6 +302,19 @@ CASES = [
          "Download of http://127.0.0.1:"),
     # ------------------------------------------------------------- images
     Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
+    # ------------------------------------------------------------- disk
+    Case("disk fills during a checkpoint", _shapes(), "the last checkpoint ", unchanged=False,
+         patch=_disk_full_at_second_save),
+    # ------------------------------------------------------------- plot_metrics
+    Case("plot: binary metrics.json", _metrics(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "is not a text file", tool=PLOT),
+    Case("plot: JSON arrays", _metrics("[1, 2, 3]\n[4]\n"),
+         "holds no metrics: 2 malformed lines (first: line 1: a JSON list, not an object)", tool=PLOT),
+    Case("plot: NaN iterations only", _metrics('{"iteration": NaN, "total_loss": 1.0}\n'),
+         "holds no metrics: 1 malformed lines (first: line 1: its \"iteration\" is nan, not a whole number)",
+         tool=PLOT),
+    Case("plot: unwritable output", _metrics('{"iteration": 1, "total_loss": 1.0}\n', "--output",
+                                             "{tmp}/out/metrics.json/plot.png"),
+         "cannot write '", tool=PLOT),
     # ------------------------------------------------------------- converter
     Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT),
     Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT),
@@ -255,7 +344,7 @@ def _run(tool, argv) -> int:
     old_argv = sys.argv
     sys.argv = [tool, *argv]
     try:
-        if tool == CONVERT:
+        if tool in (CONVERT, PLOT):
             return runpy.run_path(tool)["main"](argv)
         runpy.run_path(tool)["run"](argv)
         return 0
@@ -271,6 +360,8 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
+    if case.patch is not None:
+        case.patch(monkeypatch)
     tmp = str(tmp_path)
     out = case.out_dir(tmp)
     argv = case.setup(tmp, out, shapes_root)
@@ -344,12 +435,18 @@ def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypat
 
     (tmp_path / "model_0000009.pth").write_bytes(b"x" * 100)
     usage = shutil.disk_usage(tmp_path)
-    # 3 kept + final + one being written = 500 bytes; the 100 already there are replaced, not added to
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=400))
-    check_free_space(str(tmp_path), 100, 3)
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=399))
+    # 3 kept + one being written = 400 bytes; the 100 already there are replaced, not added to
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=300))
+    check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=299))
     with pytest.raises(OutputDirError, match="MiB free"):
-        check_free_space(str(tmp_path), 100, 3)
+        check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+    # MAX_TO_KEEP 0 keeps all 5 periodic ones (+ model_final being written): 600 bytes; 2 periodic of 3 kept: 300
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=499))
+    with pytest.raises(OutputDirError, match="MiB free"):
+        check_free_space(str(tmp_path), 100, 0, num_periodic=5)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=200))
+    check_free_space(str(tmp_path), 100, 3, num_periodic=2)
 
 
 def _children(pid: int):
@@ -425,3 +522,107 @@ def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000003.pth", "model_0000005.pth"]
     hook.after_step()  # saves model_0000007 and keeps the newest two
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000005.pth", "model_0000007.pth"]
+
+
+# ----------------------------------------------------------------- numeric checks at their boundaries
+_UP, _DOWN = (lambda x: math.nextafter(x, math.inf)), (lambda x: math.nextafter(x, -math.inf))
+# key: (first valid values, first invalid values), each at the exact edge of the range it checks
+BOUNDARIES = {
+    "SOLVER.IMS_PER_BATCH": ([1], [0]),
+    "SOLVER.GRAD_ACCUM_STEPS": ([1, 2], [0, 3]),  # IMS_PER_BATCH 256 below: 3 does not divide it
+    "SOLVER.BASE_LR": ([_UP(0.0)], [0.0]),
+    "SOLVER.CHECKPOINT_PERIOD": ([1], [0]),
+    "SOLVER.MAX_TO_KEEP": ([0], [-1]),
+    "LOG_PERIOD": ([1], [0]),
+    "TEST.EVAL_PERIOD": ([0], [-1]),
+    "TEST.IMS_PER_BATCH": ([1], [0]),
+    "MODEL.MOMENTUM.BASE": ([0.0, 1.0], [_DOWN(0.0), _UP(1.0)]),
+    "SOLVER.MOMENTUM": ([0.0, _DOWN(1.0)], [_DOWN(0.0), 1.0]),
+    "SOLVER.WEIGHT_DECAY": ([0.0], [_DOWN(0.0)]),
+    "INPUT.NUM_VIEWS": ([2], [1]),
+    "INPUT.CROP_SIZE": ([1], [0]),  # TEST_RESIZE follows it below
+    "INPUT.TEST_RESIZE": ([224], [223]),  # CROP_SIZE 224
+    "INPUT.CROP_SCALE": ([(_UP(0.0), 1.0), (0.5, 0.5)], [(0.0, 1.0), (0.5, _DOWN(0.5)), (0.5, _UP(1.0))]),
+    "TEST.KNN.K": ([1], [0]),
+    "TEST.KNN.TEMPERATURE": ([_UP(0.0)], [0.0, math.inf]),
+    "TEST.KNN.QUERY_CHUNK_SIZE": ([1], [0]),
+    "TEST.KNN.MEMORY_CHUNK_SIZE": ([1], [0]),
+    "TEST.KNN.MEMORY_PER_CLASS": ([0], [-1]),
+    "DATALOADER.NUM_WORKERS": ([0], [-1]),
+    "HOST_MEMORY_CACHE_MB": ([0, 2047], [-1, 2048]),
+    "TEST.LINEAR_PROBE.LRS": ([(_UP(0.0),), (0.1, 1.0)], [(), (0.0,), (0.1, _DOWN(0.0))]),
+    "TEST.LINEAR_PROBE.STEPS": ([1], [0]),
+    "TEST.LINEAR_PROBE.WEIGHT_DECAY": ([0.0], [_DOWN(0.0)]),
+    "TEST.LINEAR_PROBE.HOLDOUT_FRACTION": ([_UP(0.0), _DOWN(1.0)], [0.0, 1.0]),
+    "TEST.LINEAR_PROBE.MAX_PER_CLASS": ([0], [-1]),
+}
+
+
+def _checked_keys():
+    """The keys `_require(...)` checks in ssl_lab/config/checks.py (its upper-case string arguments)."""
+    import re
+
+    with open(os.path.join(REPO_ROOT, "ssl_lab", "config", "checks.py")) as f:
+        return set(re.findall(r'"([A-Z][A-Z_.]+)",', f.read()))
+
+
+def test_every_numeric_check_has_its_boundary_row():
+    assert _checked_keys() == set(BOUNDARIES)
+
+
+def _boundary_cfg(key, value):
+    from ssl_lab.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.CROP_SIZE, cfg.INPUT.TEST_RESIZE = 256, 224, 256
+    if key == "INPUT.CROP_SIZE":
+        cfg.INPUT.TEST_RESIZE = value
+    node, _, name = key.rpartition(".")
+    setattr(cfg if not node else eval("cfg." + node), name, value)  # noqa: S307 (a key of this table)
+    return cfg
+
+
+@pytest.mark.parametrize("key,value,valid", [(k, v, ok) for k, (good, bad) in BOUNDARIES.items()
+                                             for ok, values in ((True, good), (False, bad)) for v in values])
+def test_numeric_check_at_its_boundary(key, value, valid):
+    from ssl_lab.config import ConfigError
+    from ssl_lab.config.checks import check_config
+
+    cfg = _boundary_cfg(key, value)
+    if valid:
+        check_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match=f"^{key} = "):
+            check_config(cfg)
+
+
+def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, capsys):
+    lines = ['{"iteration": NaN, "total_loss": 9.0}', "[1, 2]", '{"iteration": 1, "total_loss": 2.0}',
+             "not json", '{"iteration": 2, "total_loss": 1.0, "lr": 0.1}', '{"iteration": 1.5}']
+    (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
+    plot = runpy.run_path(PLOT)
+    records, skipped = plot["load_metrics"](str(tmp_path / "metrics.json"))
+    assert [r["iteration"] for r in records] == [1, 2] and [s.split(":")[0] for s in skipped] == [
+        "line 1", "line 2", "line 4", "line 6"]
+    plot["main"]([str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: skipped 4 malformed lines")
+    assert (tmp_path / "metrics.png").stat().st_size > 0
+
+
+def test_skipped_images_are_counted_not_warned_one_by_one(tmp_path, caplog):
+    from ssl_lab.data.datasets.image_folder import BadImageError, RobustImageFolder
+
+    os.makedirs(tmp_path / "c")
+    for i in range(11):
+        (tmp_path / "c" / f"{i:02d}.png").write_text("not a PNG")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "c" / "11.png")
+    dataset = RobustImageFolder(str(tmp_path), on_bad_image="skip")
+    with caplog.at_level("WARNING"):
+        image, _ = dataset[0]
+    assert image.size == (4, 4) and dataset.num_skipped == 11
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and "00.png" in warnings[0] and warnings[1].startswith("10 undecodable images")
+    os.remove(tmp_path / "c" / "11.png")
+    with pytest.raises(BadImageError, match=r"No decodable image in .* \(11 files tried\)"):
+        RobustImageFolder(str(tmp_path), on_bad_image="skip")[0]

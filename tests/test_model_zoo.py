@@ -174,6 +174,22 @@ def test_checksum_mismatch_leaves_nothing(zoo, server):
     assert zoo.cached_files() == []
 
 
+def test_a_digest_differing_only_after_its_first_8_hex_digits_is_refused(zoo, server):
+    body = b"weights of a published model"
+    real = hashlib.sha256(body).hexdigest()
+
+    def flip(digit):
+        return "0" if digit != "0" else "1"
+
+    for name, digest in [("ninth", real[:8] + flip(real[8]) + real[9:]), ("last", real[:-1] + flip(real[-1]))]:
+        zoo.add(name, body, sha256=digest)
+        with pytest.raises(ModelZooError, match=f"Checksum mismatch .*expected sha256 {digest}"):
+            PathManager.get_local_path(f"ssl_lab://{name}")
+    assert zoo.cached_files() == []
+    zoo.add("exact", body)
+    assert open(PathManager.get_local_path("ssl_lab://exact"), "rb").read() == body
+
+
 def test_corrupted_cache_is_downloaded_again(zoo, server):
     body = os.urandom(1000)
     zoo.add("toy", body)

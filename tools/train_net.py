@@ -17,7 +17,7 @@ if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; in
 from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
 from ssl_lab.engine.dry_run import dry_run  # noqa: E402
 from ssl_lab.engine.defaults import check_job  # noqa: E402
-from ssl_lab.evaluation import save_eval_results  # noqa: E402
+from ssl_lab.evaluation import check_weights_for_evaluation, save_eval_results  # noqa: E402
 from ssl_lab.utils import comm  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 from ssl_lab.utils.logger import start_log_files  # noqa: E402
@@ -31,7 +31,8 @@ def main(args):
     if args.eval_only:
         cfg.freeze()
         model = DefaultTrainer.build_model(cfg)
-        DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS)
+        report = DefaultTrainer.load_weights(model, cfg.MODEL.WEIGHTS, cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+        check_weights_for_evaluation(cfg, model, report.other_modules)
         start_log_files()
         results = DefaultTrainer.test(cfg, model)
         if comm.is_main_process():

@@ -1,3 +1,3 @@
-from .checkpointer import Checkpointer
+from .checkpointer import Checkpointer, DiskFullError, estimate_checkpoint_bytes
 
-__all__ = ["Checkpointer"]
+__all__ = ["Checkpointer", "DiskFullError", "estimate_checkpoint_bytes"]

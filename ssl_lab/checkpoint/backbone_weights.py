@@ -12,7 +12,7 @@ does not fit the model, is refused with a message naming its first keys and shap
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -72,10 +72,31 @@ def _no_backbone(source: str, state_dict: Mapping, why: str) -> NoBackboneError:
                            f"  Known layouts: {KNOWN_LAYOUTS}")
 
 
+# torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle (protocol 2+).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _unreadable_reason(head: bytes, err: Exception) -> str:
+    """Why torch.load failed, in our words (torch's weights_only message suggests unsafe loading)."""
+    if not head.startswith(_CHECKPOINT_MAGIC):
+        kind = "a text file" if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "another format"
+        return f"it is {kind}, starting with {head[:32]!r}; a torch checkpoint is a zip archive or a pickle"
+    found = _UNSUPPORTED_GLOBAL.search(str(err))
+    if found:
+        return (f"it holds a Python object of type {found.group(1)}, which ssl_lab does not unpickle "
+                f"(only tensors and plain containers are loaded)")
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"truncated or damaged ({type(err).__name__}: {reason[:200]})"
+
+
 def load_checkpoint(path: str):
     """torch.load (weights only, to CPU) of a local path, URL or `ssl_lab://<name>`."""
+    head = b""
     try:
         with PathManager.open(path, "rb") as f:
+            head = f.read(64)
+            f.seek(0)
             return torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
@@ -84,9 +105,8 @@ def load_checkpoint(path: str):
     except UserError:
         raise
     except Exception as e:  # torch.load raises many types for a file it cannot parse
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise UnreadableCheckpointError(
-            f"{path}: not a readable torch checkpoint ({type(e).__name__}: {reason[:200]})") from None
+        raise UnreadableCheckpointError(f"{path}: not a readable torch checkpoint: {_unreadable_reason(head, e)}") \
+            from None
 
 
 def checkpoint_state_dict(obj, source: str = "checkpoint") -> Mapping:
@@ -142,7 +162,8 @@ def extract_backbone_state_dict(obj, source: str = "checkpoint") -> Tuple[str, D
 
 @dataclass
 class ImportReport:
-    """What an import did: backbone keys loaded, absent, unused, or of the wrong shape."""
+    """What an import did: backbone keys loaded, absent, unused, or of the wrong shape; and the
+    other modules (heads, classifier) loaded from an ssl_lab checkpoint."""
 
     source: str
     prefix: str
@@ -151,6 +172,7 @@ class ImportReport:
     unexpected: List[str]
     mismatched: List[str]
     dropped: int
+    other_modules: List[str] = field(default_factory=list)
 
     def __str__(self):
         lines = [f"Loaded {len(self.matched)} backbone tensors from {self.source} (prefix '{self.prefix}'); "
@@ -196,15 +218,34 @@ def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tens
     return converted, report
 
 
+def _other_module_tensors(saved: Mapping, target: Mapping, path: str, allow_partial: bool) -> Dict[str, torch.Tensor]:
+    """The tensors of `saved` (an ssl_lab checkpoint's model) for `target`'s modules other than the
+    backbone. One of another shape refuses the load unless `allow_partial` (then it is skipped)."""
+    shared = {k: v for k, v in saved.items() if not k.startswith("backbone.") and k in target}
+    mismatched = [f"{k}: {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
+                  for k, v in shared.items() if tuple(v.shape) != tuple(target[k].shape)]
+    if mismatched and not allow_partial:
+        shown = "\n  ".join(mismatched[:8]) + (f"\n  ... ({len(mismatched)} in all)" if len(mismatched) > 8 else "")
+        raise NoBackboneError(f"The weights in {path} do not fit the model: {len(mismatched)} tensors have another "
+                              f"shape; nothing was loaded.\n  {shown}\nMatch the config to the checkpoint (e.g. "
+                              f"MODEL.PROJECTOR.*), or set MODEL.WEIGHTS_ALLOW_PARTIAL True to keep the "
+                              f"initialization of these tensors.")
+    for line in mismatched:
+        logger.warning(f"MODEL.WEIGHTS_ALLOW_PARTIAL: kept the initialization of {line}")
+    return {k: v for k, v in shared.items() if tuple(v.shape) == tuple(target[k].shape)}
+
+
 def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None,
-                          other_modules: bool = False) -> ImportReport:
+                          other_modules: bool = False, allow_partial: bool = False) -> ImportReport:
     """Load the ResNet weights in `path` (file, URL or `ssl_lab://<name>`) into `model.backbone`.
 
     `model` may also be the backbone itself. Nothing is loaded unless every backbone
     parameter is matched: a missing tensor or one of another shape (e.g. a ResNet-18 file
     for a ResNet-50) raises NoBackboneError with the report. With `other_modules`, an
-    ssl_lab checkpoint also fills the other modules of `model` (heads, momentum encoder)
-    whose names and shapes match; otherwise they are left untouched.
+    ssl_lab checkpoint also fills the other modules of `model` (heads, momentum encoder,
+    classifier) whose names match; a tensor of another shape there refuses the load too,
+    unless `allow_partial` (then it keeps its initialization). The report's `other_modules`
+    names the modules filled.
     """
     backbone = getattr(model, "backbone", model)
     checkpoint = load_checkpoint(path)
@@ -214,12 +255,11 @@ def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None
                               f"({type(backbone).__name__}); nothing was loaded.\n{report}")
     saved = checkpoint.get("model") if isinstance(checkpoint, Mapping) else None
     if other_modules and backbone is not model and isinstance(saved, Mapping):
-        target = model.state_dict()
-        others = {k: v for k, v in saved.items() if not k.startswith("backbone.") and k in target
-                  and tuple(v.shape) == tuple(target[k].shape)}
+        others = _other_module_tensors(saved, model.state_dict(), path, allow_partial)
         model.load_state_dict(others, strict=False)
-        modules = ", ".join(sorted({k.split(".")[0] for k in others})) or "none"
-        logger.info(f"Loaded {len(others)} tensors of other modules ({modules}) from {path}")
+        report.other_modules = sorted({k.split(".")[0] for k in others})
+        logger.info(f"Loaded {len(others)} tensors of other modules ({', '.join(report.other_modules) or 'none'}) "
+                    f"from {path}")
     backbone.load_state_dict(converted, strict=False)
     (logger.warning if report.unexpected else logger.info)(str(report))
     return report

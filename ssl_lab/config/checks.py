@@ -4,11 +4,18 @@ Each failure is a ConfigError naming the key, the value, and what would be right
 Checks that need the data (classes, kNN K against the memory split) or the method
 (negatives against the batch) run where those are built.
 """
+import math
+
 import torch
+
+from ssl_lab.utils.file_io import PathManager
 
 from .config import ConfigError
 
-__all__ = ["check_config", "check_device"]
+__all__ = ["check_config", "check_device", "check_knn", "check_weights_scheme"]
+
+# mallopt takes an int number of bytes: 2**31 - 1 bytes is 2047 MiB and a bit.
+MAX_HOST_MEMORY_CACHE_MB = 2047
 
 
 def _require(ok: bool, key: str, value, right: str) -> None:
@@ -30,6 +37,35 @@ def check_device(name: str) -> None:
                               f"'auto' or 'cpu'")
         if device.index is not None and device.index >= count:
             raise ConfigError(f"MODEL.DEVICE = '{name}' but only {count} GPUs are visible")
+
+
+def check_knn(cfg) -> None:
+    """TEST.KNN.*: every number of the kNN monitor, and a query split other than its memory split."""
+    knn = cfg.TEST.KNN
+    _require(knn.K > 0, "TEST.KNN.K", knn.K, "a positive number of neighbours")
+    _require(math.isfinite(knn.TEMPERATURE) and knn.TEMPERATURE > 0, "TEST.KNN.TEMPERATURE", knn.TEMPERATURE,
+             "> 0 (the neighbours vote with weight exp(cos / T); e.g. 0.07)")
+    _require(knn.QUERY_CHUNK_SIZE > 0, "TEST.KNN.QUERY_CHUNK_SIZE", knn.QUERY_CHUNK_SIZE,
+             "a positive number of queries scored at once (e.g. 1024)")
+    _require(knn.MEMORY_CHUNK_SIZE > 0, "TEST.KNN.MEMORY_CHUNK_SIZE", knn.MEMORY_CHUNK_SIZE,
+             "a positive number of memory rows per similarity block (e.g. 16384)")
+    _require(knn.MEMORY_PER_CLASS >= 0, "TEST.KNN.MEMORY_PER_CLASS", knn.MEMORY_PER_CLASS,
+             ">= 0 (0: every image of the memory split)")
+    memory = knn.MEMORY_DATASET or (cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else "")
+    if "KNN" in cfg.TEST.EVALUATORS and cfg.DATASETS.TEST and cfg.DATASETS.TEST[0] == memory:
+        # each query would find itself (cos 1) among its neighbours: 100 % whatever the features
+        raise ConfigError(f"DATASETS.TEST[0] = '{memory}' is also the kNN memory split (TEST.KNN.MEMORY_DATASET or "
+                          f"DATASETS.TRAIN[0]): every image would find itself and kNN would report about 100 %. "
+                          f"Query a held-out split (e.g. a '_val' / '_test' split) or set TEST.KNN.MEMORY_DATASET")
+
+
+def check_weights_scheme(path: str) -> None:
+    """MODEL.WEIGHTS: a URL must have a scheme that a PathManager handler opens."""
+    prefixes = sorted(PathManager._path_handlers)  # iopath keeps its handlers by prefix, e.g. "https://"
+    if "://" in path and not path.startswith(tuple(prefixes)):
+        schemes = ", ".join(prefixes) or "none (import ssl_lab.model_zoo)"
+        raise ConfigError(f"MODEL.WEIGHTS = '{path}': no handler opens '{path.split('://')[0]}://' URLs; "
+                          f"use a local file or one of {schemes}")
 
 
 def check_config(cfg) -> None:
@@ -58,7 +94,7 @@ def check_config(cfg) -> None:
     low, high = cfg.INPUT.CROP_SCALE
     _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE),
              "(low, high) with 0 < low <= high <= 1")
-    _require(cfg.TEST.KNN.K > 0, "TEST.KNN.K", cfg.TEST.KNN.K, "a positive number of neighbours")
+    check_knn(cfg)
     probe = cfg.TEST.LINEAR_PROBE
     _require(len(probe.LRS) > 0 and all(lr > 0 for lr in probe.LRS), "TEST.LINEAR_PROBE.LRS", tuple(probe.LRS),
              "one or more positive learning rates to choose from")
@@ -68,4 +104,8 @@ def check_config(cfg) -> None:
              "in (0, 1) (the part of the training split that chooses the lr)")
     _require(probe.MAX_PER_CLASS >= 0, "TEST.LINEAR_PROBE.MAX_PER_CLASS", probe.MAX_PER_CLASS, ">= 0 (0: all)")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
+    _require(0 <= cfg.HOST_MEMORY_CACHE_MB <= MAX_HOST_MEMORY_CACHE_MB, "HOST_MEMORY_CACHE_MB",
+             cfg.HOST_MEMORY_CACHE_MB, f"in [0, {MAX_HOST_MEMORY_CACHE_MB}] MiB (0 keeps the allocator's defaults; "
+             f"glibc takes at most 2**31 - 1 bytes)")
+    check_weights_scheme(cfg.MODEL.WEIGHTS)
     check_device(cfg.MODEL.DEVICE)

@@ -31,6 +31,10 @@ _C.MODEL.META_ARCHITECTURE = "MoCo"
 _C.MODEL.DEVICE = "auto"
 # Checkpoint loaded before training/evaluation (path, URL or ssl_lab://name).
 _C.MODEL.WEIGHTS = ""
+# False: a tensor of MODEL.WEIGHTS whose shape differs from the model's (e.g. a wider projector)
+# refuses the load, naming it. True: such head tensors keep their initialization; the backbone
+# must fit either way.
+_C.MODEL.WEIGHTS_ALLOW_PARTIAL = False
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "ResNet"

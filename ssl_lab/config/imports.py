@@ -10,8 +10,10 @@ installed from a wheel, which installs the project packages) and a plain module 
 import importlib
 import os
 import sys
+import traceback
 from typing import Optional
 
+from ssl_lab.utils.errors import debug_enabled
 from ssl_lab.utils.resources import resources_root
 
 from .config import CfgNode, ConfigError, resolve_config_file
@@ -24,25 +26,43 @@ def _find_folder(entry: str) -> Optional[str]:
     return None
 
 
-def _import_module(entry: str, name: str):
+def _broken(entry: str, err: Exception) -> ConfigError:
+    """The error of a project whose code fails while it is imported, naming the line that raised."""
+    if isinstance(err, SyntaxError):
+        where = f"{err.filename}:{err.lineno}"
+    else:
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        where = f"{frame.filename}:{frame.lineno}"
+    return ConfigError(f"IMPORTS entry '{entry}' cannot be imported: {type(err).__name__}: {err} (at {where}); "
+                       f"fix that code or remove the entry (--debug shows the traceback)")
+
+
+def _import(entry: str, name: str):
+    """importlib.import_module(name); a failure of the project's own code is a ConfigError."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
-        if err.name is None or not (name == err.name or name.startswith(err.name + ".")):
-            raise  # the module exists but imports something missing
-        raise ConfigError(f"IMPORTS entry '{entry}' is neither a Python package folder (relative to "
-                          f"'{os.getcwd()}' or '{resources_root()}') nor an importable module") from None
+        if err.name is not None and (name == err.name or name.startswith(err.name + ".")):
+            raise ConfigError(f"IMPORTS entry '{entry}' is neither a Python package folder (relative to "
+                              f"'{os.getcwd()}' or '{resources_root()}') nor an importable module") from None
+        if debug_enabled():
+            raise
+        raise _broken(entry, err) from None  # the module exists but imports something missing
+    except Exception as err:
+        if debug_enabled():
+            raise
+        raise _broken(entry, err) from None
 
 
 def import_project(entry: str):
     """Import the package folder or module `entry`; return the module."""
     folder = _find_folder(entry)
     if folder is None:
-        return _import_module(entry, entry.rstrip("/").split("/")[-1])
+        return _import(entry, entry.rstrip("/").split("/")[-1])
     parent, name = os.path.split(folder)
     if parent not in sys.path:
         sys.path.insert(0, parent)
-    module = importlib.import_module(name)
+    module = _import(entry, name)
     if os.path.dirname(os.path.abspath(module.__file__)) != folder:
         raise ConfigError(f"IMPORTS entry '{entry}': another module named '{name}' is already imported "
                           f"from {module.__file__}")

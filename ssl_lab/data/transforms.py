@@ -2,10 +2,11 @@
 transform. Every op works on uint8 PIL images; the only float step is the last one
 (:class:`ToNormalizedTensor`)."""
 import torch
-from fvcore.common.registry import Registry
 from PIL import ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as TF
+
+from ssl_lab.utils.registry import Registry
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
 TRANSFORM_REGISTRY.__doc__ = """

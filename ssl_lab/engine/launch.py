@@ -22,9 +22,33 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-__all__ = ["launch", "find_free_port"]
+from ssl_lab.utils.errors import UserError, debug_enabled, exit_on_user_error
+
+__all__ = ["LaunchError", "check_launch", "launch", "find_free_port"]
 
 logger = logging.getLogger(__name__)
+
+
+class LaunchError(UserError, ValueError):
+    """--num-gpus / --num-machines / --machine-rank / --dist-url do not describe a job."""
+
+
+def check_launch(num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
+                 dist_url: str = "auto") -> None:
+    """Refuse, before any process starts, a job shape that would wait forever at the rendezvous."""
+    if num_gpus_per_machine < 1 or num_machines < 1:
+        raise LaunchError(f"--num-gpus {num_gpus_per_machine} --num-machines {num_machines}: both must be >= 1")
+    if not 0 <= machine_rank < num_machines:
+        raise LaunchError(f"--machine-rank {machine_rank} is not a machine of --num-machines {num_machines}; "
+                          f"number the machines 0 .. {num_machines - 1} (0 hosts --dist-url)")
+    if num_machines > 1 and dist_url == "auto":
+        raise LaunchError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
+
+
+def _peer_lost(err: BaseException) -> bool:
+    """Whether `err` is a collective failing because another process of the job died."""
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and any(
+        word in str(err) for word in ("gloo", "Connection closed by peer", "Connection reset by peer", "NCCL")))
 
 
 def find_free_port() -> int:
@@ -73,14 +97,20 @@ def _stop_when_orphaned(parent_pid: int, poll_s: float = 1.0) -> None:
 
 
 def _worker(local_rank, main_func, world_size, procs_per_machine, machine_rank, dist_url, args, parent_pid):
-    from ssl_lab.utils.errors import exit_on_user_error
-
     _stop_when_orphaned(parent_pid)
     rank = machine_rank * procs_per_machine + local_rank
     with exit_on_user_error(where=f"rank {rank}"):
         _init_process_group(dist_url, world_size, rank, local_rank, procs_per_machine)
         try:
             main_func(*args)
+        except Exception as err:
+            if debug_enabled() or not _peer_lost(err):
+                raise
+            # the launcher reports the process that died; its collective's traceback says nothing more
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            print(f"ERROR (rank {rank}): another process of the job died, so this one stops ({reason})",
+                  file=sys.stderr)
+            sys.exit(1)
         finally:
             dist.destroy_process_group()
 
@@ -119,7 +149,9 @@ def _supervise(procs) -> None:
             for p in [p for p in running if p.exitcode is not None]:
                 running.remove(p)
                 if p.exitcode != 0 and not received:
-                    logger.error(f"Worker {procs.index(p)} exited with status {p.exitcode}; stopping the others")
+                    how = (f"was killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else
+                           f"exited with status {p.exitcode}")
+                    logger.error(f"Worker {procs.index(p)} {how}; stopping the others")
                     _stop(running)
                     sys.exit(p.exitcode if p.exitcode > 0 else 128 - p.exitcode)
     finally:
@@ -148,14 +180,11 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
             return main_func(*args)
         finally:
             dist.destroy_process_group()
+    check_launch(num_gpus_per_machine, num_machines, machine_rank, dist_url)
     world_size = num_machines * num_gpus_per_machine
-    if num_gpus_per_machine < 1 or num_machines < 1:
-        raise ValueError("--num-gpus and --num-machines must be >= 1")
     if world_size == 1:
         return main_func(*args)
     if dist_url == "auto":
-        if num_machines != 1:
-            raise ValueError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     context = mp.get_context("spawn")
     procs = [context.Process(target=_worker, daemon=False,

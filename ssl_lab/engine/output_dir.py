@@ -53,14 +53,16 @@ def check_output_dir(output_dir: str, resume: bool) -> None:
             f"that run, or set OUTPUT_DIR to a new directory.")
 
 
-def check_free_space(output_dir: str, bytes_per_checkpoint: int, max_to_keep: int) -> None:
+def check_free_space(output_dir: str, bytes_per_checkpoint: int, max_to_keep: int, num_periodic: int) -> None:
     """Fail before training if OUTPUT_DIR cannot hold the checkpoints this run will keep.
 
-    The run keeps `model_final` and the newest `max_to_keep` periodic checkpoints (0: all;
-    counted as one), plus one being written. Checkpoints already there (a resumed run) are
-    replaced, not added to, so their size counts as available.
+    At its peak the run holds the newest `max_to_keep` of its `num_periodic` periodic checkpoints
+    (0: all of them) plus the one being written (the next periodic one or `model_final`); the
+    oldest is removed only after the new one is complete. Checkpoints already there (a resumed
+    run) are replaced, not added to, so their size counts as available.
     """
-    needed = bytes_per_checkpoint * ((max_to_keep or 1) + 2)
+    kept = min(max_to_keep, num_periodic) if max_to_keep else num_periodic
+    needed = bytes_per_checkpoint * (kept + 1)
     existing = sum(os.path.getsize(p) for p in glob.glob(os.path.join(glob.escape(output_dir), "model_*.pth")))
     free = shutil.disk_usage(_existing_ancestor(output_dir)).free
     if free + existing < needed:

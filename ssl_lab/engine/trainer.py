@@ -7,7 +7,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 import ssl_lab.model_zoo  # noqa: F401  (MODEL.WEIGHTS may be a URL or ssl_lab://<name>)
-from ssl_lab.checkpoint import Checkpointer
+from ssl_lab.checkpoint import Checkpointer, estimate_checkpoint_bytes
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import ConfigError
 from ssl_lab.config.checks import check_config
@@ -86,9 +86,8 @@ class DefaultTrainer(TrainerBase):
             trainer=weakref.proxy(self), rng=RNGState(),
         )
         if comm.is_main_process():
-            # weights + optimizer state (e.g. SGD momentum) per checkpoint
-            per_checkpoint = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-            check_free_space(cfg.OUTPUT_DIR, per_checkpoint, cfg.SOLVER.MAX_TO_KEEP)
+            check_free_space(cfg.OUTPUT_DIR, estimate_checkpoint_bytes(model, optimizer), cfg.SOLVER.MAX_TO_KEEP,
+                             cfg.SOLVER.MAX_ITER // cfg.SOLVER.CHECKPOINT_PERIOD)
         # 3. hooks and writers (the writers open their files at their first write)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
@@ -118,7 +117,8 @@ class DefaultTrainer(TrainerBase):
             if resume:
                 logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
                                f"iteration 0 (check the path if you meant to continue a run)")
-            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
+            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS,
+                              self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         start_log_files()
         if comm.is_main_process():
@@ -139,6 +139,8 @@ class DefaultTrainer(TrainerBase):
     def train(self):
         if self.start_iter >= self.max_iter:
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
+            if self.checkpointer.resumed_past_corrupt:  # the unreadable newest one was model_final: rewrite it
+                self.checkpointer.save("model_final", iteration=self.start_iter - 1)
             return
         self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
         super().train(self.start_iter, self.max_iter)
@@ -218,14 +220,14 @@ class DefaultTrainer(TrainerBase):
         return build_train_loader(cfg, dataset, start_iter)
 
     @classmethod
-    def load_weights(cls, model, path: str) -> None:
+    def load_weights(cls, model, path: str, allow_partial: bool = False):
         """Initialize `model` from `path` (file, URL or ssl_lab://name); '' keeps the initialization.
 
         An ssl_lab checkpoint loads into the matching modules; any other ResNet state
         dict (official MoCo, torchvision, other frameworks) loads into `model.backbone`.
+        Returns the ImportReport (None for '').
         """
-        if path:
-            load_backbone_weights(model, path, other_modules=True)
+        return load_backbone_weights(model, path, other_modules=True, allow_partial=allow_partial) if path else None
 
     @classmethod
     def build_evaluators(cls, cfg):

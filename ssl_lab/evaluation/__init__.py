@@ -1,4 +1,4 @@
-from .build import EVALUATOR_REGISTRY, build_evaluators
+from .build import EVALUATOR_REGISTRY, build_evaluators, check_weights_for_evaluation
 from .classification import ClassificationEvaluator
 from .evaluator import DatasetEvaluator, inference_on_dataset, inference_on_evaluators
 from .knn import KNNEvaluator, extract_features, topk_accuracy, weighted_knn_predict

@@ -1,7 +1,6 @@
-from fvcore.common.registry import Registry
-
 from ssl_lab.config import ConfigError
 from ssl_lab.data import build_test_loader
+from ssl_lab.utils.registry import Registry
 
 from .classification import ClassificationEvaluator
 from .knn import KNNEvaluator
@@ -51,3 +50,20 @@ def build_evaluators(cfg) -> list:
     if not cfg.DATASETS.TEST:
         return []
     return [EVALUATOR_REGISTRY.get(name)(cfg) for name in cfg.TEST.EVALUATORS]
+
+
+def check_weights_for_evaluation(cfg, model, loaded_modules) -> None:
+    """--eval-only: the Classification evaluator scores the model's own classifier, so its trained
+    modules other than the backbone (a LinearClassifier's `fc`) must be among `loaded_modules`, the
+    modules MODEL.WEIGHTS filled; else the top-1 would be that of a random classifier."""
+    if "Classification" not in cfg.TEST.EVALUATORS:
+        return
+    trained = sorted({name.split(".")[0] for name, p in model.named_parameters()
+                      if p.requires_grad and not name.startswith("backbone.")})
+    absent = [name for name in trained if name not in loaded_modules]
+    if absent:
+        raise ConfigError(f"--eval-only: MODEL.WEIGHTS '{cfg.MODEL.WEIGHTS}' holds no {', '.join(absent)} (the "
+                          f"classifier that TEST.EVALUATORS 'Classification' scores); it is a pretraining "
+                          f"checkpoint or a bare backbone, so the top-1 would be that of a random classifier. "
+                          f"Pass the model_final.pth of a linear-evaluation run, or train one from these weights "
+                          f"(without --eval-only)")

@@ -1,9 +1,8 @@
 """Dataset registry. A dataset name is "<family>_<split>", e.g. imagenet_train, shapes_val."""
 import os
 
-from fvcore.common.registry import Registry
-
 from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.registry import Registry
 
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """

@@ -63,7 +63,8 @@ def load_rgb(path: str) -> Image.Image:
 
 class RobustImageFolder(ImageFolder):
     """ImageFolder whose undecodable files either raise (policy "error") or are skipped
-    (policy "skip": the next decodable sample is returned and `num_skipped` counts them).
+    (policy "skip": the next decodable sample is returned and `num_skipped` counts them; the
+    first is logged with its error, then the count at 10, 100, ...).
 
     With `index_dir`, the listing of the tree is read from a :class:`FileIndex` cached there
     (built on first use, rebuilt when stale), and `file_sizes` holds each file's size in bytes.
@@ -115,8 +116,11 @@ class RobustImageFolder(ImageFolder):
                 if self.on_bad_image == "error":
                     raise
                 self.num_skipped += 1
-                logger.warning(f"Skipping undecodable image ({self.num_skipped} so far in this worker): {err}")
-        raise BadImageError(f"No decodable image in '{self.root}'")
+                if self.num_skipped == 1:
+                    logger.warning(f"Skipping undecodable image (DATASETS.ON_BAD_IMAGE 'skip'): {err}")
+                elif math.log10(self.num_skipped).is_integer():
+                    logger.warning(f"{self.num_skipped} undecodable images skipped so far (in this loader process)")
+        raise BadImageError(f"No decodable image in '{self.root}' ({len(self)} files tried)")
 
 
 @DATASET_REGISTRY.register()

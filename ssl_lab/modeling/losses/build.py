@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from ssl_lab.utils.registry import Registry
 
 LOSS_REGISTRY = Registry("LOSS")
 LOSS_REGISTRY.__doc__ = """
