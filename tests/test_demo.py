@@ -32,6 +32,17 @@ def test_demo_reports_knn_and_linear_accuracy_and_resumes(shapes_root, tmp_path)
     assert os.path.getsize(os.path.join(out, "pretrain_metrics.png")) > 10_000
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "Nothing to do" in again.stdout + again.stderr
+    head = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert results["provenance"]["commit"] == (head or "unknown")
+    # Unfinished results of other code are not finished by this code; the refused run changes nothing.
+    del results["linear_pretrained"]
+    results["provenance"]["commit"] = "0" * 40
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f)
+    before = open(os.path.join(out, "results.json")).read()
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 2 and f"commit {'0' * 40}" in refused.stderr, refused.stderr[-3000:]
+    assert open(os.path.join(out, "results.json")).read() == before
 
 
 def _demo_module():
