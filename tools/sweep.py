@@ -55,6 +55,7 @@ sys.path.insert(0, REPO_ROOT)
 import sweep_results  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
+from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 # Reported name -> (key in a run's metrics.json, how a run's value is read): "final" is the
 # evaluation after the last iteration; "tail" the mean of the logged values in the last 10 % of
@@ -161,11 +162,8 @@ def stage_cfg(config_file: str, opts):
 
 def git_state() -> dict:
     """{"commit": full hash of HEAD, "dirty": tracked files differ from it} of the checkout that runs."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
-
-    return {"commit": git("rev-parse", "HEAD").strip(),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no").strip())}
+    provenance = run_provenance(REPO_ROOT)
+    return {"commit": provenance["commit"], "dirty": provenance["dirty"] is not False}
 
 
 def pixels_per_step(cfg) -> int:
