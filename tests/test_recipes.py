@@ -170,14 +170,18 @@ def test_a_value_is_read_in_a_line_as_a_whole_token(value, text, states):
 
 
 def _official_lines(root: str, source: dict) -> list:
-    repo = source["repo"].replace("/", "+")
-    for git_dir in (os.path.join(root, repo, "repo"), os.path.join(root, repo)):
+    return _file_at_commit(root, source["repo"], source["commit"], source["path"])
+
+
+@functools.lru_cache(maxsize=None)
+def _file_at_commit(root: str, repo: str, commit: str, path: str) -> list:
+    name = repo.replace("/", "+")
+    for git_dir in (os.path.join(root, name, "repo"), os.path.join(root, name)):
         if os.path.isdir(git_dir):
-            show = subprocess.run(["git", "-C", git_dir, "show", f"{source['commit']}:{source['path']}"],
-                                  capture_output=True, text=True)
+            show = subprocess.run(["git", "-C", git_dir, "show", f"{commit}:{path}"], capture_output=True, text=True)
             assert show.returncode == 0, show.stderr
             return show.stdout.splitlines()
-    pytest.fail(f"no clone of {source['repo']} under {root} (named {repo})")
+    pytest.fail(f"no clone of {repo} under {root} (named {name})")
 
 
 @pytest.mark.skipif(not os.environ.get("SSL_LAB_OFFICIAL_REPOS"),
