@@ -58,6 +58,16 @@ def check_config(cfg) -> None:
     low, high = cfg.INPUT.CROP_SCALE
     _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE),
              "(low, high) with 0 < low <= high <= 1")
+    crops = cfg.INPUT.MULTI_CROP
+    _require(crops.NUM_LOCAL >= 0, "INPUT.MULTI_CROP.NUM_LOCAL", crops.NUM_LOCAL, ">= 0 (0: no local crops)")
+    _require(crops.LOCAL_SIZE > 0, "INPUT.MULTI_CROP.LOCAL_SIZE", crops.LOCAL_SIZE, "a positive size in pixels")
+    low, high = crops.LOCAL_SCALE
+    _require(0 < low <= high <= 1, "INPUT.MULTI_CROP.LOCAL_SCALE", tuple(crops.LOCAL_SCALE),
+             "(low, high) with 0 < low <= high <= 1")
+    probe = cfg.TEST.ONLINE_PROBE
+    _require(not probe.ENABLED or bool(cfg.DATASETS.TEST), "DATASETS.TEST", tuple(cfg.DATASETS.TEST),
+             "a labelled split with TEST.ONLINE_PROBE.ENABLED (the probe's top-1 is measured on it)")
+    _require(probe.NUM_CLASSES >= 2, "TEST.ONLINE_PROBE.NUM_CLASSES", probe.NUM_CLASSES, ">= 2")
     _require(cfg.TEST.KNN.K > 0, "TEST.KNN.K", cfg.TEST.KNN.K, "a positive number of neighbours")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
     check_device(cfg.MODEL.DEVICE)
