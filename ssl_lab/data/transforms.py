@@ -155,6 +155,15 @@ def view_transforms(cfg) -> list:
     return views
 
 
+def describe_crops(cfg) -> str:
+    """The crops of one image, e.g. "2 global 224 px (scale 0.14-1.0) + 6 local 96 px (scale 0.05-0.14)"."""
+    crops = f"{cfg.INPUT.NUM_VIEWS} global {cfg.INPUT.CROP_SIZE} px (scale {'-'.join(map(str, cfg.INPUT.CROP_SCALE))})"
+    local = cfg.INPUT.MULTI_CROP
+    if local.NUM_LOCAL > 0:
+        crops += f" + {local.NUM_LOCAL} local {local.LOCAL_SIZE} px (scale {'-'.join(map(str, local.LOCAL_SCALE))})"
+    return crops
+
+
 def build_train_transform(cfg) -> MultiViewTransform:
     """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` global views, then
     `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops."""
