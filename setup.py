@@ -71,5 +71,7 @@ setup(
         "pyyaml>=5.1",
         "termcolor>=1.1",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # slurm: tools/submit.py (SLURM jobs that requeue themselves), tested through submitit's local executor;
+    # the tested version is pinned in constraints.txt.
+    extras_require={"test": ["pytest", "hypothesis", "submitit>=1.5"], "slurm": ["submitit>=1.5"]},
 )
