@@ -67,15 +67,15 @@ def test_probe_leaves_the_backbone_bitwise_unchanged_and_logs_its_top1(shapes_ro
     hook = next(h for h in runs["probe"]._hooks if isinstance(h, OnlineProbe))
     with open(os.path.join(runs["probe"].cfg.OUTPUT_DIR, "metrics.json")) as f:
         logged = {r["iteration"]: r["online_probe/top1"] for r in map(json.loads, f) if "online_probe/top1" in r}
-    assert sorted(logged) == [1, 3]  # after iteration 2 (TEST.EVAL_PERIOD) and at the end
+    assert sorted(logged) == [1, 4]  # after iteration 2 (TEST.EVAL_PERIOD) and after training
     fresh = inference_on_dataset(_ProbedBackbone(probed.backbone, hook.probe),
                                  ClassificationEvaluator(build_test_loader(runs["probe"].cfg, "shapes_val")))
-    assert logged[3] == fresh["top1"]
+    assert logged[4] == fresh["top1"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(runs["probe"].cfg.OUTPUT_DIR)
     events.Reload()
-    assert [e.step for e in events.Scalars("online_probe/top1")] == [1, 3]
+    assert [e.step for e in events.Scalars("online_probe/top1")] == [1, 4]
 
 
 @pytest.mark.slow
