@@ -39,11 +39,13 @@ def test_signalled_two_process_job_requeues_and_matches_an_uninterrupted_run(sha
     subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--num-gpus", "2",
                     "--config-file", CONFIG, *_overrides(shapes_root, reference)],
                    env=_env(), check=True, capture_output=True, timeout=300)
-    submitted = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/submit.py"), "--config-file", CONFIG,
-                                "--nodes", "1", "--gpus-per-node", "2", "--partition", "", "--timeout", "10",
-                                "--cluster", "local", "--job-dir", job_dir, *_overrides(shapes_root, out)],
-                               env=_env(), check=True, capture_output=True, text=True, timeout=120)
-    controller = int(re.search(r"Submitted job (\d+)", submitted.stdout).group(1))  # local job id: its pid
+    with open(tmp_path / "submit.out", "w") as stdout:  # not a pipe: the job's controller inherits it and lives on
+        subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/submit.py"), "--config-file", CONFIG,
+                        "--nodes", "1", "--gpus-per-node", "2", "--partition", "", "--timeout", "10",
+                        "--cluster", "local", "--job-dir", job_dir, *_overrides(shapes_root, out)],
+                       env=_env(), check=True, stdout=stdout, timeout=120)
+    submitted = (tmp_path / "submit.out").read_text()
+    controller = int(re.search(r"Submitted job (\d+)", submitted).group(1))  # local job id: its pid
     deadline = time.time() + 240
     while not (os.path.exists(os.path.join(out, "metrics.json")) and 2 in _losses(out)):
         assert time.time() < deadline, "the job did not reach iteration 2"
