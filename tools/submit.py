@@ -74,9 +74,12 @@ class TrainJob:
     def checkpoint(self):
         """submitit's requeue hook: stop train_net.py through its SIGTERM path (it checkpoints and exits),
         then resubmit this job (which resumes)."""
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None:
             self._process.send_signal(signal.SIGTERM)
-            self._process.wait()
+            try:  # not Popen.wait(): this handler interrupted __call__'s wait, which holds Popen's wait lock
+                os.waitpid(self._process.pid, 0)
+            except ChildProcessError:  # already reaped
+                pass
         return submitit.helpers.DelayedSubmission(TrainJob(self.train_args, self.gpus_per_node))
 
     def __getstate__(self):
