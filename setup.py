@@ -72,5 +72,7 @@ setup(
         "termcolor>=1.1",
         "scipy>=1.7",  # t quantiles of the sweep tables' confidence intervals
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # slurm: tools/submit.py (SLURM jobs that requeue themselves), tested through submitit's local executor;
+    # the tested version is pinned in constraints.txt.
+    extras_require={"test": ["pytest", "hypothesis", "submitit>=1.5"], "slurm": ["submitit>=1.5"]},
 )

@@ -555,6 +555,11 @@ BOUNDARIES = {
     "TEST.LINEAR_PROBE.WEIGHT_DECAY": ([0.0], [_DOWN(0.0)]),
     "TEST.LINEAR_PROBE.HOLDOUT_FRACTION": ([_UP(0.0), _DOWN(1.0)], [0.0, 1.0]),
     "TEST.LINEAR_PROBE.MAX_PER_CLASS": ([0], [-1]),
+    "INPUT.MULTI_CROP.NUM_LOCAL": ([0], [-1]),
+    "INPUT.MULTI_CROP.LOCAL_SIZE": ([1], [0]),
+    "INPUT.MULTI_CROP.LOCAL_SCALE": ([(_UP(0.0), 1.0), (0.5, 0.5)], [(0.0, 1.0), (0.5, _DOWN(0.5)), (0.5, _UP(1.0))]),
+    "TEST.ONLINE_PROBE.ENABLED": ([False], [True]),  # DATASETS.TEST () below: nothing to measure it on
+    "TEST.ONLINE_PROBE.NUM_CLASSES": ([2], [1]),
 }
 
 
@@ -577,6 +582,8 @@ def _boundary_cfg(key, value):
     cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.CROP_SIZE, cfg.INPUT.TEST_RESIZE = 256, 224, 256
     if key == "INPUT.CROP_SIZE":
         cfg.INPUT.TEST_RESIZE = value
+    if key == "TEST.ONLINE_PROBE.ENABLED":
+        cfg.DATASETS.TEST = ()
     node, _, name = key.rpartition(".")
     setattr(cfg if not node else eval("cfg." + node), name, value)  # noqa: S307 (a key of this table)
     return cfg

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Draw loss, learning rate and kNN accuracy of a run against iteration.
+"""Draw loss, learning rate, kNN and online-probe accuracy of a run against iteration.
 
     python tools/plot_metrics.py OUTPUT_DIR [--output metrics.png]
 """
@@ -14,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (("total_loss", "loss"), ("lr", "learning rate"), ("knn/top1", "kNN top-1 (%)"))
+PANELS = (("total_loss", "loss"), ("lr", "learning rate"), ("knn/top1", "kNN top-1 (%)"),
+          ("online_probe/top1", "online probe top-1 (%)"))
 
 
 class MetricsError(ValueError):

@@ -103,6 +103,16 @@ def check_config(cfg) -> None:
     _require(0 < probe.HOLDOUT_FRACTION < 1, "TEST.LINEAR_PROBE.HOLDOUT_FRACTION", probe.HOLDOUT_FRACTION,
              "in (0, 1) (the part of the training split that chooses the lr)")
     _require(probe.MAX_PER_CLASS >= 0, "TEST.LINEAR_PROBE.MAX_PER_CLASS", probe.MAX_PER_CLASS, ">= 0 (0: all)")
+    crops = cfg.INPUT.MULTI_CROP
+    _require(crops.NUM_LOCAL >= 0, "INPUT.MULTI_CROP.NUM_LOCAL", crops.NUM_LOCAL, ">= 0 (0: no local crops)")
+    _require(crops.LOCAL_SIZE > 0, "INPUT.MULTI_CROP.LOCAL_SIZE", crops.LOCAL_SIZE, "a positive size in pixels")
+    low, high = crops.LOCAL_SCALE
+    _require(0 < low <= high <= 1, "INPUT.MULTI_CROP.LOCAL_SCALE", tuple(crops.LOCAL_SCALE),
+             "(low, high) with 0 < low <= high <= 1")
+    online_probe = cfg.TEST.ONLINE_PROBE
+    _require(not online_probe.ENABLED or bool(cfg.DATASETS.TEST), "TEST.ONLINE_PROBE.ENABLED", online_probe.ENABLED,
+             "False without a labelled DATASETS.TEST split (the probe's top-1 is measured on it)")
+    _require(online_probe.NUM_CLASSES >= 2, "TEST.ONLINE_PROBE.NUM_CLASSES", online_probe.NUM_CLASSES, ">= 2")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
     _require(0 <= cfg.HOST_MEMORY_CACHE_MB <= MAX_HOST_MEMORY_CACHE_MB, "HOST_MEMORY_CACHE_MB",
              cfg.HOST_MEMORY_CACHE_MB, f"in [0, {MAX_HOST_MEMORY_CACHE_MB}] MiB (0 keeps the allocator's defaults; "

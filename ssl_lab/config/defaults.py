@@ -131,6 +131,17 @@ _C.INPUT.REDUCED_DECODE = True
 # (nvJPEG on CUDA) before the batched recipe.
 _C.INPUT.GPU_DECODE = False
 
+# Multi-crop (SwAV, DINO): after the INPUT.NUM_VIEWS global views (INPUT.CROP_SIZE px from
+# INPUT.CROP_SCALE of the image), NUM_LOCAL local crops of LOCAL_SIZE px from LOCAL_SCALE, each the
+# recipe's view with that crop (local crop i is view i of the recipe's cycle, as global view i).
+# 0: none. Methods declare how they pair crops (CROP_PAIRING); those with "global-local" use the
+# local crops as extra queries against the targets/keys of the global views. Defaults: SwAV's
+# 96 px crops from 5-14 % of the image (facebookresearch/swav main_swav.py).
+_C.INPUT.MULTI_CROP = CN()
+_C.INPUT.MULTI_CROP.NUM_LOCAL = 0
+_C.INPUT.MULTI_CROP.LOCAL_SIZE = 96
+_C.INPUT.MULTI_CROP.LOCAL_SCALE = (0.05, 0.14)
+
 # ---------------------------------------------------------------------------- #
 # Datasets: names are "<family>_<split>", e.g. imagenet_train, cifar10_test, shapes_val.
 # ---------------------------------------------------------------------------- #
@@ -249,6 +260,17 @@ _C.TEST.LINEAR_PROBE.STEPS = 500
 _C.TEST.LINEAR_PROBE.WEIGHT_DECAY = 0.0
 _C.TEST.LINEAR_PROBE.HOLDOUT_FRACTION = 0.1
 _C.TEST.LINEAR_PROBE.MAX_PER_CLASS = 0
+
+# Online linear probe (solo-learn's online classifier; ssl_lab.engine.online_probe): a linear layer
+# on the detached backbone features of the training batches, trained alongside pretraining with its
+# own SGD (constant lr, no weight decay as in solo-learn); no gradient reaches the backbone. Its
+# top-1 on DATASETS.TEST[0] is logged as online_probe/top1 every TEST.EVAL_PERIOD and after training.
+_C.TEST.ONLINE_PROBE = CN()
+_C.TEST.ONLINE_PROBE.ENABLED = False
+_C.TEST.ONLINE_PROBE.NUM_CLASSES = 1000
+_C.TEST.ONLINE_PROBE.BASE_LR = 0.1
+_C.TEST.ONLINE_PROBE.MOMENTUM = 0.9
+_C.TEST.ONLINE_PROBE.WEIGHT_DECAY = 0.0
 # The losses stay on the device between log periods; the host reads them (one device sync) at
 # every LOG_PERIOD and every NON_FINITE_CHECK_PERIOD iterations to stop on a NaN/Inf loss
 # (NON_FINITE_LOSS "skip" reads every step). 20, the LOG_PERIOD default, adds no read of its

@@ -132,11 +132,44 @@ def LinearEval(cfg):
                        T.RandomHorizontalFlip()] + _normalize(cfg))]
 
 
-def build_train_transform(cfg) -> MultiViewTransform:
-    """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` views."""
+def local_crop_config(cfg):
+    """A copy of `cfg` whose INPUT.CROP_SIZE / CROP_SCALE are the local crop's
+    (INPUT.MULTI_CROP.LOCAL_SIZE / LOCAL_SCALE): a recipe built from it makes local crops."""
+    local = cfg.clone()
+    local.defrost()
+    local.INPUT.CROP_SIZE = cfg.INPUT.MULTI_CROP.LOCAL_SIZE
+    local.INPUT.CROP_SCALE = cfg.INPUT.MULTI_CROP.LOCAL_SCALE
+    return local
+
+
+def view_transforms(cfg) -> list:
+    """One transform per view of `cfg.INPUT.AUGMENTATION`: the INPUT.NUM_VIEWS global views, then the
+    INPUT.MULTI_CROP.NUM_LOCAL local crops; each group cycles through the recipe's views."""
     if cfg.INPUT.NUM_VIEWS < 1:
         raise ValueError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
-    return MultiViewTransform(TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg), cfg.INPUT.NUM_VIEWS)
+    recipe = TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)
+    global_views = recipe(cfg)
+    views = [global_views[i % len(global_views)] for i in range(cfg.INPUT.NUM_VIEWS)]
+    if cfg.INPUT.MULTI_CROP.NUM_LOCAL > 0:
+        local_views = recipe(local_crop_config(cfg))
+        views += [local_views[i % len(local_views)] for i in range(cfg.INPUT.MULTI_CROP.NUM_LOCAL)]
+    return views
+
+
+def describe_crops(cfg) -> str:
+    """The crops of one image, e.g. "2 global 224 px (scale 0.14-1.0) + 6 local 96 px (scale 0.05-0.14)"."""
+    crops = f"{cfg.INPUT.NUM_VIEWS} global {cfg.INPUT.CROP_SIZE} px (scale {'-'.join(map(str, cfg.INPUT.CROP_SCALE))})"
+    local = cfg.INPUT.MULTI_CROP
+    if local.NUM_LOCAL > 0:
+        crops += f" + {local.NUM_LOCAL} local {local.LOCAL_SIZE} px (scale {'-'.join(map(str, local.LOCAL_SCALE))})"
+    return crops
+
+
+def build_train_transform(cfg) -> MultiViewTransform:
+    """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` global views, then
+    `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops."""
+    views = view_transforms(cfg)
+    return MultiViewTransform(views, len(views))
 
 
 def build_test_transform(cfg):

@@ -13,6 +13,7 @@ import yaml
 
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.data.build import per_rank_batch_size
+from ssl_lab.data.transforms import describe_crops
 from ssl_lab.modeling.negative_samplers import RandomNegatives
 from ssl_lab.solver import scaled_lr
 from ssl_lab.utils.logger import setup_logger
@@ -110,6 +111,7 @@ def summarize(cfg, world_size: int):
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "backbone_params": sum(p.numel() for p in model.backbone.parameters()),
         "hooks": [type(h).__name__ for h in hook_list],
+        "crops": describe_crops(cfg) + f", paired {getattr(model, 'CROP_PAIRING', 'by the method')}",
     }
     return cfg, summary
 
@@ -167,6 +169,7 @@ def format_report(config_file: str, cfg, summary: dict) -> str:
         f"{cfg.SOLVER.LR_SCHEDULER_NAME}",
         f"  schedule: {s['train_images']} images, {s['iters_per_epoch']} iterations per epoch, "
         f"{s['max_iter']} in total, warmup {s['warmup_iters']}" + (f", steps {s['steps']}" if s["steps"] else ""),
+        f"  crops: {s['crops']}",
         f"  negatives per query K: {s['negatives_per_query']}, alpha: {s['alpha']}",
         f"  parameters: {s['params']:,} ({s['trainable_params']:,} trainable; backbone {s['backbone_params']:,})",
         f"  hooks: {', '.join(s['hooks'])}",

@@ -192,8 +192,9 @@ class SimpleTrainer(TrainerBase):
         if self.batch_augmentation is not None:
             views = self.batch_augmentation(views.to(device, non_blocking=True), self._augmentation_generator(micro))
         batch = {"views": [v.to(device, non_blocking=True, memory_format=self._memory_format) for v in views]}
+        self.batch_labels = labels.to(device, non_blocking=True)  # this micro-batch's, for hooks (online probe)
         if self._pass_labels:
-            batch["labels"] = labels.to(device, non_blocking=True)
+            batch["labels"] = self.batch_labels
         return batch, time.perf_counter() - start
 
     def _augmentation_generator(self, micro: int) -> torch.Generator:

@@ -22,6 +22,7 @@ from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWri
 from ssl_lab.utils.logger import start_log_files
 
 from . import hooks
+from .online_probe import build_online_probe
 from .output_dir import check_free_space, check_output_dir, remove_stale_temp_files
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
@@ -160,6 +161,9 @@ class DefaultTrainer(TrainerBase):
         ]
         # Before the checkpointers, so that a checkpoint holds their state after this step.
         hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
+        if cfg.TEST.ONLINE_PROBE.ENABLED:
+            hook_list.append(build_online_probe(cfg, model.backbone, lambda: getattr(self._trainer, "batch_labels", None),
+                                                getattr(self, "train_dataset", None)))
         # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
         hook_list.append(hooks.PeriodicCheckpointer(
             self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,

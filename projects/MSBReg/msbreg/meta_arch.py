@@ -17,6 +17,7 @@ class MSBReg(BYOL):
     """
 
     LOSS_INPUTS = MULTIVIEW_EMBEDDINGS
+    CROP_PAIRING = "global-global"  # L_MC's centroids are defined over K equal views; no local crops
 
     @configurable
     def __init__(self, *, regularizers: EmbeddingRegularizers, **kwargs):

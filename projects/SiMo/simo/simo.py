@@ -38,7 +38,10 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     are all of them but its own key, of which `negative_sampler` keeps K (shared or per query).
     The loss is one-directional (view 1 -> queries, view 2 -> keys). BN is synced across ranks by
     config (SyncBN); `shuffle_bn` shuffles the key encoder's batch instead (an ablation).
+    Local crops (INPUT.MULTI_CROP) are extra queries against view 2's keys ("global-local").
     """
+
+    CROP_PAIRING = "global-local"
 
     @configurable
     def __init__(self, *, shuffle_bn: bool = False, **kwargs):
@@ -74,12 +77,23 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
             raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
         return {**super().from_config(cfg), "shuffle_bn": cfg.MODEL.SIMO.SHUFFLE_BN}
 
-    def forward(self, views):
-        """views: [view 1, view 2, ...], each (N, 3, H, W) on this rank. Returns {"loss_contrastive": scalar}."""
-        q = F.normalize(self.projector(self.backbone(views[0])), dim=1)  # (N, D)
-        keys = comm.all_gather_tensor(self.encode_keys(views[1], self.shuffle_bn))  # (W * N, D), rank r's at rows r * N ...
+    def query_loss(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """InfoNCE/EqCo of this rank's normalized queries q (N, D) against the global batch of keys (W * N, D)."""
         sim = q @ keys.T  # (N, W * N)
         offset = comm.get_rank() * q.shape[0]
         pos = sim.diagonal(offset=offset)  # (N,): sim[i, offset + i], each query with its own key
         neg = self.negative_sampler(drop_own_keys(sim, offset))  # (N, K)
-        return {"loss_contrastive": self.loss(pos, neg)}
+        return self.loss(pos, neg)
+
+    def forward(self, views):
+        """views: [view 1, view 2, (more global views,) local crops...], each (N, 3, H, W) on this rank.
+        Returns {"loss_contrastive": scalar}: the queries of view 1 and of each local crop against the
+        keys of view 2, averaged over those query crops (as SwAV averages over the crops it predicts)."""
+        global_views, local_views = self.split_crops(views)
+        queries = [F.normalize(self.projector(self.backbone(global_views[0])), dim=1)]  # (N, D)
+        keys = comm.all_gather_tensor(self.encode_keys(global_views[1], self.shuffle_bn))  # (W * N, D), rank r's at rows r * N ...
+        if local_views:  # one pass for all local crops (one resolution)
+            local = self.projector(self.backbone(torch.cat(local_views)))
+            queries += F.normalize(local, dim=1).chunk(len(local_views))
+        losses = [self.query_loss(q, keys) for q in queries]
+        return {"loss_contrastive": sum(losses) / len(losses)}

@@ -4,7 +4,7 @@ import math
 
 from torchvision import transforms as T
 
-from ..transforms import TRANSFORM_REGISTRY, GaussianBlur, ToNormalizedTensor
+from ..transforms import GaussianBlur, ToNormalizedTensor, view_transforms
 from . import ops
 
 __all__ = ["batched_view", "build_gpu_augmentation"]
@@ -59,6 +59,7 @@ def batched_view(transform) -> ops.BatchedView:
 
 
 def build_gpu_augmentation(cfg) -> ops.BatchedMultiView:
-    """The recipe cfg.INPUT.AUGMENTATION with cfg.INPUT.NUM_VIEWS views, as a batched module."""
-    views = TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg)
-    return ops.BatchedMultiView([batched_view(v) for v in views], cfg.INPUT.NUM_VIEWS)
+    """The recipe cfg.INPUT.AUGMENTATION with cfg.INPUT.NUM_VIEWS global views and
+    cfg.INPUT.MULTI_CROP.NUM_LOCAL local crops, as a batched module."""
+    views = view_transforms(cfg)
+    return ops.BatchedMultiView([batched_view(v) for v in views], len(views))

@@ -30,10 +30,18 @@ class EmbeddingMethod(nn.Module):
 
     LOSS_INPUTS = None
     HAS_PREDICTOR = False
+    # "global-global" or "global-local" (see .crops): whether INPUT.MULTI_CROP's local crops are taken.
+    CROP_PAIRING = "global-global"
 
     @configurable
-    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, predictor: nn.Module = None):
+    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, predictor: nn.Module = None,
+                 num_local_crops: int = 0):
         super().__init__()
+        if num_local_crops and self.CROP_PAIRING != "global-local":
+            raise ValueError(f"{type(self).__name__} pairs its global views only ({self.CROP_PAIRING}): set "
+                             f"INPUT.MULTI_CROP.NUM_LOCAL 0, or use a method whose CROP_PAIRING is global-local "
+                             f"(BYOL, SiMo)")
+        self.num_local_crops = num_local_crops
         self.backbone = backbone
         self.projector = projector
         if predictor is not None:
@@ -42,7 +50,13 @@ class EmbeddingMethod(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return {**online_encoder_from_config(cfg, cls.HAS_PREDICTOR), "loss": build_loss(cfg, cls.LOSS_INPUTS)}
+        return {**online_encoder_from_config(cfg, cls.HAS_PREDICTOR), "loss": build_loss(cfg, cls.LOSS_INPUTS),
+                "num_local_crops": cfg.INPUT.MULTI_CROP.NUM_LOCAL}
+
+    def split_crops(self, views):
+        """views (list of (N, 3, H, W)) -> (global views, local crops): the last `num_local_crops` are local."""
+        cut = len(views) - self.num_local_crops
+        return views[:cut], views[cut:]
 
 
 class ContrastiveMethod(EmbeddingMethod):
