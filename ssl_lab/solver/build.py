@@ -30,7 +30,7 @@ def _split_decay_groups(model: nn.Module):
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD or LARS over the trainable parameters, at the batch-scaled learning rate."""
+    """SGD, LARS or AdamW over the trainable parameters, at the batch-scaled learning rate."""
     lr = scaled_lr(cfg)
     name = cfg.SOLVER.OPTIMIZER
     if name == "SGD":
@@ -46,7 +46,10 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
             groups[0]["params"] = decay + no_decay
         return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
                     eta=cfg.SOLVER.LARS_ETA)
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'LARS', got '{name}'")
+    if name == "AdamW":  # decay on every parameter, as MoCo v3's main_moco.py
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.SOLVER.BETAS), weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'LARS' or 'AdamW', got '{name}'")
 
 
 class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
@@ -81,10 +84,11 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
         raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
     if warmup > 0:
-        end = main(warmup)
+        after_warmup = name == "WarmupCosineLR" and cfg.SOLVER.COSINE_AFTER_WARMUP
+        end = main(0.0 if after_warmup else warmup)
         main = CompositeParamScheduler(
             [LinearParamScheduler(cfg.SOLVER.WARMUP_FACTOR * end, end), main],
             lengths=[warmup, 1 - warmup],
-            interval_scaling=["rescaled", "fixed"],
+            interval_scaling=["rescaled", "rescaled" if after_warmup else "fixed"],
         )
     return LRMultiplier(optimizer, main, max_iter)
