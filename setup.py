@@ -70,8 +70,8 @@ setup(
         "pillow>=9.1",
         "pyyaml>=5.1",
         "termcolor>=1.1",
-        # TimmBackbone: timm 1.0's ViT (`init_weights(mode=...)`, `num_prefix_tokens`) and
-        # timm.layers.build_sincos2d_pos_embed with interleave_sin_cos.
+        # TimmBackbone uses timm 1.0's API (timm.layers, VisionTransformer.init_weights(mode),
+        # num_prefix_tokens); tested with the version in constraints.txt.
         "timm>=1.0",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},

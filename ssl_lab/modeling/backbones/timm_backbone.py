@@ -35,7 +35,7 @@ def mocov3_vit_init_(vit: nn.Module) -> None:
     """Re-initialize a timm VisionTransformer as MoCo v3's `VisionTransformerMoCo` (moco-v3 `vits.py`):
     linear layers xavier-uniform (Q, K and V each as its own matrix), zero biases, class token
     N(0, 1e-6), patch projection U(+-sqrt(6 / (3 p^2 + D))), and the fixed sin-cos position embedding."""
-X
+    vit.init_weights(mode="moco")  # timm's port of MoCo v3's linear and class-token init
     proj = vit.patch_embed.proj
     bound = math.sqrt(6.0 / (proj.weight[0].numel() + vit.embed_dim))
     with torch.no_grad():
