@@ -19,7 +19,8 @@ def mocov3_contrastive_loss(q: torch.Tensor, keys: torch.Tensor, rank: int, temp
     q, keys = F.normalize(q, dim=1), F.normalize(keys, dim=1)
     logits = q @ keys.T / temperature
     labels = torch.arange(q.shape[0], device=q.device) + q.shape[0] * rank
-    return F.cross_entropy(logits.float(), labels) * (2 * temperature)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float16 under AMP: in float32
+    return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
 @LOSS_REGISTRY.register()
