@@ -48,7 +48,7 @@ def test_base_inheritance_and_overrides(tmp_path):
 def test_every_shipped_config_loads(path):
     cfg = get_cfg()
     cfg.merge_from_file(path)
-    assert cfg.MODEL.META_ARCHITECTURE in {"MoCo", "SimCLR", "BYOL", "LinearClassifier"}
+    assert cfg.MODEL.META_ARCHITECTURE in {"MoCo", "MoCoV3", "SimCLR", "BYOL", "LinearClassifier"}
 
 
 def test_imagenet_configs_carry_the_papers_hyperparameters():

@@ -241,8 +241,11 @@ def test_two_processes_match_one_process_on_the_global_batch():
         assert set(result["grads"]) == set(single["grads"]) and len(single["grads"]) > 0
         for name, grad in single["grads"].items():
             torch.testing.assert_close(result["grads"][name], grad, atol=1e-10, rtol=1e-7, msg=lambda m: f"{name}: {m}")
-        # After the AdamW step and the EMA update: online and momentum weights, SyncBN running statistics.
+        # After the AdamW step and the EMA update: online and momentum weights, SyncBN running statistics
+        # (not its batch counter, which the one-process path of NaiveSyncBatchNorm leaves alone).
         for name, value in single["state"].items():
+            if name.endswith("num_batches_tracked"):
+                continue
             torch.testing.assert_close(result["state"][name], value, atol=1e-9, rtol=1e-7, msg=lambda m: f"{name}: {m}")
 
 
