@@ -98,6 +98,11 @@ def test_mocov3_vit_position_embedding_init_and_frozen_patch_projection():
     assert vit.patch_embed.proj.weight.grad is None and vit.blocks[0].attn.qkv.weight.grad is not None
 
 
+def test_an_unknown_model_name_is_refused_with_close_names():
+    with pytest.raises(ValueError, match="not a timm model name; close names: vit_small_patch16_224"):
+        TimmBackbone("vit_smal_patch16_224")
+
+
 def test_vit_options_refuse_a_cnn():
     with pytest.raises(ValueError, match="need a ViT"):
         TimmBackbone("resnet18", {}, freeze_patch_embed=True)

@@ -4,6 +4,7 @@ timm is imported when a TimmBackbone is built, not with ssl_lab (it adds seconds
 Weights are never fetched from a hub: the model is created with `pretrained=False`, and weights come
 only from MODEL.WEIGHTS or the model zoo (ssl_lab.checkpoint.backbone_weights reads timm's layout).
 """
+import difflib
 import math
 
 import torch
@@ -59,6 +60,10 @@ class TimmBackbone(nn.Module):
         super().__init__()
         import timm
 
+        if not timm.is_model(name):
+            close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+            raise ValueError(f"MODEL.BACKBONE.TIMM.MODEL '{name}' is not a timm model name"
+                             + (f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"))
         self.model = timm.create_model(name, pretrained=False, num_classes=0, **(kwargs or {}))
         self.out_dim = self.model.num_features
         is_vit = hasattr(self.model, "patch_embed") and getattr(self.model, "pos_embed", None) is not None
