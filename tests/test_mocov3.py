@@ -42,7 +42,7 @@ def official_contrastive_loss(q, k_all, rank, T):
 def official_build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
     """moco/builder.py MoCo._build_mlp."""
     mlp = []
-    for l in range(num_layers):  # noqa: E741 (the official name)
+    for l in range(num_layers):
         dim1 = input_dim if l == 0 else mlp_dim
         dim2 = output_dim if l == num_layers - 1 else mlp_dim
         mlp.append(nn.Linear(dim1, dim2, bias=False))

@@ -6,6 +6,7 @@ only from MODEL.WEIGHTS or the model zoo (ssl_lab.checkpoint.backbone_weights re
 """
 import difflib
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -56,7 +57,8 @@ class TimmBackbone(nn.Module):
     and `mocov3_vit` initializes the model as MoCo v3's ViT (:func:`mocov3_vit_init_`).
     """
 
-    def __init__(self, name: str, kwargs: dict = None, freeze_patch_embed: bool = False, mocov3_vit: bool = False):
+    def __init__(self, name: str, kwargs: Optional[dict] = None, freeze_patch_embed: bool = False,
+                 mocov3_vit: bool = False):
         super().__init__()
         import timm
 
