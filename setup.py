@@ -71,6 +71,9 @@ setup(
         "pyyaml>=5.1",
         "termcolor>=1.1",
         "scipy>=1.7",  # t quantiles of the sweep tables' confidence intervals
+        # TimmBackbone uses timm 1.0's API (timm.layers, VisionTransformer.init_weights(mode),
+        # num_prefix_tokens); tested with the version in constraints.txt.
+        "timm>=1.0",
     ],
     # slurm: tools/submit.py (SLURM jobs that requeue themselves), tested through submitit's local executor;
     # the tested version is pinned in constraints.txt.

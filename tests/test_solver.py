@@ -60,7 +60,7 @@ def test_lars_step_is_trust_ratio_scaled():
 def test_unknown_optimizer():
     cfg = get_cfg()
     cfg.SOLVER.OPTIMIZER = "Adam"
-    with pytest.raises(ValueError, match="SGD' or 'LARS"):
+    with pytest.raises(ValueError, match="'SGD', 'LARS' or 'AdamW'"):
         build_optimizer(cfg, nn.Linear(2, 2))
 
 

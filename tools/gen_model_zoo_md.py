@@ -53,6 +53,8 @@ model_zoo.load_backbone_weights(model, "ssl_lab://torchvision_resnet50")   # or 
 checkpoints (`module.encoder_q.*`), torchvision ResNets, and other ResNet state dicts whose keys
 carry a prefix (`module.`, `encoder.`, `online_network.`, ...); classifier/projection heads,
 momentum/target encoders and queues are dropped and a report of matched/missing/unexpected keys is logged.
+For a `TimmBackbone` it reads timm state dicts (format `timm`) and official MoCo v3 checkpoints
+(`module.base_encoder.*`, format `mocov3`, also for its ResNet-50), under any prefix as above.
 
 ## Publish a checkpoint
 

@@ -1,5 +1,6 @@
-"""The one reader of ResNet backbone weights: MODEL.WEIGHTS, the model zoo, linear evaluation
-and the detectron2 converter all go through it.
+"""The one reader of backbone weights: MODEL.WEIGHTS, the model zoo, linear evaluation
+and the detectron2 converter all go through it. ResNets below; timm backbones (ViTs, from timm's
+own files, MoCo v3's `module.base_encoder.` checkpoints or ssl_lab's) in the section on timm.
 
 Handles ssl_lab checkpoints (`model` with `backbone.` keys), official MoCo v1/v2 ones
 (`state_dict` with `module.encoder_q.` keys), torchvision's supervised ResNets and any
@@ -23,14 +24,15 @@ from ssl_lab.utils.file_io import PathManager
 
 __all__ = [
     "FORMAT_PREFIXES", "ImportReport", "NoBackboneError", "UnreadableCheckpointError", "checkpoint_state_dict",
-    "extract_backbone_state_dict", "find_backbone_prefix", "import_backbone_state_dict", "is_resnet_key",
-    "load_backbone_weights", "load_checkpoint",
+    "extract_backbone_state_dict", "find_backbone_prefix", "find_timm_prefix", "import_backbone_state_dict",
+    "import_timm_state_dict", "is_resnet_key", "is_timm_target", "load_backbone_weights", "load_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
 
 # The prefix each catalog format must use.
-FORMAT_PREFIXES = {"ssl_lab": "backbone.", "moco": "module.encoder_q.", "torchvision": ""}
+FORMAT_PREFIXES = {"ssl_lab": "backbone.", "moco": "module.encoder_q.", "torchvision": "", "timm": "",
+                   "mocov3": "module.base_encoder."}
 KNOWN_LAYOUTS = ("ssl_lab checkpoint {'model': {'backbone.conv1.weight': ...}}; "
                  "official MoCo {'state_dict': {'module.encoder_q.conv1.weight': ...}}; "
                  "torchvision ResNet {'conv1.weight': ..., 'layer1.0.conv1.weight': ...}; "
@@ -185,6 +187,73 @@ class ImportReport:
         return "\n".join(lines)
 
 
+# timm backbones. TimmBackbone keeps its timm model as `model`, so its keys are "model." + timm's keys. A
+# file holds that model under a prefix: "" (timm's own state dict), "module.base_encoder." (MoCo v3, whose
+# momentum copy "module.momentum_encoder." loses to it), "backbone.model." (ssl_lab). Its classifier or
+# projection head is dropped.
+TIMM_MODULE = "model."
+_TIMM_HEADS = ("head.", "fc.", "classifier.")
+
+
+def is_timm_target(target: Mapping) -> bool:
+    """Whether the backbone state dict `target` is a TimmBackbone's."""
+    return bool(target) and all(k.startswith(TIMM_MODULE) for k in target)
+
+
+def find_timm_prefix(state_dict: Mapping, timm_keys: List[str], source: str = "checkpoint") -> str:
+    """The prefix under which `state_dict` holds the timm model whose own keys are `timm_keys`: of the
+    prefixes before its first key, the one holding most of its keys, an online encoder before a
+    momentum/target copy."""
+    anchor = timm_keys[0]
+    prefixes = {k[: -len(anchor)] for k in state_dict if isinstance(k, str) and k.endswith(anchor)}
+    prefixes = [p for p in prefixes if not p or p.endswith(".")]
+
+    def held(prefix):
+        return sum(prefix + k in state_dict for k in timm_keys)
+
+    best = min(prefixes, key=lambda p: (any(w in p for w in _SECONDARY), -held(p), len(p)), default=None)
+    if best is None or 2 * held(best) < len(timm_keys):
+        raise _no_backbone(source, state_dict, f"no timm model with this backbone's keys ('<prefix>{anchor}' and "
+                                               f"at least half of its {len(timm_keys)} keys under that prefix)")
+    return best
+
+
+def _timm_state_dict(obj, anchor: str, source: str) -> Mapping:
+    """The state dict in a loaded checkpoint holding '<prefix><anchor>': itself or one level down."""
+    if isinstance(obj, Mapping):
+        for candidate in (obj, *(v for v in obj.values() if isinstance(v, Mapping))):
+            if any(isinstance(k, str) and k.endswith(anchor) for k in candidate):
+                return candidate
+    found = obj if isinstance(obj, Mapping) else {}
+    raise _no_backbone(source, found, f"no timm model ('<prefix>{anchor}') at the top level or one level down")
+
+
+def import_timm_state_dict(checkpoint, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
+                           source: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], ImportReport]:
+    """:func:`import_backbone_state_dict` for a TimmBackbone's `target` ("model." + timm keys)."""
+    timm_keys = [k[len(TIMM_MODULE):] for k in target]
+    state_dict = _timm_state_dict(checkpoint, timm_keys[0], source)
+    if fmt is None:
+        prefix = find_timm_prefix(state_dict, timm_keys, source)
+    else:
+        prefix = FORMAT_PREFIXES[fmt] + (TIMM_MODULE if fmt == "ssl_lab" else "")
+        if prefix + timm_keys[0] not in state_dict:
+            raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{timm_keys[0]}'")
+    converted, unexpected, mismatched, dropped = {}, [], [], 0
+    for key, value in state_dict.items():
+        name = TIMM_MODULE + key[len(prefix):]
+        if not key.startswith(prefix) or (name not in target and key[len(prefix):].startswith(_TIMM_HEADS)):
+            dropped += 1
+        elif name not in target:
+            unexpected.append(name)
+        elif tuple(value.shape) != tuple(target[name].shape):
+            mismatched.append(f"{name} {tuple(value.shape)} vs {tuple(target[name].shape)}")
+        else:
+            converted[name] = value
+    missing = [k for k in target if k not in converted and not k.endswith("num_batches_tracked")]
+    return converted, ImportReport(source, prefix, sorted(converted), missing, unexpected, mismatched, dropped)
+
+
 def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
                                source: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], ImportReport]:
     """Convert `checkpoint` to the keys of the backbone state dict `target`.
@@ -192,11 +261,14 @@ def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tens
     Args:
         checkpoint: a loaded checkpoint file (a state dict or a dict containing one).
         target: the backbone's `state_dict()`; gives the valid keys and shapes.
-        fmt: a catalog format ('ssl_lab', 'moco', 'torchvision') fixing the prefix; None detects it.
+        fmt: a catalog format ('ssl_lab', 'moco', 'torchvision', 'timm', 'mocov3') fixing the prefix;
+            None detects it.
         source: names the checkpoint in the report.
     Returns:
         the backbone state dict (only keys of `target` with matching shapes) and the report.
     """
+    if is_timm_target(target):
+        return import_timm_state_dict(checkpoint, target, fmt, source)
     state_dict = checkpoint_state_dict(checkpoint, source)
     prefix = find_backbone_prefix(state_dict, source) if fmt is None else FORMAT_PREFIXES[fmt]
     if prefix + _STEM not in state_dict:

@@ -202,7 +202,8 @@ _C.SOLVER.GAMMA = 0.1
 _C.SOLVER.COSINE_END_FACTOR = 0.0
 # False: one cosine over the whole run, warmup ramping up to its value at the warmup's end
 # (detectron2, cvpods). True: the cosine starts after warmup from the full lr and spans the
-# remaining iterations (google-research/simclr model_util.py, BYOL utils/schedules.py).
+# remaining iterations (google-research/simclr model_util.py, BYOL utils/schedules.py, MoCo v3
+# main_moco.py adjust_learning_rate).
 _C.SOLVER.COSINE_AFTER_WARMUP = False
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Keep only the newest N periodic checkpoints (0 keeps all).
@@ -279,6 +280,22 @@ _C.SOLVER.NON_FINITE_CHECK_PERIOD = 20
 
 # Names in ssl_lab.engine.HOOK_REGISTRY of extra hooks (e.g. a project's monitors).
 _C.EXTRA_HOOKS = ()
+
+# ---------------------------------------------------------------------------- #
+# timm backbones and MoCo v3 (issue 29)
+# ---------------------------------------------------------------------------- #
+# MODEL.BACKBONE.NAME "TimmBackbone": timm.create_model(MODEL, pretrained=False, num_classes=0, **KWARGS);
+# no hub download, weights come from MODEL.WEIGHTS or the model zoo.
+_C.MODEL.BACKBONE.TIMM = CN()
+_C.MODEL.BACKBONE.TIMM.MODEL = "vit_small_patch16_224"
+# KEY, VALUE pairs passed to timm.create_model, e.g. ("num_heads", 12, "img_size", 32, "patch_size", 4).
+_C.MODEL.BACKBONE.TIMM.KWARGS = ()
+# ViTs: no gradient into the patch projection (MoCo v3's --stop-grad-conv1, a fixed random projection).
+_C.MODEL.BACKBONE.TIMM.FREEZE_PATCH_EMBED = False
+# ViTs: MoCo v3's initialization and fixed 2D sin-cos position embedding (moco-v3 vits.py).
+_C.MODEL.BACKBONE.TIMM.MOCOV3_VIT = False
+# SOLVER.OPTIMIZER "AdamW": its (beta1, beta2); SOLVER.WEIGHT_DECAY applies to every parameter.
+_C.SOLVER.BETAS = (0.9, 0.999)
 
 # Console/JSON/TensorBoard writers log every PERIOD iterations.
 _C.LOG_PERIOD = 20

@@ -76,7 +76,8 @@ class MomentumUpdate(HookBase):
 
     def after_step(self):
         model = unwrap_model(self.trainer.model)
-        momentum = momentum_at(self.base, self.cosine, self.trainer.iter, self.trainer.max_iter)
+        iteration = self.trainer.iter + getattr(model, "MOMENTUM_ITERATION_OFFSET", 0)
+        momentum = momentum_at(self.base, self.cosine, iteration, self.trainer.max_iter)
         model.momentum_update(momentum)
         get_event_storage().put_scalar("momentum", momentum, smoothing_hint=False)
 

@@ -23,7 +23,7 @@ __all__ = ["CatalogEntry", "PROJECT_ROOT", "catalog_file", "find_by_url", "get_e
            "source_url"]
 
 PROJECT_ROOT = resources_root()  # where catalog.yaml and the configs it names are (checkout or installed copy)
-FORMATS = ("ssl_lab", "moco", "torchvision")
+FORMATS = ("ssl_lab", "moco", "torchvision", "timm", "mocov3")
 _CHECKSUM_FIELDS = ("sha256", "sha256_prefix", "md5", "md5_prefix")
 _FIELDS = {"config", "opts", "url", "size", "metrics", "source", "format", *_CHECKSUM_FIELDS}
 

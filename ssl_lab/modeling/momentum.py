@@ -40,6 +40,11 @@ class MomentumEncoderMixin:
     method's `__init__` has set them, and the `momentum_update(m)` that the EMA hook calls after
     each optimizer step."""
 
+    # The update after optimizer step t uses the momentum of iteration t + MOMENTUM_ITERATION_OFFSET:
+    # 0 as BYOL (its target moves after the step, with that step's momentum); 1 as MoCo v3, whose
+    # momentum encoder moves at the start of the next forward, with the next iteration's momentum.
+    MOMENTUM_ITERATION_OFFSET = 0
+
     @configurable
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -30,7 +30,7 @@ def _split_decay_groups(model: nn.Module):
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD or LARS over the trainable parameters, at the batch-scaled learning rate."""
+    """SGD, LARS or AdamW over the trainable parameters, at the batch-scaled learning rate."""
     lr = scaled_lr(cfg)
     name = cfg.SOLVER.OPTIMIZER
     if name == "SGD":
@@ -46,7 +46,10 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
             groups[0]["params"] = decay + no_decay
         return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
                     eta=cfg.SOLVER.LARS_ETA)
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'LARS', got '{name}'")
+    if name == "AdamW":  # decay on every parameter, as MoCo v3's main_moco.py
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.SOLVER.BETAS), weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'LARS' or 'AdamW', got '{name}'")
 
 
 class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):

@@ -12,6 +12,7 @@ SIMILARITIES = "similarities (pos (N,), neg (N, K))"
 PAIRED_EMBEDDINGS = "paired embeddings (p (N, D), z (N, D))"
 MULTIVIEW_EMBEDDINGS = "multi-view embeddings (p (K, N, D), z (K, N, D))"
 EMBEDDINGS = "embeddings (p (K, N, D)) alone"
+GLOBAL_KEYS = "queries and the global batch of keys (q (N, D), keys (W * N, D), rank)"
 
 
 def compatible_losses(inputs: str) -> list:
