@@ -327,29 +327,29 @@ def test_small_images_are_counted_and_warned_once(tmp_path, caplog):
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
-    from ssl_lab.engine.output_dir import remove_stale_temp_files
+    from ssl_lab.utils.files import stale_temp_files
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / f"model_0000001.pth.tmp.{dead.pid}").write_bytes(b"half")
     (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").write_bytes(b"being written")
-    assert remove_stale_temp_files(str(tmp_path)) == [str(tmp_path / f"model_0000001.pth.tmp.{dead.pid}")]
+    assert stale_temp_files(str(tmp_path)) == [str(tmp_path / f"model_0000001.pth.tmp.{dead.pid}")]
     assert (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").exists()
 
 
 def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypatch):
     import shutil
 
-    from ssl_lab.engine.output_dir import OutputDirError, check_free_space
+    from ssl_lab.engine.run_directory import OutputDirError, RunDirectory
 
     (tmp_path / "model_0000009.pth").write_bytes(b"x" * 100)
     usage = shutil.disk_usage(tmp_path)
     # 3 kept + final + one being written = 500 bytes; the 100 already there are replaced, not added to
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=400))
-    check_free_space(str(tmp_path), 100, 3)
+    RunDirectory(str(tmp_path)).check_free_space(100, 3)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=399))
     with pytest.raises(OutputDirError, match="MiB free"):
-        check_free_space(str(tmp_path), 100, 3)
+        RunDirectory(str(tmp_path)).check_free_space(100, 3)
 
 
 def _children(pid: int):

@@ -38,7 +38,7 @@ def main(args):
             save_eval_results(cfg, results)
         return results
     trainer = DefaultTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    trainer.resume_or_load(resume=args.resume, allow_config_change=args.allow_config_change)
     trainer.train()
     return trainer.storage.latest() if trainer.storage else {}
 

@@ -18,7 +18,7 @@ from ssl_lab.utils.env import seed_all_rng, set_deterministic
 from ssl_lab.utils.host_memory import keep_freed_host_memory
 from ssl_lab.utils.logger import setup_logger, start_log_files
 
-from .output_dir import check_output_dir
+from .run_directory import RunDirectory
 
 __all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg"]
 
@@ -38,6 +38,9 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: continue even though the config changes what defines the saved run "
+                             "(model, method, batch, schedule, augmentation)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="resolve the config, build model/optimizer/schedule/hooks without data, print "
@@ -86,17 +89,19 @@ def check_job(cfg, world_size: int) -> None:
 
 
 def default_setup(cfg, args) -> None:
-    """Check the config and OUTPUT_DIR, then the logger, the run's first log lines (world size,
-    rank, device), seeding and determinism. A refused run writes nothing: the log file starts
-    with :func:`start_log_files`."""
-    check_config(cfg)
+    """The logger, the run's first log lines (world size, rank, device), seeding and determinism.
+    A `SEED -1` resume takes the seed of the run it continues. The config was checked before any
+    process started (:func:`check_job`); nothing is written here: the log file starts with
+    :func:`start_log_files` once the run is accepted."""
+    run_dir = RunDirectory(cfg.OUTPUT_DIR)
+    seed = cfg.SEED
     if getattr(args, "eval_only", False):
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
                               "without it a randomly initialized model would be evaluated")
-        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # evaluating a finished run's weights is fine
+        run_dir.check_writable()  # evaluating a finished run's weights is fine
     else:
-        check_output_dir(cfg.OUTPUT_DIR, resume=getattr(args, "resume", False))
+        seed = run_dir.resumed_seed(cfg, getattr(args, "resume", False))
     rank = comm.get_rank()
     # log.txt is written once the run is accepted (DefaultTrainer.resume_or_load, or loaded weights)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, defer_file=True)
@@ -108,6 +113,9 @@ def default_setup(cfg, args) -> None:
     logger.info("Environment:\n" + collect_env_info())
     if getattr(args, "config_file", ""):
         logger.info(f"Config file: {args.config_file}")
+    if seed != cfg.SEED:
+        cfg.SEED = seed
+        logger.info(f"SEED -1 on --resume: continuing with the seed of the run in OUTPUT_DIR, {cfg.SEED}")
     if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml
         cfg.SEED = comm.shared_random_seed()
         logger.info(f"SEED -1: drew seed {cfg.SEED}; add 'SEED {cfg.SEED}' to repeat this run")

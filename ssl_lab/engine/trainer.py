@@ -22,7 +22,7 @@ from ssl_lab.utils.events import CommonMetricPrinter, JSONWriter, TensorboardWri
 from ssl_lab.utils.logger import start_log_files
 
 from . import hooks
-from .output_dir import check_free_space, check_output_dir, remove_stale_temp_files
+from .run_directory import RunDirectory
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = ["DefaultTrainer", "check_num_classes"]
@@ -63,7 +63,8 @@ class DefaultTrainer(TrainerBase):
         super().__init__()
         # 1. validate what needs no model: numbers, device, OUTPUT_DIR writable
         check_config(cfg)
-        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # in use or not: decided in resume_or_load
+        self.run_dir = RunDirectory(cfg.OUTPUT_DIR)
+        self.run_dir.check_writable()  # in use or not: decided in resume_or_load
         # 2. build data, schedule, model, optimizer
         self.train_dataset = self.build_train_dataset(cfg)
         check_num_classes(cfg, self.train_dataset)
@@ -88,7 +89,7 @@ class DefaultTrainer(TrainerBase):
         if comm.is_main_process():
             # weights + optimizer state (e.g. SGD momentum) per checkpoint
             per_checkpoint = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-            check_free_space(cfg.OUTPUT_DIR, per_checkpoint, cfg.SOLVER.MAX_TO_KEEP)
+            self.run_dir.check_free_space(per_checkpoint, cfg.SOLVER.MAX_TO_KEEP)
         # 3. hooks and writers (the writers open their files at their first write)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
@@ -101,16 +102,16 @@ class DefaultTrainer(TrainerBase):
     def optimizer(self):
         return self._trainer.optimizer
 
-    def resume_or_load(self, resume: bool = True) -> None:
+    def resume_or_load(self, resume: bool = True, allow_config_change: bool = False) -> None:
         """Resume from OUTPUT_DIR's last checkpoint (with --resume), else load MODEL.WEIGHTS.
 
-        Without --resume, an OUTPUT_DIR that already holds checkpoints is refused so they
-        are never overwritten. Only once the weights are loaded does the run write there
-        (log.txt, config.yaml).
+        OUTPUT_DIR is checked first (see RunDirectory.check): without --resume a folder holding
+        checkpoints is refused so they are never overwritten; with it, a config that changes what
+        defines the saved run is refused unless `allow_config_change`. Only once the weights are
+        loaded does the run write there (its lock, config.yaml, log.txt).
         """
-        check_output_dir(self.cfg.OUTPUT_DIR, resume)
-        has_checkpoint = self.checkpointer.has_checkpoint()
-        if resume and has_checkpoint:
+        self.run_dir.check(self.cfg, resume, allow_config_change)
+        if resume and self.run_dir.has_checkpoint():
             checkpoint = self.checkpointer.resume_or_load("", resume=True)
             self.start_iter = checkpoint.get("iteration", -1) + 1
             logger.info(f"Resuming at iteration {self.start_iter}")
@@ -119,14 +120,11 @@ class DefaultTrainer(TrainerBase):
                 logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
                                f"iteration 0 (check the path if you meant to continue a run)")
             self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS)
-        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
-        start_log_files()
         if comm.is_main_process():
-            for path in remove_stale_temp_files(self.cfg.OUTPUT_DIR):
-                logger.info(f"Removed {path}, left by a process killed while writing it")
-            with open(os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-                f.write(self.cfg.dump())
-            logger.info(f"Full config saved to {os.path.join(self.cfg.OUTPUT_DIR, 'config.yaml')}")
+            self.run_dir.accept(self.cfg)
+        else:
+            os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        start_log_files()
 
     def state_dict(self):
         """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
@@ -139,9 +137,13 @@ class DefaultTrainer(TrainerBase):
     def train(self):
         if self.start_iter >= self.max_iter:
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
+            self.run_dir.release()
             return
         self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
-        super().train(self.start_iter, self.max_iter)
+        try:
+            super().train(self.start_iter, self.max_iter)
+        finally:
+            self.run_dir.release()
 
     def run_step(self):
         self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
