@@ -6,6 +6,7 @@ a model is built), so the module takes seconds; the launcher's signal handling r
 subprocesses and is marked slow.
 """
 import hashlib
+import logging
 import os
 import runpy
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -41,6 +43,7 @@ class Case:
     out_dir: Callable = field(default=lambda tmp: os.path.join(tmp, "out"))
     unchanged: bool = True  # False: found while training, after the run was accepted and started writing
     env: dict = field(default_factory=dict)
+    dry_run: bool = True  # False: found in the data or a file's content, which --dry-run does not read
 
 
 def _config(tmp, name, text):
@@ -84,6 +87,26 @@ def _finished_run(tmp, out):
     for name, text in (("last_checkpoint", "model_final.pth"), ("config.yaml", "MODEL:\n  BACKBONE:\n    DEPTH: 18\n"),
                        ("metrics.json", '{"iteration": 3}\n'), ("log.txt", "old log\n")):
         _config(out, name, text)
+
+
+def _saved_run(*changes):
+    """A run of `_shapes()` that saved config.yaml and a checkpoint, resumed with the KEY VALUE `changes`."""
+    def argv(tmp, out, roots):
+        from ssl_lab.engine import setup_cfg
+        from ssl_lab.solver import resolve_schedule
+
+        base = _shapes()(tmp, out, roots)
+        logging.disable(logging.CRITICAL)  # the schedule's log line is no part of the case
+        try:
+            cfg = resolve_schedule(setup_cfg(SimpleNamespace(config_file=base[1], opts=base[2:])), 64)
+        finally:
+            logging.disable(logging.NOTSET)
+        os.makedirs(out)
+        _config(out, "config.yaml", cfg.dump())
+        _config(out, "metrics.json", '{"iteration": 1}\n')
+        torch.save({"model": {}, "iteration": 1}, os.path.join(out, "model_0000001.pth"))
+        return ["--resume", *base, *changes]
+    return argv
 
 
 def _corrupt_run(tmp, out):
@@ -190,10 +213,14 @@ CASES = [
          "SOLVER.GRAD_ACCUM_STEPS = 3 is invalid: it must be a divisor of SOLVER.IMS_PER_BATCH (16)"),
     Case("no such GPU", _shapes("MODEL.DEVICE", "cuda:99"), "MODEL.DEVICE = 'cuda:99'"),
     Case("kNN K above the memory split", _shapes("DATASETS.TEST", "('shapes_val',)", "TEST.KNN.K", "5000"),
-         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'"),
+         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'", dry_run=False),
+    Case("kNN memory chunk 0", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "0"), "TEST.KNN.MEMORY_CHUNK_SIZE = 0 is invalid"),
     Case("fewer classes than the data", _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3",
                                                                                   config=LINEAR)),
-         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes"),
+         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes", dry_run=False),
+    Case("unknown augmentation", _shapes("INPUT.AUGMENTATION", "MoCoV3"),
+         "No TRANSFORM named 'MoCoV3'. Did you mean 'MoCoV2'? Registered: BYOL, "),
+    Case("unknown backbone", _shapes("MODEL.BACKBONE.NAME", "ResNt"), "No BACKBONE named 'ResNt'. Did you mean 'ResNet'?"),
     Case("SimCLR K above the micro-batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "2",
                                                    "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
@@ -204,31 +231,40 @@ CASES = [
     Case("OUTPUT_DIR below a file", _with(_output_is_file, _shapes()), "is a file, not a directory",
          out_dir=lambda tmp: os.path.join(tmp, "taken", "run")),
     Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]),
-         "No readable checkpoint in"),
+         "No readable checkpoint in", dry_run=False),
+    Case("resume with another depth", _saved_run("MODEL.BACKBONE.DEPTH", "34"), "  MODEL.BACKBONE.DEPTH: 18 -> 34"),
+    Case("resume with another method", _saved_run("MODEL.META_ARCHITECTURE", "MoCo"),
+         "  MODEL.META_ARCHITECTURE: 'SimCLR' -> 'MoCo'"),
+    Case("resume with another batch", _saved_run("SOLVER.IMS_PER_BATCH", "32"), "  SOLVER.IMS_PER_BATCH: 16 -> 32"),
+    Case("resume with another projector", _saved_run("MODEL.PROJECTOR.OUT_DIM", "64"),
+         "  MODEL.PROJECTOR.OUT_DIM: 32 -> 64"),
     Case("--eval-only without weights", _flags(["--eval-only"], _shapes()), "--eval-only needs MODEL.WEIGHTS"),
     # ------------------------------------------------------------- MODEL.WEIGHTS
     Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
+    Case("weights missing, training", _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth"), "no such file"),
+    Case("weights URL nothing opens", _shapes("MODEL.WEIGHTS", "ftp://example.org/w.pth"), "no handler opens 'ftp://'"),
     Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint"),
+         "not a readable torch checkpoint", dry_run=False),
     Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint"),
+         "not a readable torch checkpoint", dry_run=False),
     Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
-         "no ResNet weights ('<prefix>conv1.weight')"),
+         "no ResNet weights ('<prefix>conv1.weight')", dry_run=False),
     Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
                                                      flags=["--eval-only"]),
-         "do not fit the backbone (ResNet); nothing was loaded"),
+         "do not fit the backbone (ResNet); nothing was loaded", dry_run=False),
     Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
          "Model 'moco_v9' is not in the model zoo catalog"),
     Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
          "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
          env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
     Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]),
-         "Download of http://127.0.0.1:"),
+         "Download of http://127.0.0.1:", dry_run=False),
     # ------------------------------------------------------------- images
-    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
+    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False,
+         dry_run=False),
     # ------------------------------------------------------------- converter
-    Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT),
-    Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT),
+    Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT, dry_run=False),
+    Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT, dry_run=False),
 ]
 if os.geteuid() != 0:  # root may write anywhere
     CASES.append(Case("read-only OUTPUT_DIR", _with(_readonly_output, _shapes()), "is not writable"))
@@ -265,15 +301,14 @@ def _run(tool, argv) -> int:
         sys.argv = old_argv
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
+def _check_refused(case, argv_flags, shapes_root, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SSL_LAB_DEBUG", raising=False)
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
     tmp = str(tmp_path)
     out = case.out_dir(tmp)
-    argv = case.setup(tmp, out, shapes_root)
+    argv = [*argv_flags, *case.setup(tmp, out, shapes_root)]
     before = _snapshot(out)
     code = _run(case.tool, argv)
     err = capsys.readouterr().err
@@ -283,6 +318,19 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     assert message[0].startswith(("ERROR", "error")), err  # what is wrong comes first
     assert len(message) <= MAX_LINES and "Traceback" not in err, err
     assert _snapshot(out) == before or not case.unchanged, f"OUTPUT_DIR changed: {before} -> {_snapshot(out)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
+    _check_refused(case, [], shapes_root, tmp_path, capsys, monkeypatch)
+
+
+DRY_RUN_CASES = [c for c in CASES if c.dry_run]
+
+
+@pytest.mark.parametrize("case", DRY_RUN_CASES, ids=[c.name for c in DRY_RUN_CASES])
+def test_dry_run_refuses_what_the_run_refuses(case, shapes_root, tmp_path, capsys, monkeypatch):
+    _check_refused(case, ["--dry-run"], shapes_root, tmp_path, capsys, monkeypatch)
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):

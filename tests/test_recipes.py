@@ -15,8 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ssl_lab.engine import setup_cfg
-from ssl_lab.engine.defaults import check_job
+from ssl_lab.engine import setup_cfg, validate
 from ssl_lab.engine.dry_run import compare_with_recipe, load_recipes, summarize
 
 from conftest import REPO_ROOT, tiny_overrides
@@ -108,10 +107,11 @@ def test_every_config_builds_model_optimizer_schedule_and_hooks(config):
 
 
 @pytest.mark.parametrize("config", _all_configs(d2=False))
-def test_every_config_passes_the_job_check_of_train_net(config):
+def test_every_config_passes_the_job_check_of_train_net(config, tmp_path):
     # What train_net.py runs before any process starts; registered builder functions (MSBReg's
     # "Regularized") as well as classes.
-    check_job(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config), opts=[])), 8)
+    validate(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config),
+                                       opts=["OUTPUT_DIR", str(tmp_path / "out")])), 8)
 
 
 @pytest.mark.parametrize("config", _all_configs(d2=True))

@@ -7,7 +7,7 @@ import pickle
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvcoreCheckpointer
 
-from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.errors import MissingFileError, UserError
 from ssl_lab.utils.file_io import PathManager
 from ssl_lab.utils.files import atomic_write
 
@@ -67,7 +67,7 @@ class Checkpointer(_FvcoreCheckpointer):
 
     def load(self, path: str, checkpointables=None):
         if path and "://" not in path and not os.path.isfile(path):
-            raise FileNotFoundError(f"Checkpoint '{path}' does not exist (MODEL.WEIGHTS or --resume)")
+            raise MissingFileError(f"Checkpoint '{path}' does not exist (MODEL.WEIGHTS or --resume)")
         return super().load(path, checkpointables)
 
     def has_checkpoint(self) -> bool:

@@ -58,6 +58,12 @@ def check_config(cfg) -> None:
     low, high = cfg.INPUT.CROP_SCALE
     _require(0 < low <= high <= 1, "INPUT.CROP_SCALE", tuple(cfg.INPUT.CROP_SCALE),
              "(low, high) with 0 < low <= high <= 1")
-    _require(cfg.TEST.KNN.K > 0, "TEST.KNN.K", cfg.TEST.KNN.K, "a positive number of neighbours")
+    knn = cfg.TEST.KNN
+    _require(knn.K > 0, "TEST.KNN.K", knn.K, "a positive number of neighbours")
+    _require(knn.TEMPERATURE > 0, "TEST.KNN.TEMPERATURE", knn.TEMPERATURE, "positive (e.g. 0.07)")
+    _require(knn.QUERY_CHUNK_SIZE > 0, "TEST.KNN.QUERY_CHUNK_SIZE", knn.QUERY_CHUNK_SIZE, "a positive number of rows")
+    _require(knn.MEMORY_CHUNK_SIZE > 0, "TEST.KNN.MEMORY_CHUNK_SIZE", knn.MEMORY_CHUNK_SIZE,
+             "a positive number of rows")
+    _require(knn.MEMORY_PER_CLASS >= 0, "TEST.KNN.MEMORY_PER_CLASS", knn.MEMORY_PER_CLASS, ">= 0 (0 keeps all)")
     _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", cfg.DATALOADER.NUM_WORKERS, ">= 0")
     check_device(cfg.MODEL.DEVICE)

@@ -2,10 +2,12 @@
 transform. Every op works on uint8 PIL images; the only float step is the last one
 (:class:`ToNormalizedTensor`)."""
 import torch
-from fvcore.common.registry import Registry
 from PIL import ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as TF
+
+from ssl_lab.config import ConfigError
+from ssl_lab.utils.registry import Registry
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
 TRANSFORM_REGISTRY.__doc__ = """
@@ -134,7 +136,7 @@ def LinearEval(cfg):
 def build_train_transform(cfg) -> MultiViewTransform:
     """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` views."""
     if cfg.INPUT.NUM_VIEWS < 1:
-        raise ValueError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
+        raise ConfigError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
     return MultiViewTransform(TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)(cfg), cfg.INPUT.NUM_VIEWS)
 
 

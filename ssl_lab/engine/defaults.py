@@ -1,26 +1,22 @@
 """The command line and the set-up every entry point shares: argument parser, config
-assembly, and the checks + logger + seeding that start a run."""
+assembly, and the logger + seeding that start a run."""
 import argparse
 import logging
-import os
 import sys
 
 import torch
 
 from ssl_lab.config import ConfigError, config_functions, get_cfg
-from ssl_lab.config.checks import check_config
-from ssl_lab.data.build import per_rank_batch_size
-from ssl_lab.modeling import META_ARCH_REGISTRY
 from ssl_lab.utils import comm
 from ssl_lab.utils.collect_env import collect_env_info
 from ssl_lab.utils.device import resolve_device
 from ssl_lab.utils.env import seed_all_rng, set_deterministic
 from ssl_lab.utils.host_memory import keep_freed_host_memory
-from ssl_lab.utils.logger import setup_logger, start_log_files
+from ssl_lab.utils.logger import setup_logger
 
 from .run_directory import RunDirectory
 
-__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg"]
+__all__ = ["default_argument_parser", "default_setup", "setup_cfg"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -73,35 +69,13 @@ def setup_cfg(args, config_fns=()):
     return cfg
 
 
-def check_job(cfg, world_size: int) -> None:
-    """Refuse, before any process starts, a job with a bad config (numbers, device), whose global
-    batch does not split over `world_size` processes, or whose model cannot be built from `cfg`
-    (e.g. K above the negatives a global batch offers). The model is built on the meta device:
-    no memory, no time. Its log records are dropped: the run's own build logs them (once)."""
-    check_config(cfg)
-    per_rank_batch_size(cfg, world_size)
-    logging.disable(logging.WARNING)
-    try:
-        with torch.device("meta"):
-            META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)  # a class or a builder function
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def default_setup(cfg, args) -> None:
     """The logger, the run's first log lines (world size, rank, device), seeding and determinism.
     A `SEED -1` resume takes the seed of the run it continues. The config was checked before any
-    process started (:func:`check_job`); nothing is written here: the log file starts with
-    :func:`start_log_files` once the run is accepted."""
-    run_dir = RunDirectory(cfg.OUTPUT_DIR)
-    seed = cfg.SEED
-    if getattr(args, "eval_only", False):
-        if not cfg.MODEL.WEIGHTS:
-            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
-                              "without it a randomly initialized model would be evaluated")
-        run_dir.check_writable()  # evaluating a finished run's weights is fine
-    else:
-        seed = run_dir.resumed_seed(cfg, getattr(args, "resume", False))
+    process started (:func:`ssl_lab.engine.validate`); nothing is written here: the log file starts
+    with :func:`start_log_files` once the run is accepted."""
+    resume = getattr(args, "resume", False) and not getattr(args, "eval_only", False)
+    seed = RunDirectory(cfg.OUTPUT_DIR).resumed_seed(cfg, resume)
     rank = comm.get_rank()
     # log.txt is written once the run is accepted (DefaultTrainer.resume_or_load, or loaded weights)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, defer_file=True)

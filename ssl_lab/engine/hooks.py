@@ -7,12 +7,12 @@ import time
 
 import torch
 from fvcore.common.checkpoint import PeriodicCheckpointer as _FvcorePeriodicCheckpointer
-from fvcore.common.registry import Registry
 
 from ssl_lab.modeling.momentum import momentum_at
 from ssl_lab.utils import comm
 from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.utils.events import get_event_storage
+from ssl_lab.utils.registry import Registry
 
 from .train_loop import HookBase
 

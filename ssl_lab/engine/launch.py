@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ssl_lab.config import ConfigError
+
 __all__ = ["launch", "find_free_port"]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def _backend() -> str:
 def _init_process_group(dist_url: str, world_size: int, rank: int, local_rank: int, procs_per_machine: int):
     if torch.cuda.is_available():
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise ConfigError(
                 f"--num-gpus asks for {procs_per_machine} processes per machine but only "
                 f"{torch.cuda.device_count()} GPUs are visible"
             )
@@ -150,12 +152,12 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
             dist.destroy_process_group()
     world_size = num_machines * num_gpus_per_machine
     if num_gpus_per_machine < 1 or num_machines < 1:
-        raise ValueError("--num-gpus and --num-machines must be >= 1")
+        raise ConfigError("--num-gpus and --num-machines must be >= 1")
     if world_size == 1:
         return main_func(*args)
     if dist_url == "auto":
         if num_machines != 1:
-            raise ValueError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
+            raise ConfigError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     context = mp.get_context("spawn")
     procs = [context.Process(target=_worker, daemon=False,

@@ -2,6 +2,8 @@
 import logging
 import os
 import weakref
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -25,7 +27,7 @@ from . import hooks
 from .run_directory import RunDirectory
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["DefaultTrainer", "check_num_classes"]
+__all__ = ["DefaultTrainer", "Run", "assemble", "check_num_classes"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -41,6 +43,17 @@ def check_num_classes(cfg, dataset) -> None:
     if num_classes > cfg.MODEL.CLASSIFIER.NUM_CLASSES:
         raise ConfigError(f"MODEL.CLASSIFIER.NUM_CLASSES = {cfg.MODEL.CLASSIFIER.NUM_CLASSES} but the training "
                           f"data {tuple(cfg.DATASETS.TRAIN)} has {num_classes} classes; set it to {num_classes}")
+
+
+@dataclass
+class Run:
+    """What a run is made of, built from its config by :func:`assemble` (no data, no file)."""
+
+    cfg: object  # frozen, schedule resolved
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batch_augmentation: Optional[torch.nn.Module]  # INPUT.GPU_AUGMENTATION's batched views, else None
 
 
 def _create_ddp_model(model):
@@ -68,18 +81,16 @@ class DefaultTrainer(TrainerBase):
         # 2. build data, schedule, model, optimizer
         self.train_dataset = self.build_train_dataset(cfg)
         check_num_classes(cfg, self.train_dataset)
-        cfg = resolve_schedule(cfg, len(self.train_dataset))
-        self.cfg = cfg
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        run = self.assemble(resolve_schedule(cfg, len(self.train_dataset)))
+        self.cfg = cfg = run.cfg
+        model, optimizer, self.scheduler = run.model, run.optimizer, run.scheduler
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
         self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
                                     non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
                                     grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
                                     channels_last=cfg.SOLVER.CHANNELS_LAST,
-                                    batch_augmentation=self.build_batch_augmentation(cfg),
+                                    batch_augmentation=run.batch_augmentation,
                                     augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
                                     non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
         self.checkpointer = Checkpointer(
@@ -93,6 +104,15 @@ class DefaultTrainer(TrainerBase):
         # 3. hooks and writers (the writers open their files at their first write)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
+
+    @property
+    def data_loader(self):
+        """The iterable of batches `train` runs on; built from `train_dataset` at `train` unless set."""
+        return self._trainer.data_loader
+
+    @data_loader.setter
+    def data_loader(self, loader):
+        self._trainer.data_loader = loader
 
     @property
     def model(self):
@@ -139,7 +159,8 @@ class DefaultTrainer(TrainerBase):
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
             self.run_dir.release()
             return
-        self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
+        if self.data_loader is None:
+            self.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
         try:
             super().train(self.start_iter, self.max_iter)
         finally:
@@ -183,6 +204,15 @@ class DefaultTrainer(TrainerBase):
             JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
             TensorboardWriter(self.cfg.OUTPUT_DIR),  # where detectron2 writes events
         ]
+
+    @classmethod
+    def assemble(cls, cfg) -> Run:
+        """Model, optimizer, LR scheduler and batched augmentation of `cfg` (schedule resolved), by the
+        `build_*` classmethods; pure: reads no data, writes no file. On the meta device (under
+        `torch.device("meta")`) it costs no memory: the dry run and the job check build the same run."""
+        model = cls.build_model(cfg)
+        optimizer = cls.build_optimizer(cfg, model)
+        return Run(cfg, model, optimizer, cls.build_lr_scheduler(cfg, optimizer), cls.build_batch_augmentation(cfg))
 
     @classmethod
     def build_train_dataset(cls, cfg):
@@ -238,3 +268,6 @@ class DefaultTrainer(TrainerBase):
     def test(cls, cfg, model) -> dict:
         """Evaluate `model` with the configured evaluators; {metric: value}."""
         return inference_on_evaluators(comm.unwrap_model(model), cls.build_evaluators(cfg))
+
+
+assemble = DefaultTrainer.assemble

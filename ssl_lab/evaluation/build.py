@@ -1,7 +1,6 @@
-from fvcore.common.registry import Registry
-
 from ssl_lab.config import ConfigError
 from ssl_lab.data import build_test_loader
+from ssl_lab.utils.registry import Registry
 
 from .classification import ClassificationEvaluator
 from .knn import KNNEvaluator

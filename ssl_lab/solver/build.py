@@ -8,6 +8,8 @@ from fvcore.common.param_scheduler import (
 )
 from torch import nn
 
+from ssl_lab.config import ConfigError
+
 from .lars import LARS
 
 
@@ -46,7 +48,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
             groups[0]["params"] = decay + no_decay
         return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
                     eta=cfg.SOLVER.LARS_ETA)
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD' or 'LARS', got '{name}'")
+    raise ConfigError(f"SOLVER.OPTIMIZER must be 'SGD' or 'LARS', got '{name}'")
 
 
 class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
@@ -74,11 +76,11 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
     elif name == "WarmupMultiStepLR":
         steps = [s for s in cfg.SOLVER.STEPS if s <= max_iter]
         if list(steps) != sorted(steps):
-            raise ValueError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
+            raise ConfigError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
         main = MultiStepParamScheduler([cfg.SOLVER.GAMMA**i for i in range(len(steps) + 1)],
                                        milestones=list(steps), num_updates=max_iter)
     else:
-        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
+        raise ConfigError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
     if warmup > 0:
         end = main(warmup)

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils.errors import UserError
 
 from .build import DATASET_REGISTRY, datasets_root, require_path
@@ -56,7 +57,7 @@ class RobustImageFolder(ImageFolder):
 
     def __init__(self, root: str, transform=None, on_bad_image: str = "error", min_size: int = 0):
         if on_bad_image not in ("error", "skip"):
-            raise ValueError(f"DATASETS.ON_BAD_IMAGE must be 'error' or 'skip', got '{on_bad_image}'")
+            raise ConfigError(f"DATASETS.ON_BAD_IMAGE must be 'error' or 'skip', got '{on_bad_image}'")
         super().__init__(root, transform=transform, loader=self._load)
         self.on_bad_image = on_bad_image
         self.min_size = min_size

@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from ssl_lab.utils.registry import Registry
 
 HEAD_REGISTRY = Registry("HEAD")
 HEAD_REGISTRY.__doc__ = """

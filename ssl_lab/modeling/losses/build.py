@@ -1,4 +1,5 @@
-from fvcore.common.registry import Registry
+from ssl_lab.config import ConfigError
+from ssl_lab.utils.registry import Registry
 
 LOSS_REGISTRY = Registry("LOSS")
 LOSS_REGISTRY.__doc__ = """
@@ -25,7 +26,7 @@ def build_loss(cfg, inputs: str):
     loss_cls = LOSS_REGISTRY.get(name)
     takes = getattr(loss_cls, "INPUTS", "unknown inputs")
     if takes != inputs:
-        raise ValueError(
+        raise ConfigError(
             f"MODEL.LOSS.NAME '{name}' takes {takes}, but {cfg.MODEL.META_ARCHITECTURE} calls its loss with "
             f"{inputs}. Compatible losses: {', '.join(compatible_losses(inputs)) or 'none registered'}"
         )

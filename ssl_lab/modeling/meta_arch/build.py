@@ -1,6 +1,5 @@
-from fvcore.common.registry import Registry
-
 from ssl_lab.utils.device import resolve_device
+from ssl_lab.utils.registry import Registry
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """

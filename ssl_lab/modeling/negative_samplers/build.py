@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from ssl_lab.utils.registry import Registry
 
 NEGATIVE_SAMPLER_REGISTRY = Registry("NEGATIVE_SAMPLER")
 NEGATIVE_SAMPLER_REGISTRY.__doc__ = """

@@ -1,4 +1,4 @@
-from fvcore.common.registry import Registry
+from ssl_lab.utils.registry import Registry
 
 QUEUE_REGISTRY = Registry("QUEUE")
 QUEUE_REGISTRY.__doc__ = """
