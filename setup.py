@@ -71,5 +71,5 @@ setup(
         "pyyaml>=5.1",
         "termcolor>=1.1",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "hypothesis", "ruff", "mypy"]},
 )

@@ -233,7 +233,7 @@ CASES = [
     Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]),
          "No readable checkpoint in", dry_run=False),
     Case("resume with another depth", _saved_run("MODEL.BACKBONE.DEPTH", "34"), "  MODEL.BACKBONE.DEPTH: 18 -> 34"),
-    Case("resume with another method", _saved_run("MODEL.META_ARCHITECTURE", "MoCo"),
+    Case("resume with another method", _saved_run("MODEL.META_ARCHITECTURE", "MoCo", "MODEL.QUEUE.NAME", "MoCoQueue"),
          "  MODEL.META_ARCHITECTURE: 'SimCLR' -> 'MoCo'"),
     Case("resume with another batch", _saved_run("SOLVER.IMS_PER_BATCH", "32"), "  SOLVER.IMS_PER_BATCH: 16 -> 32"),
     Case("resume with another projector", _saved_run("MODEL.PROJECTOR.OUT_DIM", "64"),
