@@ -25,7 +25,7 @@ def test_any_other_exception_keeps_its_traceback(bug, monkeypatch):
 def test_a_registry_miss_names_the_closest_and_every_registered_name():
     registry = Registry("THING")
     for name in ("ResNet", "ViT"):
-        registry.register_obj(object(), name)
+        registry.register(type(name, (), {}))
     with pytest.raises(UnknownNameError) as err:
         registry.get("ResNt")
     assert str(err.value).startswith("No THING named 'ResNt'. Did you mean 'ResNet'? Registered: ResNet, ViT")
