@@ -76,6 +76,6 @@ setup(
         "timm>=1.0",
     ],
     # slurm: tools/submit.py (SLURM jobs that requeue themselves), tested through submitit's local executor;
-    # the tested version is pinned in constraints.txt.
-    extras_require={"test": ["pytest", "hypothesis", "submitit>=1.5"], "slurm": ["submitit>=1.5"]},
+    # the tested version is pinned in constraints.txt. test: the test suite and `make lint`.
+    extras_require={"test": ["pytest", "hypothesis", "submitit>=1.5", "ruff", "mypy"], "slurm": ["submitit>=1.5"]},
 )

@@ -7,6 +7,7 @@ subprocesses and is marked slow.
 """
 import errno
 import hashlib
+import logging
 import math
 import os
 import runpy
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -45,6 +47,7 @@ class Case:
     unchanged: bool = True  # False: found while training, after the run was accepted and started writing
     env: dict = field(default_factory=dict)
     patch: Callable = None  # patch(monkeypatch): a fault of the machine (e.g. a full disk)
+    dry_run: bool = True  # False: found in the data or a file's content, which --dry-run does not read
 
 
 def _config(tmp, name, text):
@@ -88,6 +91,26 @@ def _finished_run(tmp, out):
     for name, text in (("last_checkpoint", "model_final.pth"), ("config.yaml", "MODEL:\n  BACKBONE:\n    DEPTH: 18\n"),
                        ("metrics.json", '{"iteration": 3}\n'), ("log.txt", "old log\n")):
         _config(out, name, text)
+
+
+def _saved_run(*changes):
+    """A run of `_shapes()` that saved config.yaml and a checkpoint, resumed with the KEY VALUE `changes`."""
+    def argv(tmp, out, roots):
+        from ssl_lab.engine import setup_cfg
+        from ssl_lab.solver import resolve_schedule
+
+        base = _shapes()(tmp, out, roots)
+        logging.disable(logging.CRITICAL)  # the schedule's log line is no part of the case
+        try:
+            cfg = resolve_schedule(setup_cfg(SimpleNamespace(config_file=base[1], opts=base[2:])), 64)
+        finally:
+            logging.disable(logging.NOTSET)
+        os.makedirs(out)
+        _config(out, "config.yaml", cfg.dump())
+        _config(out, "metrics.json", '{"iteration": 1}\n')
+        torch.save({"model": {}, "iteration": 1}, os.path.join(out, "model_0000001.pth"))
+        return ["--resume", *base, *changes]
+    return argv
 
 
 def _corrupt_run(tmp, out):
@@ -224,8 +247,6 @@ CASES = [
     Case("_BASE_ cycle", _cycle, "in a cycle through _BASE_"),
     Case("unknown key", _shapes("SOLVER.BASE_RL", "0.1"), "Unknown config key 'SOLVER.BASE_RL'. Did you mean"),
     Case("flag after overrides", _shapes("--resume"), "--resume comes after the KEY VALUE overrides"),
-    Case("misspelt registered name", _shapes("MODEL.BACKBONE.NAME", "ResNt"),
-         "'ResNt' is not in the BACKBONE registry; the registered names, closest first: ResNet"),
     Case("broken module in IMPORTS", _with(_broken_project, _shapes()),
          "cannot be imported: NameError: name 'register' is not defined (at "),
     Case("machine rank not below the machine count",
@@ -245,10 +266,14 @@ CASES = [
          "SOLVER.GRAD_ACCUM_STEPS = 3 is invalid: it must be a divisor of SOLVER.IMS_PER_BATCH (16)"),
     Case("no such GPU", _shapes("MODEL.DEVICE", "cuda:99"), "MODEL.DEVICE = 'cuda:99'"),
     Case("kNN K above the memory split", _shapes("DATASETS.TEST", "('shapes_val',)", "TEST.KNN.K", "5000"),
-         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'"),
+         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'", dry_run=False),
+    Case("kNN memory chunk 0", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "0"), "TEST.KNN.MEMORY_CHUNK_SIZE = 0 is invalid"),
     Case("fewer classes than the data", _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3",
                                                                                   config=LINEAR)),
-         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes"),
+         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes", dry_run=False),
+    Case("unknown augmentation", _shapes("INPUT.AUGMENTATION", "MoCoV3"),
+         "No TRANSFORM named 'MoCoV3'. Did you mean 'MoCoV2'? Registered: BYOL, "),
+    Case("unknown backbone", _shapes("MODEL.BACKBONE.NAME", "ResNt"), "No BACKBONE named 'ResNt'. Did you mean 'ResNet'?"),
     Case("SimCLR K above the micro-batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "2",
                                                    "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
@@ -273,38 +298,47 @@ CASES = [
     Case("OUTPUT_DIR below a file", _with(_output_is_file, _shapes()), "is a file, not a directory",
          out_dir=lambda tmp: os.path.join(tmp, "taken", "run")),
     Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]),
-         "No readable checkpoint in"),
+         "No readable checkpoint in", dry_run=False),
+    Case("resume with another depth", _saved_run("MODEL.BACKBONE.DEPTH", "34"), "  MODEL.BACKBONE.DEPTH: 18 -> 34"),
+    Case("resume with another method", _saved_run("MODEL.META_ARCHITECTURE", "MoCo", "MODEL.QUEUE.NAME", "MoCoQueue"),
+         "  MODEL.META_ARCHITECTURE: 'SimCLR' -> 'MoCo'"),
+    Case("resume with another batch", _saved_run("SOLVER.IMS_PER_BATCH", "32"), "  SOLVER.IMS_PER_BATCH: 16 -> 32"),
+    Case("resume with another projector", _saved_run("MODEL.PROJECTOR.OUT_DIM", "64"),
+         "  MODEL.PROJECTOR.OUT_DIM: 32 -> 64"),
     Case("--eval-only without weights", _flags(["--eval-only"], _shapes()), "--eval-only needs MODEL.WEIGHTS"),
     # ------------------------------------------------------------- MODEL.WEIGHTS
     Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
+    Case("weights missing, training", _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth"), "no such file"),
+    Case("weights URL nothing opens", _shapes("MODEL.WEIGHTS", "ftp://example.org/w.pth"), "no handler opens 'ftp://'"),
     Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'"),
+         "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'", dry_run=False),
     Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint"),
+         "not a readable torch checkpoint", dry_run=False),
     Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
-         "no ResNet weights ('<prefix>conv1.weight')"),
+         "no ResNet weights ('<prefix>conv1.weight')", dry_run=False),
     Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
                                                      flags=["--eval-only"]),
-         "do not fit the backbone (ResNet); nothing was loaded"),
+         "do not fit the backbone (ResNet); nothing was loaded", dry_run=False),
     Case("weights with a wider projector", _with(_weights(_pretraining_checkpoint("MODEL.PROJECTOR.HIDDEN_DIM", "96")),
                                                  _shapes()),
          "tensors have another shape; nothing was loaded.\n  projector.0.weight: (96, 512) in the file, (64, 512) in "
-         "the model"),
+         "the model", dry_run=False),
     Case("--eval-only linear eval of a pretraining checkpoint",
          _with(_weights(_pretraining_checkpoint()), _shapes(config=LINEAR), flags=["--eval-only"]),
-         "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)"),
+         "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)", dry_run=False),
     Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
          "Model 'moco_v9' is not in the model zoo catalog"),
     Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
          "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
          env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
     Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]),
-         "Download of http://127.0.0.1:"),
+         "Download of http://127.0.0.1:", dry_run=False),
     # ------------------------------------------------------------- images
-    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False),
+    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False,
+         dry_run=False),
     # ------------------------------------------------------------- disk
     Case("disk fills during a checkpoint", _shapes(), "the last checkpoint ", unchanged=False,
-         patch=_disk_full_at_second_save),
+         patch=_disk_full_at_second_save, dry_run=False),
     # ------------------------------------------------------------- plot_metrics
     Case("plot: binary metrics.json", _metrics(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "is not a text file", tool=PLOT),
     Case("plot: JSON arrays", _metrics("[1, 2, 3]\n[4]\n"),
@@ -316,8 +350,8 @@ CASES = [
                                              "{tmp}/out/metrics.json/plot.png"),
          "cannot write '", tool=PLOT),
     # ------------------------------------------------------------- converter
-    Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT),
-    Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT),
+    Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT, dry_run=False),
+    Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT, dry_run=False),
 ]
 if os.geteuid() != 0:  # root may write anywhere
     CASES.append(Case("read-only OUTPUT_DIR", _with(_readonly_output, _shapes()), "is not writable"))
@@ -354,8 +388,7 @@ def _run(tool, argv) -> int:
         sys.argv = old_argv
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
+def _check_refused(case, argv_flags, shapes_root, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SSL_LAB_DEBUG", raising=False)
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
     for key, value in case.env.items():
@@ -364,7 +397,7 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
         case.patch(monkeypatch)
     tmp = str(tmp_path)
     out = case.out_dir(tmp)
-    argv = case.setup(tmp, out, shapes_root)
+    argv = [*argv_flags, *case.setup(tmp, out, shapes_root)]
     before = _snapshot(out)
     code = _run(case.tool, argv)
     err = capsys.readouterr().err
@@ -374,6 +407,19 @@ def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
     assert message[0].startswith(("ERROR", "error")), err  # what is wrong comes first
     assert len(message) <= MAX_LINES and "Traceback" not in err, err
     assert _snapshot(out) == before or not case.unchanged, f"OUTPUT_DIR changed: {before} -> {_snapshot(out)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, shapes_root, tmp_path, capsys, monkeypatch):
+    _check_refused(case, [], shapes_root, tmp_path, capsys, monkeypatch)
+
+
+DRY_RUN_CASES = [c for c in CASES if c.dry_run and c.tool == TRAIN_NET]
+
+
+@pytest.mark.parametrize("case", DRY_RUN_CASES, ids=[c.name for c in DRY_RUN_CASES])
+def test_dry_run_refuses_what_the_run_refuses(case, shapes_root, tmp_path, capsys, monkeypatch):
+    _check_refused(case, ["--dry-run"], shapes_root, tmp_path, capsys, monkeypatch)
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
@@ -418,35 +464,35 @@ def test_small_images_are_counted_and_warned_once(tmp_path, caplog):
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
-    from ssl_lab.engine.output_dir import remove_stale_temp_files
+    from ssl_lab.utils.files import stale_temp_files
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / f"model_0000001.pth.tmp.{dead.pid}").write_bytes(b"half")
     (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").write_bytes(b"being written")
-    assert remove_stale_temp_files(str(tmp_path)) == [str(tmp_path / f"model_0000001.pth.tmp.{dead.pid}")]
+    assert stale_temp_files(str(tmp_path)) == [str(tmp_path / f"model_0000001.pth.tmp.{dead.pid}")]
     assert (tmp_path / f"model_0000002.pth.tmp.{os.getpid()}").exists()
 
 
 def test_free_space_counts_the_checkpoints_a_resume_replaces(tmp_path, monkeypatch):
     import shutil
 
-    from ssl_lab.engine.output_dir import OutputDirError, check_free_space
+    from ssl_lab.engine.run_directory import OutputDirError, RunDirectory
 
     (tmp_path / "model_0000009.pth").write_bytes(b"x" * 100)
     usage = shutil.disk_usage(tmp_path)
     # 3 kept + one being written = 400 bytes; the 100 already there are replaced, not added to
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=300))
-    check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+    RunDirectory(str(tmp_path)).check_free_space(100, 3, num_periodic=10)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=299))
     with pytest.raises(OutputDirError, match="MiB free"):
-        check_free_space(str(tmp_path), 100, 3, num_periodic=10)
+        RunDirectory(str(tmp_path)).check_free_space(100, 3, num_periodic=10)
     # MAX_TO_KEEP 0 keeps all 5 periodic ones (+ model_final being written): 600 bytes; 2 periodic of 3 kept: 300
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=499))
     with pytest.raises(OutputDirError, match="MiB free"):
-        check_free_space(str(tmp_path), 100, 0, num_periodic=5)
+        RunDirectory(str(tmp_path)).check_free_space(100, 0, num_periodic=5)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=200))
-    check_free_space(str(tmp_path), 100, 3, num_periodic=2)
+    RunDirectory(str(tmp_path)).check_free_space(100, 3, num_periodic=2)
 
 
 def _children(pid: int):

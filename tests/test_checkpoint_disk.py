@@ -126,7 +126,8 @@ def test_resume_past_a_truncated_model_final_retags_and_rewrites_it(tmp_path):
     assert resumed.resume_or_load("")["iteration"] == 3
     assert resumed.resumed_past_corrupt and (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
     # a finished run (start_iter == max_iter) has nothing to train: it rewrites model_final from the loaded state
-    DefaultTrainer.train(SimpleNamespace(start_iter=4, max_iter=4, checkpointer=resumed))
+    DefaultTrainer.train(SimpleNamespace(start_iter=4, max_iter=4, checkpointer=resumed,
+                                         run_dir=SimpleNamespace(release=lambda: None)))
     assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
     final = torch.load(tmp_path / "model_final.pth", weights_only=True)
     assert final["iteration"] == 3

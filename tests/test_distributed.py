@@ -1,5 +1,4 @@
 """Cross-rank operations with 2 gloo processes against one process holding the whole batch."""
-import os
 
 import pytest
 import torch

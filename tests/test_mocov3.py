@@ -42,11 +42,11 @@ def official_contrastive_loss(q, k_all, rank, T):
 def official_build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
     """moco/builder.py MoCo._build_mlp."""
     mlp = []
-    for l in range(num_layers):
-        dim1 = input_dim if l == 0 else mlp_dim
-        dim2 = output_dim if l == num_layers - 1 else mlp_dim
+    for layer in range(num_layers):
+        dim1 = input_dim if layer == 0 else mlp_dim
+        dim2 = output_dim if layer == num_layers - 1 else mlp_dim
         mlp.append(nn.Linear(dim1, dim2, bias=False))
-        if l < num_layers - 1:
+        if layer < num_layers - 1:
             mlp.append(nn.BatchNorm1d(dim2))
             mlp.append(nn.ReLU(inplace=True))
         elif last_bn:

@@ -175,7 +175,7 @@ def test_dry_run_reports_the_crops_their_pairing_and_the_online_probe(shapes_roo
     from ssl_lab.engine.dry_run import format_report, summarize
 
     cfg = _cfg("configs/Shapes/byol_r18_multicrop.yaml", str(tmp_path), shapes_root, "SOLVER.IMS_PER_BATCH", "64",
-               "TEST.ONLINE_PROBE.ENABLED", "True")
+               "TEST.ONLINE_PROBE.ENABLED", "True", "DATASETS.TEST", "('shapes_val',)")
     cfg, summary = summarize(cfg, 8)
     assert summary["crops"] == "2 global 32 px (scale 0.5-1.0) + 4 local 32 px (scale 0.2-0.5), paired global-local"
     assert "OnlineProbe" in summary["hooks"]

@@ -33,7 +33,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
 from ssl_lab.data.gpu_augment import build_gpu_augmentation, build_uint8_transform  # noqa: E402
-from ssl_lab.engine import DefaultTrainer, setup_cfg  # noqa: E402
+from ssl_lab.engine import DefaultTrainer, setup_cfg, validate  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
 from ssl_lab.utils.host_memory import keep_freed_host_memory  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
@@ -203,6 +203,7 @@ def run(cfg, args) -> dict:
     """All measurements of one config (OUTPUT_DIR is a temporary directory)."""
     torch.manual_seed(cfg.SEED)
     keep_freed_host_memory(cfg.HOST_MEMORY_CACHE_MB)  # as default_setup does for train_net.py
+    validate(cfg, world_size=1)  # what train_net.py refuses, refused before anything is timed
     trainer = DefaultTrainer(cfg)
     cfg = trainer.cfg
     device = next(trainer.model.parameters()).device
@@ -217,7 +218,7 @@ def run(cfg, args) -> dict:
     del uint8_batches
 
     batches = [([v.to(device) for v in views], labels.to(device)) for views, labels in batches]
-    trainer._trainer.data_loader = itertools.cycle(batches)
+    trainer.data_loader = itertools.cycle(batches)
     bare = BareLoop(cfg, trainer.model, trainer.optimizer, batches, device)
     ssl_times, bare_times = time_steps(trainer, bare, args.warmup, args.iters, device)
 

@@ -49,7 +49,7 @@ def ssl_lab_stepper(args, batched: bool, output_dir: str):
     """One ssl_lab iteration (data + step, as TrainerBase.train runs it) per call."""
     from benchmark import ssl_lab_step
 
-    from ssl_lab.engine import DefaultTrainer
+    from ssl_lab.engine import DefaultTrainer, validate
     from ssl_lab.utils.events import EventStorage
     from ssl_lab.utils.host_memory import keep_freed_host_memory
 
@@ -57,8 +57,9 @@ def ssl_lab_stepper(args, batched: bool, output_dir: str):
     cfg.OUTPUT_DIR = output_dir
     torch.manual_seed(cfg.SEED)
     keep_freed_host_memory(cfg.HOST_MEMORY_CACHE_MB)  # as default_setup does for train_net.py
+    validate(cfg, world_size=1)
     trainer = DefaultTrainer(cfg)
-    trainer._trainer.data_loader = trainer.build_train_loader(cfg, trainer.train_dataset, 0)  # as train() does
+    trainer.data_loader = trainer.build_train_loader(cfg, trainer.train_dataset, 0)  # as train() does
     trainer.storage = EventStorage(0).__enter__()
     trainer.before_train()
     return lambda: ssl_lab_step(trainer)

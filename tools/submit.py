@@ -27,9 +27,7 @@ if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; in
 
 import submitit  # noqa: E402
 
-from ssl_lab.engine import setup_cfg  # noqa: E402
-from ssl_lab.engine.defaults import check_job  # noqa: E402
-from ssl_lab.engine.output_dir import check_output_dir  # noqa: E402
+from ssl_lab.engine import setup_cfg, validate  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
 
 TRAIN_NET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_net.py")
@@ -113,8 +111,7 @@ def submit(args):
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     args.config_file = os.path.abspath(args.config_file)
     cfg = setup_cfg(args)
-    check_job(cfg, args.nodes * args.gpus_per_node)
-    check_output_dir(cfg.OUTPUT_DIR, resume=args.resume)  # the job itself always resumes
+    validate(cfg, args.nodes * args.gpus_per_node, resume=args.resume)  # the job itself always resumes
     executor = submitit.AutoExecutor(folder=args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit"),
                                      cluster=args.cluster)
     executor.update_parameters(

@@ -14,9 +14,16 @@ _CHECKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 if os.path.isdir(os.path.join(_CHECKOUT, "ssl_lab")):  # run from a checkout; installed, the script is on PATH
     sys.path.insert(0, _CHECKOUT)
 
-from ssl_lab.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg  # noqa: E402
+from ssl_lab.engine import (  # noqa: E402
+    DefaultTrainer,
+    default_argument_parser,
+    default_setup,
+    launch,
+    setup_cfg,
+    validate,
+)
 from ssl_lab.engine.dry_run import dry_run  # noqa: E402
-from ssl_lab.engine.defaults import check_job  # noqa: E402
+from ssl_lab.engine.launch import check_launch  # noqa: E402
 from ssl_lab.evaluation import check_weights_for_evaluation, save_eval_results  # noqa: E402
 from ssl_lab.utils import comm  # noqa: E402
 from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
@@ -39,7 +46,7 @@ def main(args):
             save_eval_results(cfg, results)
         return results
     trainer = DefaultTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    trainer.resume_or_load(resume=args.resume, allow_config_change=args.allow_config_change)
     trainer.train()
     return trainer.storage.latest() if trainer.storage else {}
 
@@ -50,11 +57,13 @@ def run(argv=None):
         os.environ["SSL_LAB_DEBUG"] = "1"  # the worker processes inherit it
     with exit_on_user_error():
         cfg = setup_cfg(args)
-        # fail on a bad config, or one that does not fit --num-gpus, before starting any process
-        check_job(cfg, args.num_gpus * args.num_machines)
-        if args.dry_run:
+        check_launch(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url)
+        if args.dry_run:  # every check below, then a report of what was built
             dry_run(cfg, args)
             return
+        # refuse what the run would refuse before training, before starting any process
+        validate(cfg, args.num_gpus * args.num_machines, resume=args.resume,
+                 allow_config_change=args.allow_config_change, eval_only=args.eval_only)
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
 

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.errors import MissingFileError, UserError
 from ssl_lab.utils.file_io import PathManager
 
 __all__ = [
@@ -101,7 +101,7 @@ def load_checkpoint(path: str):
             f.seek(0)
             return torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        raise MissingFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UnreadableCheckpointError(f"{path}: is a directory, not a checkpoint file") from None
     except UserError:

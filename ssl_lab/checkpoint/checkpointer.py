@@ -9,7 +9,7 @@ import shutil
 import torch
 from fvcore.common.checkpoint import Checkpointer as _FvcoreCheckpointer
 
-from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.errors import MissingFileError, UserError
 from ssl_lab.utils.file_io import PathManager
 from ssl_lab.utils.files import atomic_write
 
@@ -44,6 +44,21 @@ def estimate_checkpoint_bytes(model, optimizer=None) -> int:
             size += sum(p.numel() * p.element_size() for group in optimizer.param_groups if group.get("momentum")
                         for p in group["params"] if p.requires_grad)
     return size
+
+
+def checkpoint_files(save_dir: str) -> list:
+    """The checkpoints a resume of `save_dir` tries, in order: the one `last_checkpoint` names, then
+    every other `model_*.pth`, newest first. The one rule of "this folder holds a checkpoint": a kill
+    between writing a model file and `last_checkpoint` still leaves a resumable folder."""
+    last = ""
+    try:
+        with open(os.path.join(save_dir, "last_checkpoint")) as f:
+            last = os.path.join(save_dir, f.read().strip())
+    except OSError:
+        pass
+    others = sorted(glob.glob(os.path.join(glob.escape(save_dir), "model_*.pth")), key=os.path.getmtime, reverse=True)
+    first = [last] if last else []
+    return first + [p for p in others if os.path.abspath(p) != os.path.abspath(last)]
 
 
 class Checkpointer(_FvcoreCheckpointer):
@@ -103,20 +118,17 @@ class Checkpointer(_FvcoreCheckpointer):
 
     def load(self, path: str, checkpointables=None):
         if path and "://" not in path and not os.path.isfile(path):
-            raise FileNotFoundError(f"Checkpoint '{path}' does not exist (MODEL.WEIGHTS or --resume)")
+            raise MissingFileError(f"Checkpoint '{path}' does not exist (MODEL.WEIGHTS or --resume)")
         return super().load(path, checkpointables)
 
-    def _resume_candidates(self):
-        """last_checkpoint first, then the other checkpoints of save_dir, newest first."""
-        last = self.get_checkpoint_file()
-        others = sorted(glob.glob(os.path.join(self.save_dir, "model_*.pth")), key=os.path.getmtime, reverse=True)
-        return [last] + [p for p in others if os.path.abspath(p) != os.path.abspath(last)]
+    def has_checkpoint(self) -> bool:
+        return bool(self.save_dir) and bool(checkpoint_files(self.save_dir))
 
     def resume_or_load(self, path: str, *, resume: bool = True):
         if not (resume and self.has_checkpoint()):
             return self.load(path, checkpointables=[])
         bad = []
-        for candidate in self._resume_candidates():
+        for candidate in checkpoint_files(self.save_dir):
             try:
                 checkpoint = self.load(candidate)  # torch.load fails before anything is modified
             except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:

@@ -4,6 +4,7 @@ import random
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, Subset
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
 
 from .datasets import build_dataset
@@ -55,7 +56,7 @@ def per_rank_batch_size(cfg, world_size: int = 0) -> int:
     world_size = world_size or comm.get_world_size()
     accum = cfg.SOLVER.GRAD_ACCUM_STEPS
     if accum < 1 or cfg.SOLVER.IMS_PER_BATCH % (world_size * accum) != 0:
-        raise ValueError(
+        raise ConfigError(
             f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
             f"processes ({world_size}) times SOLVER.GRAD_ACCUM_STEPS ({accum})"
         )

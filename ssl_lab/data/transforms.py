@@ -6,6 +6,7 @@ from PIL import ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as TF
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils.registry import Registry
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
@@ -146,7 +147,7 @@ def view_transforms(cfg) -> list:
     """One transform per view of `cfg.INPUT.AUGMENTATION`: the INPUT.NUM_VIEWS global views, then the
     INPUT.MULTI_CROP.NUM_LOCAL local crops; each group cycles through the recipe's views."""
     if cfg.INPUT.NUM_VIEWS < 1:
-        raise ValueError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
+        raise ConfigError(f"INPUT.NUM_VIEWS must be >= 1, got {cfg.INPUT.NUM_VIEWS}")
     recipe = TRANSFORM_REGISTRY.get(cfg.INPUT.AUGMENTATION)
     global_views = recipe(cfg)
     views = [global_views[i % len(global_views)] for i in range(cfg.INPUT.NUM_VIEWS)]

@@ -1,26 +1,22 @@
 """The command line and the set-up every entry point shares: argument parser, config
-assembly, and the checks + logger + seeding that start a run."""
+assembly, and the logger + seeding that start a run."""
 import argparse
 import logging
-import os
 import sys
 
 import torch
 
 from ssl_lab.config import ConfigError, config_functions, get_cfg
-from ssl_lab.config.checks import check_config
-from ssl_lab.data.build import per_rank_batch_size
-from ssl_lab.modeling import META_ARCH_REGISTRY
 from ssl_lab.utils import comm
 from ssl_lab.utils.collect_env import collect_env_info
 from ssl_lab.utils.device import resolve_device
 from ssl_lab.utils.env import seed_all_rng, set_deterministic
 from ssl_lab.utils.host_memory import keep_freed_host_memory
-from ssl_lab.utils.logger import setup_logger, start_log_files
+from ssl_lab.utils.logger import setup_logger
 
-from .output_dir import check_output_dir
+from .run_directory import RunDirectory
 
-__all__ = ["check_job", "default_argument_parser", "default_setup", "setup_cfg"]
+__all__ = ["default_argument_parser", "default_setup", "setup_cfg"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -38,6 +34,9 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: continue even though the config changes what defines the saved run "
+                             "(model, method, batch, schedule, augmentation)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="resolve the config, build model/optimizer/schedule/hooks without data, print "
@@ -70,33 +69,13 @@ def setup_cfg(args, config_fns=()):
     return cfg
 
 
-def check_job(cfg, world_size: int) -> None:
-    """Refuse, before any process starts, a job with a bad config (numbers, device), whose global
-    batch does not split over `world_size` processes, or whose model cannot be built from `cfg`
-    (e.g. K above the negatives a global batch offers). The model is built on the meta device:
-    no memory, no time. Its log records are dropped: the run's own build logs them (once)."""
-    check_config(cfg)
-    per_rank_batch_size(cfg, world_size)
-    logging.disable(logging.WARNING)
-    try:
-        with torch.device("meta"):
-            META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)  # a class or a builder function
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def default_setup(cfg, args) -> None:
-    """Check the config and OUTPUT_DIR, then the logger, the run's first log lines (world size,
-    rank, device), seeding and determinism. A refused run writes nothing: the log file starts
-    with :func:`start_log_files`."""
-    check_config(cfg)
-    if getattr(args, "eval_only", False):
-        if not cfg.MODEL.WEIGHTS:
-            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
-                              "without it a randomly initialized model would be evaluated")
-        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # evaluating a finished run's weights is fine
-    else:
-        check_output_dir(cfg.OUTPUT_DIR, resume=getattr(args, "resume", False))
+    """The logger, the run's first log lines (world size, rank, device), seeding and determinism.
+    A `SEED -1` resume takes the seed of the run it continues. The config was checked before any
+    process started (:func:`ssl_lab.engine.validate`); nothing is written here: the log file starts
+    with :func:`start_log_files` once the run is accepted."""
+    resume = getattr(args, "resume", False) and not getattr(args, "eval_only", False)
+    seed = RunDirectory(cfg.OUTPUT_DIR).resumed_seed(cfg, resume)
     rank = comm.get_rank()
     # log.txt is written once the run is accepted (DefaultTrainer.resume_or_load, or loaded weights)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=rank, defer_file=True)
@@ -108,6 +87,9 @@ def default_setup(cfg, args) -> None:
     logger.info("Environment:\n" + collect_env_info())
     if getattr(args, "config_file", ""):
         logger.info(f"Config file: {args.config_file}")
+    if seed != cfg.SEED:
+        cfg.SEED = seed
+        logger.info(f"SEED -1 on --resume: continuing with the seed of the run in OUTPUT_DIR, {cfg.SEED}")
     if cfg.SEED < 0:  # one fresh seed for weights, data order and augmentation, written to config.yaml
         cfg.SEED = comm.shared_random_seed()
         logger.info(f"SEED -1: drew seed {cfg.SEED}; add 'SEED {cfg.SEED}' to repeat this run")

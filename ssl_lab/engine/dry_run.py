@@ -1,4 +1,4 @@
-"""`train_net.py --dry-run`: resolve a config and build everything a run builds, without data.
+"""`train_net.py --dry-run`: run every check of a real start (:func:`validate`) and print what it built.
 
 The model is built on the meta device (no memory, no initialization), so a ResNet-50 config
 resolves in about a second on a CPU; the schedule uses the nominal size of the training set
@@ -8,97 +8,69 @@ import glob
 import logging
 import os
 
-import torch
 import yaml
 
 from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.data.transforms import describe_crops
-from ssl_lab.modeling.negative_samplers import RandomNegatives
+from ssl_lab.modeling.meta_arch import ContrastiveMethod
 from ssl_lab.solver import scaled_lr
 from ssl_lab.utils.logger import setup_logger
 
-# From the package, not its files: the engine's files may be reorganized.
-from ssl_lab.engine import DefaultTrainer, SimpleTrainer, TrainerBase, resolve_schedule
+from .train_loop import SimpleTrainer, TrainerBase
+from .trainer import DefaultTrainer
+from .validate import nominal_train_size, validate
 
-__all__ = ["dry_run", "nominal_train_size", "summarize", "load_recipes", "compare_with_recipe", "format_report"]
+__all__ = ["dry_run", "summarize", "load_recipes", "compare_with_recipe", "format_report"]
 
 logger = logging.getLogger("ssl_lab")
 
-# Training-set sizes of the datasets the configs name, so that a schedule resolves without data.
-NOMINAL_TRAIN_SIZES = {
-    "imagenet_train": 1281167,
-    "cifar10_train": 50000,
-    "cifar100_train": 50000,
-    "stl10_unlabeled": 100000,
-    "stl10_train": 5000,
-}
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def nominal_train_size(cfg) -> int:
-    """Images in DATASETS.TRAIN: the nominal size of a known dataset, else counted on disk."""
-    name = cfg.DATASETS.TRAIN[0]
-    if name in NOMINAL_TRAIN_SIZES:
-        return NOMINAL_TRAIN_SIZES[name]
-    if name == "shapes_train":
-        return cfg.DATASETS.SHAPES.NUM_TRAIN
-    return len(DefaultTrainer.build_train_dataset(cfg))
 
 
 class _DryRunTrainer(DefaultTrainer):
     """DefaultTrainer's parts built from given pieces: no data, no files, no process group."""
 
-    def __init__(self, cfg, model, optimizer, scheduler):
+    def __init__(self, run):
         TrainerBase.__init__(self)
-        self.cfg = cfg
-        self.scheduler = scheduler
-        self.max_iter = cfg.SOLVER.MAX_ITER
-        self._trainer = SimpleTrainer(model, None, optimizer, non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS)
-        self.checkpointer = Checkpointer(model, "", save_to_disk=False, optimizer=optimizer, scheduler=scheduler)
+        self.cfg = run.cfg
+        self.scheduler = run.scheduler
+        self.max_iter = run.cfg.SOLVER.MAX_ITER
+        self._trainer = SimpleTrainer(run.model, None, run.optimizer, non_finite_loss=run.cfg.SOLVER.NON_FINITE_LOSS)
+        self.checkpointer = Checkpointer(run.model, "", save_to_disk=False, optimizer=run.optimizer)
 
     def build_writers(self):
         return []
 
-
-def _negatives_per_query(cfg, model):
-    """K each query sees: the sampler's draw, else all candidates of the method (None if no negatives)."""
-    sampler = getattr(model, "negative_sampler", None)
-    if isinstance(sampler, RandomNegatives):
-        return sampler.num_negatives
-    if cfg.MODEL.QUEUE.NAME and hasattr(model, "queue"):
-        return cfg.MODEL.QUEUE.SIZE
-    batch = cfg.SOLVER.IMS_PER_BATCH
-    return {"SimCLR": 2 * batch - 2, "SiMo": batch - 1}.get(cfg.MODEL.META_ARCHITECTURE)
+    @classmethod
+    def build_evaluators(cls, cfg):
+        return []  # they read the test data when they run; validate built nothing of it
 
 
-def summarize(cfg, world_size: int):
-    """Build model, optimizer, LR schedule and hooks of `cfg` for `world_size` processes, without data.
+def negatives_and_alpha(cfg, model):
+    """(K each query sees, alpha of the loss) as the method and its loss define them; (None, None)
+    for a method without negatives. Alpha is the loss's own (EqCo's), else K (InfoNCE)."""
+    if not isinstance(model, ContrastiveMethod):
+        return None, None
+    k = type(model).negatives_per_query(cfg, model.negative_sampler)
+    return k, getattr(model.loss, "alpha", k)
+
+
+def summarize(cfg, world_size: int, **validate_args):
+    """Validate `cfg` for `world_size` processes (see :func:`validate`) and summarize what it built.
 
     Returns (resolved frozen cfg, summary dict of the numbers a run would use).
     """
-    num_images = nominal_train_size(cfg)
-    cfg = resolve_schedule(cfg, num_images)
-    per_rank = per_rank_batch_size(cfg, world_size)
-    meta = cfg.clone()
-    meta.defrost()
-    meta.MODEL.DEVICE = "meta"
-    meta.SOLVER.COMPILE = False
-    meta.DATASETS.TEST = ()  # evaluation hooks read data; a real run builds them
-    meta.freeze()
-    with torch.device("meta"):
-        model = DefaultTrainer.build_model(meta)
-    optimizer = DefaultTrainer.build_optimizer(meta, model)
-    scheduler = DefaultTrainer.build_lr_scheduler(meta, optimizer)
-    hook_list = [h for h in _DryRunTrainer(meta, model, optimizer, scheduler).build_hooks() if h is not None]
-    k = _negatives_per_query(cfg, model)
-    alpha = cfg.MODEL.EQCO.ALPHA if cfg.MODEL.LOSS.NAME == "EqCoLoss" else k
+    run = validate(cfg, world_size, quiet=False, **validate_args)
+    cfg, model = run.cfg, run.model
+    hook_list = [h for h in _DryRunTrainer(run).build_hooks() if h is not None]
+    k, alpha = negatives_and_alpha(cfg, model)
     solver = cfg.SOLVER
+    num_images = nominal_train_size(cfg)
     summary = {
         "world_size": world_size,
         "global_batch": solver.IMS_PER_BATCH,
-        "per_rank_batch": per_rank,
+        "per_rank_batch": per_rank_batch_size(cfg, world_size),
         "lr": scaled_lr(cfg),
         "train_images": num_images,
         "iters_per_epoch": num_images // solver.IMS_PER_BATCH,
@@ -188,9 +160,10 @@ def format_report(config_file: str, cfg, summary: dict) -> str:
 
 
 def dry_run(cfg, args) -> dict:
-    """Resolve `cfg` for the processes `args` asks for, build everything without data, print the report."""
+    """Validate `cfg` for the run `args` asks for (processes, --resume, --eval-only), print the report."""
     setup_logger()  # the console only: a dry run writes no file
     world_size = args.num_gpus * args.num_machines
-    cfg, summary = summarize(cfg, world_size)
+    cfg, summary = summarize(cfg, world_size, resume=args.resume, allow_config_change=args.allow_config_change,
+                             eval_only=args.eval_only)
     print(format_report(args.config_file, cfg, summary))
     return summary

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils.errors import UserError, debug_enabled, exit_on_user_error
 
 __all__ = ["LaunchError", "check_launch", "launch", "find_free_port"]
@@ -74,7 +75,7 @@ def _backend() -> str:
 def _init_process_group(dist_url: str, world_size: int, rank: int, local_rank: int, procs_per_machine: int):
     if torch.cuda.is_available():
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise ConfigError(
                 f"--num-gpus asks for {procs_per_machine} processes per machine but only "
                 f"{torch.cuda.device_count()} GPUs are visible"
             )

@@ -13,6 +13,7 @@ import weakref
 
 import torch
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
 from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.events import EventStorage, get_event_storage
@@ -154,11 +155,11 @@ class SimpleTrainer(TrainerBase):
                  log_period: int = 1, non_finite_check_period: int = 1):
         super().__init__()
         if non_finite_loss not in ("error", "skip"):
-            raise ValueError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
+            raise ConfigError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
         self.non_finite_loss = non_finite_loss
         self.num_skipped_steps = 0
         if log_period < 1 or non_finite_check_period < 1:
-            raise ValueError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD "
+            raise ConfigError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD "
                              f"({non_finite_check_period}) must be >= 1")
         self.log_period = log_period
         self.non_finite_check_period = non_finite_check_period
@@ -315,9 +316,9 @@ class AMPTrainer(SimpleTrainer):
         super().__init__(model, data_loader, optimizer, **kwargs)
         device = next(model.parameters()).device
         if dtype not in ("bfloat16", "float16"):
-            raise ValueError(f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{dtype}'")
+            raise ConfigError(f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{dtype}'")
         if dtype == "float16" and device.type != "cuda":
-            raise ValueError("SOLVER.AMP.DTYPE float16 needs CUDA; use bfloat16 on CPU")
+            raise ConfigError("SOLVER.AMP.DTYPE float16 needs CUDA; use bfloat16 on CPU")
         self.device_type = device.type
         self.dtype = getattr(torch, dtype)
         self.grad_scaler = torch.amp.GradScaler(device.type, enabled=dtype == "float16")

@@ -2,6 +2,8 @@
 import logging
 import os
 import weakref
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -23,10 +25,10 @@ from ssl_lab.utils.logger import start_log_files
 
 from . import hooks
 from .online_probe import build_online_probe
-from .output_dir import check_free_space, check_output_dir, remove_stale_temp_files
+from .run_directory import RunDirectory
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["DefaultTrainer", "check_num_classes"]
+__all__ = ["DefaultTrainer", "Run", "assemble", "check_num_classes"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -42,6 +44,17 @@ def check_num_classes(cfg, dataset) -> None:
     if num_classes > cfg.MODEL.CLASSIFIER.NUM_CLASSES:
         raise ConfigError(f"MODEL.CLASSIFIER.NUM_CLASSES = {cfg.MODEL.CLASSIFIER.NUM_CLASSES} but the training "
                           f"data {tuple(cfg.DATASETS.TRAIN)} has {num_classes} classes; set it to {num_classes}")
+
+
+@dataclass
+class Run:
+    """What a run is made of, built from its config by :func:`assemble` (no data, no file)."""
+
+    cfg: object  # frozen, schedule resolved
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batch_augmentation: Optional[torch.nn.Module]  # INPUT.GPU_AUGMENTATION's batched views, else None
 
 
 def _create_ddp_model(model):
@@ -64,22 +77,21 @@ class DefaultTrainer(TrainerBase):
         super().__init__()
         # 1. validate what needs no model: numbers, device, OUTPUT_DIR writable
         check_config(cfg)
-        check_output_dir(cfg.OUTPUT_DIR, resume=True)  # in use or not: decided in resume_or_load
+        self.run_dir = RunDirectory(cfg.OUTPUT_DIR)
+        self.run_dir.check_writable()  # in use or not: decided in resume_or_load
         # 2. build data, schedule, model, optimizer
         self.train_dataset = self.build_train_dataset(cfg)
         check_num_classes(cfg, self.train_dataset)
-        cfg = resolve_schedule(cfg, len(self.train_dataset))
-        self.cfg = cfg
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        run = self.assemble(resolve_schedule(cfg, len(self.train_dataset)))
+        self.cfg = cfg = run.cfg
+        model, optimizer, self.scheduler = run.model, run.optimizer, run.scheduler
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
         self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
                                     non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
                                     grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
                                     channels_last=cfg.SOLVER.CHANNELS_LAST,
-                                    batch_augmentation=self.build_batch_augmentation(cfg),
+                                    batch_augmentation=run.batch_augmentation,
                                     augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
                                     non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
         self.checkpointer = Checkpointer(
@@ -87,11 +99,20 @@ class DefaultTrainer(TrainerBase):
             trainer=weakref.proxy(self), rng=RNGState(),
         )
         if comm.is_main_process():
-            check_free_space(cfg.OUTPUT_DIR, estimate_checkpoint_bytes(model, optimizer), cfg.SOLVER.MAX_TO_KEEP,
-                             cfg.SOLVER.MAX_ITER // cfg.SOLVER.CHECKPOINT_PERIOD)
+            self.run_dir.check_free_space(estimate_checkpoint_bytes(model, optimizer), cfg.SOLVER.MAX_TO_KEEP,
+                                          cfg.SOLVER.MAX_ITER // cfg.SOLVER.CHECKPOINT_PERIOD)
         # 3. hooks and writers (the writers open their files at their first write)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
+
+    @property
+    def data_loader(self):
+        """The iterable of batches `train` runs on; built from `train_dataset` at `train` unless set."""
+        return self._trainer.data_loader
+
+    @data_loader.setter
+    def data_loader(self, loader):
+        self._trainer.data_loader = loader
 
     @property
     def model(self):
@@ -101,16 +122,16 @@ class DefaultTrainer(TrainerBase):
     def optimizer(self):
         return self._trainer.optimizer
 
-    def resume_or_load(self, resume: bool = True) -> None:
+    def resume_or_load(self, resume: bool = True, allow_config_change: bool = False) -> None:
         """Resume from OUTPUT_DIR's last checkpoint (with --resume), else load MODEL.WEIGHTS.
 
-        Without --resume, an OUTPUT_DIR that already holds checkpoints is refused so they
-        are never overwritten. Only once the weights are loaded does the run write there
-        (log.txt, config.yaml).
+        OUTPUT_DIR is checked first (see RunDirectory.check): without --resume a folder holding
+        checkpoints is refused so they are never overwritten; with it, a config that changes what
+        defines the saved run is refused unless `allow_config_change`. Only once the weights are
+        loaded does the run write there (its lock, config.yaml, log.txt).
         """
-        check_output_dir(self.cfg.OUTPUT_DIR, resume)
-        has_checkpoint = self.checkpointer.has_checkpoint()
-        if resume and has_checkpoint:
+        self.run_dir.check(self.cfg, resume, allow_config_change)
+        if resume and self.run_dir.has_checkpoint():
             checkpoint = self.checkpointer.resume_or_load("", resume=True)
             self.start_iter = checkpoint.get("iteration", -1) + 1
             logger.info(f"Resuming at iteration {self.start_iter}")
@@ -120,14 +141,11 @@ class DefaultTrainer(TrainerBase):
                                f"iteration 0 (check the path if you meant to continue a run)")
             self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS,
                               self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
-        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
-        start_log_files()
         if comm.is_main_process():
-            for path in remove_stale_temp_files(self.cfg.OUTPUT_DIR):
-                logger.info(f"Removed {path}, left by a process killed while writing it")
-            with open(os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-                f.write(self.cfg.dump())
-            logger.info(f"Full config saved to {os.path.join(self.cfg.OUTPUT_DIR, 'config.yaml')}")
+            self.run_dir.accept(self.cfg)
+        else:
+            os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        start_log_files()
 
     def state_dict(self):
         """The iteration, the hooks' states (the LR scheduler's among them) and the step's state."""
@@ -142,9 +160,14 @@ class DefaultTrainer(TrainerBase):
             logger.info(f"Nothing to do: training already reached iteration {self.max_iter}")
             if self.checkpointer.resumed_past_corrupt:  # the unreadable newest one was model_final: rewrite it
                 self.checkpointer.save("model_final", iteration=self.start_iter - 1)
+            self.run_dir.release()
             return
-        self._trainer.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
-        super().train(self.start_iter, self.max_iter)
+        if self.data_loader is None:
+            self.data_loader = self.build_train_loader(self.cfg, self.train_dataset, self.start_iter)
+        try:
+            super().train(self.start_iter, self.max_iter)
+        finally:
+            self.run_dir.release()
 
     def run_step(self):
         self._trainer.iter, self._trainer.max_iter = self.iter, self.max_iter
@@ -187,6 +210,15 @@ class DefaultTrainer(TrainerBase):
             JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
             TensorboardWriter(self.cfg.OUTPUT_DIR),  # where detectron2 writes events
         ]
+
+    @classmethod
+    def assemble(cls, cfg) -> Run:
+        """Model, optimizer, LR scheduler and batched augmentation of `cfg` (schedule resolved), by the
+        `build_*` classmethods; pure: reads no data, writes no file. On the meta device (under
+        `torch.device("meta")`) it costs no memory: the dry run and the job check build the same run."""
+        model = cls.build_model(cfg)
+        optimizer = cls.build_optimizer(cfg, model)
+        return Run(cfg, model, optimizer, cls.build_lr_scheduler(cfg, optimizer), cls.build_batch_augmentation(cfg))
 
     @classmethod
     def build_train_dataset(cls, cfg):
@@ -242,3 +274,6 @@ class DefaultTrainer(TrainerBase):
     def test(cls, cfg, model) -> dict:
         """Evaluate `model` with the configured evaluators; {metric: value}."""
         return inference_on_evaluators(comm.unwrap_model(model), cls.build_evaluators(cfg))
+
+
+assemble = DefaultTrainer.assemble

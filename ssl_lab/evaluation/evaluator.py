@@ -3,6 +3,8 @@ import logging
 
 import torch
 
+from ssl_lab.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +53,7 @@ def inference_on_evaluators(model, evaluators) -> dict:
         result = inference_on_dataset(model, evaluator)
         clash = set(result) & set(results)
         if clash:
-            raise ValueError(f"{type(evaluator).__name__} reports {sorted(clash)}, which another evaluator "
+            raise ConfigError(f"{type(evaluator).__name__} reports {sorted(clash)}, which another evaluator "
                              f"in TEST.EVALUATORS reports too")
         results.update(result)
     return results

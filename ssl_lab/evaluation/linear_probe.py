@@ -88,8 +88,9 @@ def linear_probe(train_features, train_labels, test_features, test_labels, lrs: 
 
 class LinearProbeEvaluator(DatasetEvaluator):
     """The linear probe of `model.backbone`'s features: fitted on `train_loader`'s split, scored on
-    `data_loader`'s. The features are those of the evaluation transform, L2-normalized. Both splits are gathered to every rank (bound the fitting split with
-    TEST.LINEAR_PROBE.MAX_PER_CLASS at ImageNet size); every rank fits the same classifier."""
+    `data_loader`'s. The features are those of the evaluation transform, L2-normalized. Both splits
+    are gathered to every rank (bound the fitting split with TEST.LINEAR_PROBE.MAX_PER_CLASS at
+    ImageNet size); every rank fits the same classifier."""
 
     def __init__(self, train_loader, test_loader, lrs: Sequence[float], steps: int, weight_decay: float,
                  holdout_fraction: float):

@@ -4,6 +4,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
 
 
@@ -61,4 +62,4 @@ def get_norm_layer(norm: str, dims: int = 2):
         return nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
     if norm == "SyncBN":
         return NaiveSyncBatchNorm
-    raise ValueError(f"Unknown norm '{norm}'; expected one of: BN, SyncBN")
+    raise ConfigError(f"Unknown norm '{norm}'; expected one of: BN, SyncBN")

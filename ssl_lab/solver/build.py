@@ -8,6 +8,8 @@ from fvcore.common.param_scheduler import (
 )
 from torch import nn
 
+from ssl_lab.config import ConfigError
+
 from .lars import LARS
 
 
@@ -49,7 +51,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     if name == "AdamW":  # decay on every parameter, as MoCo v3's main_moco.py
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.SOLVER.BETAS), weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-    raise ValueError(f"SOLVER.OPTIMIZER must be 'SGD', 'LARS' or 'AdamW', got '{name}'")
+    raise ConfigError(f"SOLVER.OPTIMIZER must be 'SGD', 'LARS' or 'AdamW', got '{name}'")
 
 
 class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
@@ -77,11 +79,11 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
     elif name == "WarmupMultiStepLR":
         steps = [s for s in cfg.SOLVER.STEPS if s <= max_iter]
         if list(steps) != sorted(steps):
-            raise ValueError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
+            raise ConfigError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
         main = MultiStepParamScheduler([cfg.SOLVER.GAMMA**i for i in range(len(steps) + 1)],
                                        milestones=list(steps), num_updates=max_iter)
     else:
-        raise ValueError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
+        raise ConfigError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
     if warmup > 0:
         # After warmup, the cosine either goes on from where it stands at the warmup's end ("fixed")

@@ -2,8 +2,9 @@
 
 Every error class that describes a bad input (a config key, a file, a dataset, an
 output directory, a checkpoint) derives from :class:`UserError`; the entry points
-print its message, at most MAX_LINES lines, and exit with status 2. Set
-SSL_LAB_DEBUG=1 (or pass --debug) to see the traceback instead.
+print its message, at most MAX_LINES lines, and exit with status 2. Any other exception
+is a bug and keeps its traceback. Set SSL_LAB_DEBUG=1 (or pass --debug) to see the
+traceback of a user error too.
 """
 import contextlib
 import logging
@@ -11,17 +12,16 @@ import os
 import re
 import sys
 
-__all__ = ["MAX_LINES", "UserError", "debug_enabled", "exit_on_user_error", "format_user_error", "worker_error_summary"]
+__all__ = ["MAX_LINES", "MissingFileError", "UserError", "debug_enabled", "exit_on_user_error", "format_user_error", "worker_error_summary"]
 
 MAX_LINES = 15
 
-# Built-in exceptions that, raised by the library, describe a bad input: the library
-# raises them with messages naming the key or file (and the OS names the path).
-_BUILTIN_USER_ERRORS = (KeyError, ValueError, OSError)
-
-
 class UserError(Exception):
     """Base of the errors that mean "the input is wrong"; the message says what would be right."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the input names (weights, a checkpoint, a dataset split) does not exist."""
 
 
 def debug_enabled() -> bool:
@@ -54,10 +54,6 @@ def worker_error_summary(err: BaseException) -> str:
     return last[-1].strip() if last else type(err).__name__
 
 
-def _is_user_error(err: BaseException) -> bool:
-    return isinstance(err, (UserError, *_BUILTIN_USER_ERRORS))
-
-
 @contextlib.contextmanager
 def exit_on_user_error(exit_code: int = 2, where: str = ""):
     """Print `ERROR: <message>` (at most MAX_LINES lines) and exit with `exit_code` on a
@@ -73,7 +69,7 @@ def exit_on_user_error(exit_code: int = 2, where: str = ""):
         print("Interrupted (Ctrl-C).", file=sys.stderr)
         sys.exit(130)
     except Exception as err:
-        if debug_enabled() or not _is_user_error(err):
+        if debug_enabled() or not isinstance(err, UserError):
             raise
         text = format_user_error(err, where)
         _log_to_files(text)

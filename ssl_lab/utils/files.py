@@ -1,16 +1,27 @@
-"""Local files: atomic writes and checksums (the one home of both)."""
+"""Local files: atomic writes, temporary names and checksums (the one home of each)."""
 import contextlib
+import glob
 import hashlib
 import os
+import re
+
+__all__ = ["atomic_write", "file_digest", "stale_temp_files", "temp_path"]
+
+_TEMP = re.compile(r".+\.tmp\.(\d+)$")
+
+
+def temp_path(path: str) -> str:
+    """`<path>.tmp.<pid>`: where this process writes `path` before renaming it into place."""
+    return f"{path}.tmp.{os.getpid()}"
 
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "wb"):
-    """Open `<path>.tmp.<pid>` for writing; on success it is fsynced and renamed over `path`, so
-    readers see the old file or the complete new one, never a partial one. On error the temporary
-    file is removed and `path` is untouched. The file gets the umask's mode, as a plain `open` gives;
-    a temporary file left by a killed process names that process (see `remove_stale_temp_files`)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
+    """Open :func:`temp_path` of `path` for writing; on success it is flushed, fsynced and renamed over
+    `path`, so readers see the old file or the complete new one, never a partial one. On error the
+    temporary file is removed and `path` is untouched. The file gets the umask's mode, as a plain `open`
+    gives; a temporary file left by a killed process names that process (see :func:`stale_temp_files`)."""
+    tmp = temp_path(path)
     try:
         with open(tmp, mode) as f:
             yield f
@@ -20,6 +31,23 @@ def atomic_write(path: str, mode: str = "wb"):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temp_files(folder: str, name: str = "*") -> list:
+    """Temporary files (see :func:`temp_path`) of `name` in `folder` whose writing process no longer
+    runs: left by a kill during a write, safe to delete."""
+    paths = glob.glob(os.path.join(glob.escape(folder), f"{name}.tmp.*"))
+    return sorted(p for p in paths if (m := _TEMP.fullmatch(os.path.basename(p))) and not _pid_alive(int(m.group(1))))
 
 
 def file_digest(path: str, algorithm: str = "sha256") -> str:

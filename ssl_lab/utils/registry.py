@@ -1,4 +1,4 @@
-"""fvcore's Registry, whose miss names the registered objects, closest first."""
+"""fvcore's Registry whose miss is a user error naming the registered names and the closest one."""
 import difflib
 
 from fvcore.common.registry import Registry as _FvcoreRegistry
@@ -7,22 +7,22 @@ from .errors import UserError
 
 __all__ = ["Registry", "UnknownNameError"]
 
-_SHOWN = 12
-
 
 class UnknownNameError(UserError, KeyError):
-    """A config names an object that its registry does not hold."""
+    """A config names a component no registry entry has (a typo, or a project not in IMPORTS)."""
+
+    def __str__(self):  # KeyError's str() quotes its message
+        return str(self.args[0])
 
 
 class Registry(_FvcoreRegistry):
-    """`get(name)` of an unregistered name raises UnknownNameError listing the valid names."""
+    """`get(name)` raises :class:`UnknownNameError` listing the valid names (closest first)."""
 
     def get(self, name: str):
-        obj = self._obj_map.get(name)
-        if obj is None:
-            names = list(self._obj_map)
-            ranked = difflib.get_close_matches(name, names, n=len(names), cutoff=0.0)  # best match first
-            shown = ", ".join(ranked[:_SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > _SHOWN else "")
-            raise UnknownNameError(f"'{name}' is not in the {self._name} registry; the registered names, closest "
-                                   f"first: {shown or 'none (is the project that registers it in IMPORTS?)'}")
-        return obj
+        if name in self:
+            return super().get(name)
+        names = sorted(self._obj_map)
+        close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownNameError(f"No {self._name} named '{name}'.{hint} Registered: {', '.join(names)} "
+                               f"(a project's names need its package in IMPORTS)")

@@ -3,6 +3,7 @@ import math
 
 import torch
 
+from ssl_lab.config import ConfigError
 from ssl_lab.modeling.losses import LOSS_REGISTRY, InfoNCELoss, info_nce
 
 
@@ -26,7 +27,7 @@ class EqCoLoss(InfoNCELoss):
     def __init__(self, alpha: float, temperature: float):
         super().__init__(temperature)
         if alpha <= 0:
-            raise ValueError(f"MODEL.EQCO.ALPHA must be > 0, got {alpha}")
+            raise ConfigError(f"MODEL.EQCO.ALPHA must be > 0, got {alpha}")
         self.alpha = alpha
 
     @classmethod
@@ -37,7 +38,7 @@ class EqCoLoss(InfoNCELoss):
         """pos: (N,) positive cosines; neg: (N, K) negative cosines. Returns the scalar mean loss."""
         num_negatives = neg.shape[1]
         if num_negatives == 0:
-            raise ValueError("EqCoLoss needs at least one negative per query (got K = 0)")
+            raise ConfigError("EqCoLoss needs at least one negative per query (got K = 0)")
         return info_nce(pos, neg, self.temperature, neg_log_weight=math.log(self.alpha / num_negatives))
 
     def extra_repr(self) -> str:

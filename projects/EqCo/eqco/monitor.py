@@ -2,9 +2,10 @@
 and the `EqCoMonitor` hook that `EXTRA_HOOKS: ["EqCoMonitor"]` adds to a DefaultTrainer."""
 import torch
 
+from ssl_lab.config import ConfigError
 from ssl_lab.engine import HOOK_REGISTRY, HookBase
-from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.modeling.losses import InfoNCELoss
+from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.utils.events import get_event_storage
 
 from .config import negatives_per_query
@@ -31,12 +32,12 @@ class ContrastiveMonitor(HookBase):
     def before_train(self):
         model = unwrap_model(self.trainer.model)
         if not isinstance(model.loss, InfoNCELoss):
-            raise ValueError(
+            raise ConfigError(
                 f"EqCo's monitors need a contrastive loss (InfoNCELoss, EqCoLoss), not {type(model.loss).__name__}; "
                 "set MODEL.EQCO.MONITOR_MI_BOUND and MONITOR_GRAD_NORM to False"
             )
         if self.grad_norm and not hasattr(model, "momentum_projector"):
-            raise ValueError(
+            raise ConfigError(
                 "MODEL.EQCO.MONITOR_GRAD_NORM needs queries from `projector` and keys from a separate "
                 f"momentum encoder (MoCo); {type(model).__name__} uses its embeddings as keys too"
             )
@@ -86,7 +87,7 @@ def EqCoMonitor(trainer) -> HookBase:  # noqa: N802 (the registered name)
     """
     cfg = trainer.cfg
     if "EQCO" not in cfg.MODEL:
-        raise ValueError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; '
+        raise ConfigError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; '
                          'add "projects/EqCo/eqco" to IMPORTS')
     negatives_per_query(cfg)
     eqco = cfg.MODEL.EQCO

@@ -4,7 +4,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ssl_lab.config import configurable
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.modeling.meta_arch import META_ARCH_REGISTRY, ContrastiveMethod
 from ssl_lab.modeling.momentum import MomentumEncoderMixin
 from ssl_lab.modeling.negative_samplers import RandomNegatives, build_negative_sampler
@@ -74,7 +74,7 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
     @classmethod
     def from_config(cls, cfg):
         if cfg.MODEL.QUEUE.NAME:
-            raise ValueError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
+            raise ConfigError(f"SiMo has no memory bank: set MODEL.QUEUE.NAME to '' (got '{cfg.MODEL.QUEUE.NAME}')")
         return {**super().from_config(cfg), "shuffle_bn": cfg.MODEL.SIMO.SHUFFLE_BN}
 
     def query_loss(self, q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 import os
 
 from ssl_lab.utils.errors import UserError
-from ssl_lab.utils.registry import Registry
+from ssl_lab.utils.registry import Registry, UnknownNameError
 
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """
@@ -41,5 +41,5 @@ def build_dataset(cfg, name: str, transform):
     family, sep, split = name.rpartition("_")
     if not sep or family not in DATASET_REGISTRY:
         known = ", ".join(sorted(k for k, _ in DATASET_REGISTRY))
-        raise KeyError(f"Unknown dataset '{name}': expected '<family>_<split>' with family one of: {known}")
+        raise UnknownNameError(f"Unknown dataset '{name}': expected '<family>_<split>' with family one of: {known}")
     return DATASET_REGISTRY.get(family)(cfg, split, transform)

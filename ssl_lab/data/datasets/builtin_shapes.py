@@ -2,6 +2,7 @@
 import os
 
 from ssl_lab.utils import comm
+from ssl_lab.utils.registry import UnknownNameError
 
 from .build import DATASET_REGISTRY, datasets_root
 from .shapes import ShapesDataset, ensure_shapes
@@ -11,7 +12,7 @@ from .shapes import ShapesDataset, ensure_shapes
 def shapes(cfg, split: str, transform):
     """shapes_train / shapes_val, sized by cfg.DATASETS.SHAPES."""
     if split not in ("train", "val"):
-        raise KeyError(f"shapes has splits ['train', 'val'], got '{split}'")
+        raise UnknownNameError(f"shapes has splits ['train', 'val'], got '{split}'")
     node = cfg.DATASETS.SHAPES
     root = os.path.join(datasets_root(cfg), "shapes")
     num_images = node.NUM_TRAIN if split == "train" else node.NUM_VAL

@@ -8,6 +8,7 @@ from PIL import Image, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
 from torchvision.datasets import ImageFolder
 
+from ssl_lab.config import ConfigError
 from ssl_lab.model_zoo.download import cache_dir
 from ssl_lab.utils.errors import UserError
 
@@ -79,7 +80,7 @@ class RobustImageFolder(ImageFolder):
     def __init__(self, root: str, transform=None, on_bad_image: str = "error", min_size: int = 0,
                  index_dir: str = ""):
         if on_bad_image not in ("error", "skip"):
-            raise ValueError(f"DATASETS.ON_BAD_IMAGE must be 'error' or 'skip', got '{on_bad_image}'")
+            raise ConfigError(f"DATASETS.ON_BAD_IMAGE must be 'error' or 'skip', got '{on_bad_image}'")
         self.index_dir = index_dir
         self.file_sizes = None
         super().__init__(root, transform=transform, loader=self._load)

@@ -25,6 +25,8 @@ import torch
 from iopath.common.file_io import file_lock
 from PIL import Image, ImageDraw
 
+from ssl_lab.utils.errors import MissingFileError
+
 __all__ = ["SHAPE_CLASSES", "generate_shapes", "ensure_shapes", "ShapesDataset"]
 
 logger = logging.getLogger(__name__)
@@ -290,7 +292,7 @@ class ShapesDataset(torch.utils.data.Dataset):
     def __init__(self, root: str, split: str, transform=None):
         json_file = os.path.join(root, split, "annotations.json")
         if not os.path.isfile(json_file):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Shapes split '{split}' not found: expected {json_file}. Generate it with "
                 f"ssl_lab.data.datasets.shapes.ensure_shapes(root, split, num_images, image_size, seed) or "
                 f"`python -m ssl_lab.data.datasets.shapes --root {root} --splits {split}`."

@@ -3,6 +3,8 @@ import os
 
 from torchvision import datasets as tv_datasets
 
+from ssl_lab.utils.registry import UnknownNameError
+
 from .build import DATASET_REGISTRY, datasets_root, require_path
 
 _CIFAR_SPLITS = {"train": True, "test": False, "val": False}
@@ -16,7 +18,7 @@ def _with_labels(dataset, labels):
 
 def _cifar(cls, folder: str, family: str, cfg, split: str, transform):
     if split not in _CIFAR_SPLITS:
-        raise KeyError(f"{family} has splits {sorted(_CIFAR_SPLITS)}, got '{split}'")
+        raise UnknownNameError(f"{family} has splits {sorted(_CIFAR_SPLITS)}, got '{split}'")
     root = os.path.join(datasets_root(cfg), family)
     require_path(os.path.join(root, folder), f"{family}_{split}",
                  hint=f"Extract the python version of the archive so that '{root}/{folder}' exists.")
@@ -40,7 +42,7 @@ def cifar100(cfg, split: str, transform):
 def stl10(cfg, split: str, transform):
     """$SSL_LAB_DATASETS/stl10/stl10_binary (splits train, test, unlabeled, train+unlabeled)."""
     if split not in _STL_SPLITS:
-        raise KeyError(f"stl10 has splits {list(_STL_SPLITS)}, got '{split}'")
+        raise UnknownNameError(f"stl10 has splits {list(_STL_SPLITS)}, got '{split}'")
     root = os.path.join(datasets_root(cfg), "stl10")
     require_path(os.path.join(root, "stl10_binary"), f"stl10_{split}",
                  hint=f"Extract stl10_binary.tar.gz into '{root}'.")

@@ -3,6 +3,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from ssl_lab.config import ConfigError
+
 __all__ = ["UInt8ResizeCrop", "build_uint8_transform"]
 
 
@@ -33,6 +35,6 @@ def build_uint8_transform(cfg) -> UInt8ResizeCrop:
     px (INPUT.CROP_SIZE if 0)."""
     size = cfg.INPUT.GPU_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
     if size < cfg.INPUT.CROP_SIZE:
-        raise ValueError(f"INPUT.GPU_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
+        raise ConfigError(f"INPUT.GPU_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
                          f"({cfg.INPUT.CROP_SIZE}): the crops are cut from these squares")
     return UInt8ResizeCrop(size)

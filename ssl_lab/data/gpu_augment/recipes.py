@@ -4,6 +4,8 @@ import math
 
 from torchvision import transforms as T
 
+from ssl_lab.config import ConfigError
+
 from ..transforms import GaussianBlur, ToNormalizedTensor, view_transforms
 from . import ops
 
@@ -27,7 +29,7 @@ def _convert(transform, p: float = 1.0):
     if isinstance(transform, T.ToTensor):
         return []
     if p != 1.0 and not isinstance(transform, (T.ColorJitter, T.GaussianBlur, GaussianBlur)):
-        raise ValueError(f"RandomApply around {type(transform).__name__} has no batched equivalent")
+        raise ConfigError(f"RandomApply around {type(transform).__name__} has no batched equivalent")
     if isinstance(transform, T.RandomResizedCrop):
         return [ops.BatchedRandomResizedCrop(transform.size[0], transform.scale, transform.ratio)]
     if isinstance(transform, T.ColorJitter):
@@ -46,7 +48,7 @@ def _convert(transform, p: float = 1.0):
         return [ops.BatchedRightAngleRotation(_right_angles(transform), transform.p)]
     if isinstance(transform, (T.Normalize, ToNormalizedTensor)):
         return [ops.BatchedNormalize(transform.mean, transform.std)]
-    raise ValueError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
+    raise ConfigError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
 
 
 def batched_view(transform) -> ops.BatchedView:
@@ -54,7 +56,7 @@ def batched_view(transform) -> ops.BatchedView:
     starting with RandomResizedCrop)."""
     view = _convert(transform)
     if not view or not isinstance(view[0], ops.BatchedRandomResizedCrop):
-        raise ValueError("a batched view must start with RandomResizedCrop (it fixes the output size)")
+        raise ConfigError("a batched view must start with RandomResizedCrop (it fixes the output size)")
     return ops.BatchedView(*view)
 
 

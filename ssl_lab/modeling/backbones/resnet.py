@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from ssl_lab.config import ConfigError
 from ssl_lab.layers import get_norm_layer
 
 from .build import BACKBONE_REGISTRY
@@ -47,11 +48,11 @@ class ResNet(nn.Module):
                  zero_init_residual: bool = False, base_channels: int = 64):
         super().__init__()
         if depth not in _DEPTHS:
-            raise ValueError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
+            raise ConfigError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
         if width < 1:
-            raise ValueError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
+            raise ConfigError(f"MODEL.BACKBONE.WIDTH_MULTIPLIER must be >= 1, got {width}")
         if base_channels < 1:
-            raise ValueError(f"MODEL.BACKBONE.BASE_CHANNELS must be >= 1, got {base_channels}")
+            raise ConfigError(f"MODEL.BACKBONE.BASE_CHANNELS must be >= 1, got {base_channels}")
         block, layers = _DEPTHS[depth]
         norm_layer = get_norm_layer(norm, dims=2)
         stem = base_channels * width

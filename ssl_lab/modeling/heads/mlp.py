@@ -2,6 +2,7 @@ from typing import Optional
 
 from torch import nn
 
+from ssl_lab.config import ConfigError
 from ssl_lab.layers import get_norm_layer
 
 from .build import HEAD_REGISTRY
@@ -22,7 +23,7 @@ class MLPHead(nn.Sequential):
                  hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None,
                  last_bn_shift: bool = True):
         if num_layers < 1:
-            raise ValueError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
+            raise ConfigError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
         norm_layer = get_norm_layer(norm, dims=1)
         layers = []
         dim = in_dim

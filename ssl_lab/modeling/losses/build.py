@@ -1,3 +1,4 @@
+from ssl_lab.config import ConfigError
 from ssl_lab.utils.registry import Registry
 
 LOSS_REGISTRY = Registry("LOSS")
@@ -26,7 +27,7 @@ def build_loss(cfg, inputs: str):
     loss_cls = LOSS_REGISTRY.get(name)
     takes = getattr(loss_cls, "INPUTS", "unknown inputs")
     if takes != inputs:
-        raise ValueError(
+        raise ConfigError(
             f"MODEL.LOSS.NAME '{name}' takes {takes}, but {cfg.MODEL.META_ARCHITECTURE} calls its loss with "
             f"{inputs}. Compatible losses: {', '.join(compatible_losses(inputs)) or 'none registered'}"
         )

@@ -2,6 +2,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import ConfigError
+
 from .build import LOSS_REGISTRY, SIMILARITIES
 
 
@@ -33,7 +35,7 @@ class InfoNCELoss(nn.Module):
     def __init__(self, temperature: float):
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"MODEL.LOSS.TEMPERATURE must be > 0, got {temperature}")
+            raise ConfigError(f"MODEL.LOSS.TEMPERATURE must be > 0, got {temperature}")
         self.temperature = temperature
 
     @classmethod
@@ -42,5 +44,5 @@ class InfoNCELoss(nn.Module):
 
     def forward(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         if neg.shape[1] == 0:
-            raise ValueError("InfoNCE needs at least one negative per query (got K = 0)")
+            raise ConfigError("InfoNCE needs at least one negative per query (got K = 0)")
         return info_nce(pos, neg, self.temperature)

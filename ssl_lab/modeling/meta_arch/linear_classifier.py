@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.config import configurable
+from ssl_lab.config import ConfigError, configurable
 
 from ..backbones import build_backbone
 from .build import META_ARCH_REGISTRY
@@ -20,7 +20,7 @@ class LinearClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, init_std: float = 0.01):
         super().__init__()
         if num_classes < 2:
-            raise ValueError(f"MODEL.CLASSIFIER.NUM_CLASSES must be >= 2, got {num_classes}")
+            raise ConfigError(f"MODEL.CLASSIFIER.NUM_CLASSES must be >= 2, got {num_classes}")
         self.backbone = backbone
         for p in self.backbone.parameters():
             p.requires_grad_(False)

@@ -1,6 +1,6 @@
 import torch.nn.functional as F
 
-from ssl_lab.config import configurable
+from ssl_lab.config import ConfigError, configurable
 
 from ..momentum import MomentumEncoderMixin
 from ..queues import build_queue
@@ -19,7 +19,7 @@ class MoCo(MomentumEncoderMixin, ContrastiveMethod):
     @configurable
     def __init__(self, *, queue, shuffle_bn: bool = True, **kwargs):
         if queue is None:
-            raise ValueError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
+            raise ConfigError("MoCo needs a memory bank: set MODEL.QUEUE.NAME (e.g. MoCoQueue)")
         super().__init__(**kwargs)
         self.queue = queue
         self.shuffle_bn = shuffle_bn

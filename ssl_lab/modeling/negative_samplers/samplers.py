@@ -1,6 +1,8 @@
 import torch
 from torch import nn
 
+from ssl_lab.config import ConfigError
+
 from .build import NEGATIVE_SAMPLER_REGISTRY
 
 
@@ -15,7 +17,7 @@ class AllNegatives(nn.Module):
     def negatives_per_query(self, candidates: int, source: str) -> int:
         """K for M = `candidates` (drawn from `source`); raises ValueError for K = 0."""
         if candidates <= 0:
-            raise ValueError(f"Each query needs at least one negative; the config gives K = {candidates} from {source}")
+            raise ConfigError(f"Each query needs at least one negative; the config gives K = {candidates} from {source}")
         return candidates
 
     def forward(self, neg: torch.Tensor) -> torch.Tensor:
@@ -33,7 +35,7 @@ class RandomNegatives(nn.Module):
     def __init__(self, num_negatives: int, shared: bool = True):
         super().__init__()
         if num_negatives <= 0:
-            raise ValueError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES must be > 0, got {num_negatives}")
+            raise ConfigError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES must be > 0, got {num_negatives}")
         self.num_negatives = num_negatives
         self.shared = shared
 
@@ -45,7 +47,7 @@ class RandomNegatives(nn.Module):
     def negatives_per_query(self, candidates: int, source: str) -> int:
         """K = num_negatives; raises ValueError if the M = `candidates` (from `source`) are fewer."""
         if self.num_negatives > candidates:
-            raise ValueError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
+            raise ConfigError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
                              f"{candidates} candidates of {source}; the largest valid value is {candidates}")
         return self.num_negatives
 

@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
 
 from .build import QUEUE_REGISTRY
@@ -20,9 +21,9 @@ class MoCoQueue(nn.Module):
     def __init__(self, size: int, dim: int, global_batch_size: int):
         super().__init__()
         if size <= 0:
-            raise ValueError(f"MODEL.QUEUE.SIZE must be > 0, got {size}")
+            raise ConfigError(f"MODEL.QUEUE.SIZE must be > 0, got {size}")
         if size >= global_batch_size and size % global_batch_size != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"MODEL.QUEUE.SIZE ({size}) must be a multiple of the global batch "
                 f"SOLVER.IMS_PER_BATCH ({global_batch_size}), e.g. "
                 f"{(size // global_batch_size) * global_batch_size or global_batch_size}, or smaller than it"

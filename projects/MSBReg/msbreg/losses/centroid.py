@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import ConfigError
 from ssl_lab.modeling.losses import LOSS_REGISTRY, MULTIVIEW_EMBEDDINGS
 
 
@@ -17,7 +18,7 @@ def multiview_centroid_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """
     num_views = p.shape[0]
     if num_views < 2:
-        raise ValueError(f"The multi-view centroid loss needs K >= 2 views, got {num_views}")
+        raise ConfigError(f"The multi-view centroid loss needs K >= 2 views, got {num_views}")
     z = F.normalize(z.detach().float(), dim=-1)
     others = (z.sum(dim=0, keepdim=True) - z) / (num_views - 1)
     centroids = F.normalize(others, dim=-1)
