@@ -30,12 +30,18 @@ EXTRA_HOOKS: ["EqCoMonitor"]
 MODEL:
   BACKBONE:
     ZERO_INIT_RESIDUAL: True
+  PROJECTOR:
+    # SelfSup's SimCLR head ends in cvpods' NaiveSyncBatchNorm1d(self.dim), shift included
+    # (simclr.py @ 8589725); google-research/simclr's has none.
+    LAST_BN_SHIFT: True
   NEGATIVE_SAMPLER:
     NAME: "RandomNegatives"
     SHARED: False
 SOLVER:
   OPTIMIZER: "SGD"
   IMS_PER_BATCH: {n}
+  # cvpods' WarmupCosineLR: one cosine over the whole run, scaled by the warmup factor.
+  COSINE_AFTER_WARMUP: False
 """
 
 MOCO_K = """\
