@@ -215,8 +215,8 @@ def main(argv=None):
     from plot_metrics import load_metrics, plot_metrics
 
     plot_file = os.path.join(args.output_dir, "pretrain_metrics.png")
-    plot_metrics(load_metrics(os.path.join(args.output_dir, "pretrain", "metrics.json")), plot_file,
-                 title="SiMo on Shapes")
+    records, _ = load_metrics(os.path.join(args.output_dir, "pretrain", "metrics.json"))
+    plot_metrics(records, plot_file, title="SiMo on Shapes")
     _banner(results_table(results) + f"\n\nCurves: {plot_file}   Everything: {args.output_dir}")
 
 
