@@ -81,7 +81,7 @@ def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
     before = readme.read_text()
     for lacking in ("box_ap", "provenance"):
         partial = {k: v for k, v in FULL_RESULTS.items() if not k.startswith(lacking)}
-        with pytest.raises(ValueError, match=f"'{lacking}"):
+        with pytest.raises(demo.UserError, match=f"'{lacking}"):
             demo.update_readme(str(readme), partial)
         assert readme.read_text() == before  # a refused update changes nothing
 
@@ -94,10 +94,10 @@ def test_results_of_other_code_are_not_finished():
     other_commit = {**PROVENANCE, "commit": "f" * 40}
     clean = {**PROVENANCE, "dirty": False}
     for current in (other_commit, clean):
-        with pytest.raises(ValueError, match=f"commit {PROVENANCE['commit']} .*this is commit {current['commit']}"):
+        with pytest.raises(demo.UserError, match=f"commit {PROVENANCE['commit']} .*this is commit {current['commit']}"):
             demo.check_same_code(started, current, "results.json", steps_left=True)
         demo.check_same_code(started, current, "results.json", steps_left=False)
-    with pytest.raises(ValueError, match="commit unrecorded"):
+    with pytest.raises(demo.UserError, match="commit unrecorded"):
         demo.check_same_code({"knn_random_init": 39.5}, PROVENANCE, "results.json", steps_left=True)
     demo.check_same_code(started, dict(PROVENANCE), "results.json", steps_left=True)
     demo.check_same_code({}, PROVENANCE, "results.json", steps_left=True)

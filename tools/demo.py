@@ -25,7 +25,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
-from ssl_lab.utils.errors import exit_on_user_error  # noqa: E402
+from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 PRETRAIN_CONFIG = "projects/SiMo/configs/shapes_r18.yaml"
@@ -134,14 +134,14 @@ def update_readme(readme: str, results: dict) -> None:
     missing = [f"{key}_{side}" for _, key in TABLE_ROWS for side in ("random_init", "pretrained")
                if f"{key}_{side}" not in results] + ([] if "provenance" in results else ["provenance"])
     if missing:
-        raise ValueError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
+        raise UserError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
                         "in a new --output-dir if its results.json was written before the demo recorded its provenance")
     with open(readme) as f:
         text = f.read()
     start, end = map(re.escape, README_MARKERS)
     pattern = re.compile(f"({start}\n).*?(\n{end})", re.S)
     if not pattern.search(text):
-        raise ValueError(f"{readme} lacks the demo table markers {README_MARKERS}")
+        raise UserError(f"{readme} lacks the demo table markers {README_MARKERS}")
     block = f"```\n{results_table(results)}\n```\n{provenance_line(results['provenance'])}"
     with open(readme, "w") as f:
         f.write(pattern.sub(lambda m: f"{m.group(1)}{block}{m.group(2)}", text))
@@ -152,7 +152,7 @@ def check_same_code(results: dict, provenance: dict, results_file: str, steps_le
     recorded = results.get("provenance", {})
     if steps_left and results and [recorded.get(k) for k in ("commit", "dirty")] != [
             provenance[k] for k in ("commit", "dirty")]:
-        raise ValueError(
+        raise UserError(
             f"{results_file} holds results of commit {recorded.get('commit', 'unrecorded')} "
             f"(uncommitted changes: {recorded.get('dirty', 'unrecorded')}); this is commit {provenance['commit']} "
             f"(uncommitted changes: {provenance['dirty']}).\n"

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence
 
 from scipy import stats
 
+from ssl_lab.utils.errors import UserError
+
 FIXED_COLUMNS = ["grid", "cell", "seed", "commit", "dirty", "iterations", "images_seen", "wall_s",
                  "knn_top1", "linear_top1"]
 CURVE_COLUMNS = ["grid", "cell", "seed", "commit", "iteration", "knn_top1", "linear_top1"]
@@ -62,7 +64,7 @@ def read_rows(path: str) -> List[dict]:
         reader = csv.DictReader(f)
         missing = [c for c in FIXED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing or (reader.fieldnames or [])[: len(FIXED_COLUMNS)] != FIXED_COLUMNS:
-            raise ValueError(f"{path}: a results CSV starts with the columns {','.join(FIXED_COLUMNS)}")
+            raise UserError(f"{path}: a results CSV starts with the columns {','.join(FIXED_COLUMNS)}")
         rows = []
         for raw in reader:
             rows.append({
