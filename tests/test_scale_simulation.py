@@ -64,7 +64,7 @@ def _main(args, probe):
     default_setup(cfg, args)
     trainer = DefaultTrainer(cfg)
     trainer.register_hooks([_Probe(probe)])
-    trainer.resume_or_load(resume=args.resume)
+    trainer.resume_or_load(resume=args.resume, allow_config_change=args.allow_config_change)
     trainer.train()
 
 
@@ -101,7 +101,7 @@ def test_used_by_command_on_8_simulated_ranks(tmp_path, monkeypatch):
     assert knn[0][1] == 2 and knn == [knn[0]] * 8
     correct = knn[0][0] * 32 / 100  # a whole number of the 32 validation images of all ranks together
     assert correct == pytest.approx(round(correct))
-    resumed = _run(tmp_path, 3, "--resume")
+    resumed = _run(tmp_path, 3, "--resume", "--allow-config-change")  # one more iteration than the saved run
     assert all(p["iterations"] == [2] for p in resumed)  # continues at the iteration after the checkpoint
 
 

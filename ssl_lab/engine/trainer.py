@@ -130,7 +130,8 @@ class DefaultTrainer(TrainerBase):
         defines the saved run is refused unless `allow_config_change`. Only once the weights are
         loaded does the run write there (its lock, config.yaml, log.txt).
         """
-        self.run_dir.check(self.cfg, resume, allow_config_change)
+        if comm.is_main_process():  # the folder's owner; other ranks would race with its lock
+            self.run_dir.check(self.cfg, resume, allow_config_change)
         if resume and self.run_dir.has_checkpoint():
             checkpoint = self.checkpointer.resume_or_load("", resume=True)
             self.start_iter = checkpoint.get("iteration", -1) + 1
