@@ -239,19 +239,8 @@ def import_timm_state_dict(checkpoint, target: Dict[str, torch.Tensor], fmt: Opt
         prefix = FORMAT_PREFIXES[fmt] + (TIMM_MODULE if fmt == "ssl_lab" else "")
         if prefix + timm_keys[0] not in state_dict:
             raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{timm_keys[0]}'")
-    converted, unexpected, mismatched, dropped = {}, [], [], 0
-    for key, value in state_dict.items():
-        name = TIMM_MODULE + key[len(prefix):]
-        if not key.startswith(prefix) or (name not in target and key[len(prefix):].startswith(_TIMM_HEADS)):
-            dropped += 1
-        elif name not in target:
-            unexpected.append(name)
-        elif tuple(value.shape) != tuple(target[name].shape):
-            mismatched.append(f"{name} {tuple(value.shape)} vs {tuple(target[name].shape)}")
-        else:
-            converted[name] = value
-    missing = [k for k in target if k not in converted and not k.endswith("num_batches_tracked")]
-    return converted, ImportReport(source, prefix, sorted(converted), missing, unexpected, mismatched, dropped)
+    return _convert(state_dict, target, prefix, source, rename=lambda name: TIMM_MODULE + name,
+                    is_head=lambda name: TIMM_MODULE + name not in target and name.startswith(_TIMM_HEADS))
 
 
 def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
@@ -273,10 +262,19 @@ def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tens
     prefix = find_backbone_prefix(state_dict, source) if fmt is None else FORMAT_PREFIXES[fmt]
     if prefix + _STEM not in state_dict:
         raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{_STEM}'")
+    return _convert(state_dict, target, prefix, source, rename=lambda name: name,
+                    is_head=lambda name: name.startswith(_HEADS))
+
+
+def _convert(state_dict, target, prefix: str, source: str, rename, is_head):
+    """The tensors of `state_dict` under `prefix` renamed (rename(key without prefix)) to keys of
+    `target`: heads (is_head) and keys outside the prefix are dropped, the rest sorted into loaded,
+    unexpected and shape-mismatched. Returns (converted state dict, ImportReport)."""
     converted, unexpected, mismatched, dropped = {}, [], [], 0
     for key, value in state_dict.items():
-        name = key[len(prefix):]
-        if not key.startswith(prefix) or name.startswith(_HEADS):
+        stripped = key[len(prefix):]
+        name = rename(stripped)
+        if not key.startswith(prefix) or is_head(stripped):
             dropped += 1
         elif name not in target:
             unexpected.append(name)
@@ -286,8 +284,7 @@ def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tens
             converted[name] = value
     # BN batch counters carry no learned state; old checkpoints lack them.
     missing = [k for k in target if k not in converted and not k.endswith("num_batches_tracked")]
-    report = ImportReport(source, prefix, sorted(converted), missing, unexpected, mismatched, dropped)
-    return converted, report
+    return converted, ImportReport(source, prefix, sorted(converted), missing, unexpected, mismatched, dropped)
 
 
 def _other_module_tensors(saved: Mapping, target: Mapping, path: str, allow_partial: bool) -> Dict[str, torch.Tensor]:
