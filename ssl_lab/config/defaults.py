@@ -118,16 +118,19 @@ _C.INPUT.TEST_RESIZE = 256
 _C.INPUT.PIXEL_MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.PIXEL_STD = (0.229, 0.224, 0.225)
 # True: the loader ships uint8 squares and the recipe runs batched on the model's device
-# (ssl_lab.data.gpu_augment), so CPU workers only decode; see its docstring for how it differs
+# (ssl_lab.data.batched_augment), so CPU workers only decode; see its docstring for how it differs
 # from the per-image PIL path.
-_C.INPUT.GPU_AUGMENTATION = False
+_C.INPUT.BATCHED_AUGMENTATION = False
 # Side of those squares (short side resized to it, centre square), the canvas the random crops
 # are cut from; 0: INPUT.CROP_SIZE. Larger keeps more detail for small crops, at a cost per pixel.
-_C.INPUT.GPU_AUGMENTATION_SIZE = 0
+_C.INPUT.BATCHED_AUGMENTATION_SIZE = 0
+# Earlier names of these two keys: a config that uses one is refused with a message naming the key above.
+_C.register_renamed_key("INPUT.GPU_AUGMENTATION", "INPUT.BATCHED_AUGMENTATION")
+_C.register_renamed_key("INPUT.GPU_AUGMENTATION_SIZE", "INPUT.BATCHED_AUGMENTATION_SIZE")
 # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling) where every crop cut from the image
 # keeps at least the output size (ssl_lab.data.decode); the crop boxes are drawn as before.
 _C.INPUT.REDUCED_DECODE = True
-# With GPU_AUGMENTATION: the loader ships encoded JPEG bytes, decoded on the model's device
+# With BATCHED_AUGMENTATION: the loader ships encoded JPEG bytes, decoded on the model's device
 # (nvJPEG on CUDA) before the batched recipe.
 _C.INPUT.GPU_DECODE = False
 
