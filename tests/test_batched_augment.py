@@ -269,7 +269,6 @@ def test_uint8_loader_feeds_the_batched_path(shapes_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(get_cfg().INPUT, "BATCHED_AUGMENTATION"), reason="not wired into the trainer")
 def test_trainer_makes_the_views_on_the_device(tiny_cfg):
     from ssl_lab.engine import DefaultTrainer
 
