@@ -112,7 +112,7 @@ def test_lightly_peer_gets_the_same_work_as_ssl_lab(shapes_root):
         "out_dim": 128, "temperature": 0.2, "queue": 1024, "ema": 0.99, "lr": 0.06}
     assert len(os.listdir(spec["image_dir"])) == 64  # the training images themselves
     assert benchmark_lightly.ssl_lab_cfg(args, batched=False).INPUT.AUGMENTATION == "MoCoV2"
-    assert benchmark_lightly.ssl_lab_cfg(args, batched=True).INPUT.GPU_AUGMENTATION
+    assert benchmark_lightly.ssl_lab_cfg(args, batched=True).INPUT.BATCHED_AUGMENTATION
 
 
 def test_augmentation_ops_times_each_op_of_the_recipe_in_order(benchmark, shapes_root, tmp_path, capsys):

@@ -26,6 +26,27 @@ def test_unknown_key_in_file_is_reported(tmp_path):
         get_cfg().merge_from_file(str(path))
 
 
+def _full_keys(node, prefix=""):
+    for key, value in node.items():
+        yield from _full_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+
+
+def test_a_renamed_key_is_refused_naming_its_new_name_which_the_tree_has(tmp_path):
+    cfg = get_cfg()
+    renamed = cfg.__dict__[cfg.RENAMED_KEYS]
+    assert renamed["INPUT.GPU_AUGMENTATION"] == "INPUT.BATCHED_AUGMENTATION"
+    keys = set(_full_keys(cfg))
+    for old, new in renamed.items():
+        assert new in keys and old not in keys and cfg.renamed_to(old) == new
+        with pytest.raises(ConfigError, match=f"^Config key '{old}' was renamed to '{new}'; use the new name"):
+            cfg.merge_from_list([old, "1"])
+    path = tmp_path / "old.yaml"
+    path.write_text("INPUT:\n  GPU_AUGMENTATION_SIZE: 48\n")
+    with pytest.raises(ConfigError, match="^Config key 'INPUT.GPU_AUGMENTATION_SIZE' was renamed to 'INPUT.BATCHED_AUGMENTATION_SIZE'"):
+        get_cfg().merge_from_file(str(path))
+    assert cfg.renamed_to("SOLVER.BASE_LR") == "SOLVER.BASE_LR"
+
+
 def test_missing_file_and_bad_values():
     with pytest.raises(ConfigError, match="does not exist"):
         get_cfg().merge_from_file("/nonexistent/cfg.yaml")

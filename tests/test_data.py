@@ -124,7 +124,7 @@ def test_undecodable_image_is_fatal_with_its_name_or_skipped(tmp_path):
 def test_seeded_augmentation_depends_only_on_stream_position():
     import random
 
-    from ssl_lab.data.build import SeededAugmentation
+    from ssl_lab.data.build import SeededAugmentedDataset
 
     cfg = get_cfg()
     cfg.INPUT.AUGMENTATION, cfg.INPUT.CROP_SIZE = "Shapes", 32  # RandomChoice draws from Python's random
@@ -136,7 +136,7 @@ def test_seeded_augmentation_depends_only_on_stream_position():
         def __len__(self):
             return 3
 
-    dataset = SeededAugmentation(_Images(), seed=5)
+    dataset = SeededAugmentedDataset(_Images(), seed=5)
     before = random.getstate()
     views_a = [dataset[(0, 7)][0] for _ in range(3)]
     random.random()
@@ -152,7 +152,7 @@ def test_seeded_augmentation_is_the_transform_under_the_position_seed_and_restor
     that checkpoints of earlier runs were resumed with) gives the same views."""
     import random
 
-    from ssl_lab.data.build import SeededAugmentation
+    from ssl_lab.data.build import SeededAugmentedDataset
 
     cfg = get_cfg()
     cfg.INPUT.AUGMENTATION, cfg.INPUT.CROP_SIZE = "Shapes", 32  # draws from torch and from Python's random
@@ -167,7 +167,7 @@ def test_seeded_augmentation_is_the_transform_under_the_position_seed_and_restor
             return 1
 
     torch_state, python_state = torch.get_rng_state(), random.getstate()
-    views = SeededAugmentation(_Images(), seed=5)[(0, 11)]
+    views = SeededAugmentedDataset(_Images(), seed=5)[(0, 11)]
     assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == python_state
     torch.manual_seed(5 * 1_000_003 + 11)
     random.seed(5 * 1_000_003 + 11)

@@ -13,7 +13,7 @@ from ssl_lab.data.decode import (
     ReducedDecode, ReducedDecodeMultiView, ShipEncoded, build_decoding, collate_encoded, dct_reduction,
     decode_reduced, reduced_resized_crop,
 )
-from ssl_lab.data.gpu_augment import UInt8ResizeCrop
+from ssl_lab.data.batched_augment import UInt8ResizeCrop
 from ssl_lab.data.transforms import MultiViewTransform
 
 # Lowest PSNR (dB) allowed between a crop decoded at reduced size and the same crop of the full
@@ -161,5 +161,5 @@ def test_encoded_batch_decodes_on_the_gpu(tmp_path, big_jpeg):
 def test_gpu_decode_needs_the_batched_path():
     cfg = get_cfg()
     cfg.INPUT.GPU_DECODE = True
-    with pytest.raises(ValueError, match="GPU_AUGMENTATION True"):
+    with pytest.raises(ValueError, match="BATCHED_AUGMENTATION True"):
         build_decoding(cfg, MultiViewTransform([T.RandomResizedCrop(32)], 2))

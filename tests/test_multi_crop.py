@@ -10,7 +10,7 @@ from torchvision import transforms as T
 
 from ssl_lab.config import get_cfg
 from ssl_lab.data import build_train_loader, build_train_dataset
-from ssl_lab.data.gpu_augment import BatchedRandomResizedCrop, build_gpu_augmentation
+from ssl_lab.data.batched_augment import BatchedRandomResizedCrop, build_batched_augmentation
 from ssl_lab.data.transforms import ToNormalizedTensor, build_train_transform
 from ssl_lab.modeling import build_model
 
@@ -49,9 +49,9 @@ def test_pil_local_crops_follow_the_global_views_with_their_own_size_and_scale()
 def test_batched_local_crops_have_their_size_and_scale_and_keep_the_global_views():
     images = torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     cfg = _crop_cfg(2, "BYOL", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32")
-    augment = build_gpu_augmentation(cfg)
+    augment = build_batched_augmentation(cfg)
     views = augment(images, torch.Generator().manual_seed(5))
-    global_only = build_gpu_augmentation(_crop_cfg(0, "BYOL", "INPUT.CROP_SIZE", "32"))(
+    global_only = build_batched_augmentation(_crop_cfg(0, "BYOL", "INPUT.CROP_SIZE", "32"))(
         images, torch.Generator().manual_seed(5))
     assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 12, 12)] * 2
     assert all(torch.equal(a, b) for a, b in zip(views[:2], global_only))
@@ -63,14 +63,14 @@ def test_batched_local_crops_have_their_size_and_scale_and_keep_the_global_views
                                                                    "BatchedNormalize"]
 
 
-@pytest.mark.parametrize("gpu_augmentation", [False, True])
-def test_a_resumed_loader_and_trainer_see_the_same_crops(tiny_cfg, gpu_augmentation):
+@pytest.mark.parametrize("batched_augmentation", [False, True])
+def test_a_resumed_loader_and_trainer_see_the_same_crops(tiny_cfg, batched_augmentation):
     """Batch 2 of a run from iteration 0 equals the first batch of a run resumed at iteration 2,
     local crops included (PIL path: the loader; batched path: the trainer's seeded views)."""
-    cfg = tiny_cfg("configs/Shapes/byol_r18_multicrop.yaml", "INPUT.GPU_AUGMENTATION", str(gpu_augmentation),
+    cfg = tiny_cfg("configs/Shapes/byol_r18_multicrop.yaml", "INPUT.BATCHED_AUGMENTATION", str(batched_augmentation),
                    "INPUT.MULTI_CROP.LOCAL_SIZE", "16")
     dataset = build_train_dataset(cfg)
-    if not gpu_augmentation:
+    if not batched_augmentation:
         fresh = iter(build_train_loader(cfg, dataset))
         batches = [next(fresh) for _ in range(3)]
         resumed = next(iter(build_train_loader(cfg, dataset, start_iter=2)))
@@ -83,7 +83,7 @@ def test_a_resumed_loader_and_trainer_see_the_same_crops(tiny_cfg, gpu_augmentat
     views = []
     for start in (0, 2):
         trainer = SimpleTrainer(model, build_train_loader(cfg, dataset, start_iter=start), None,
-                                batch_augmentation=build_gpu_augmentation(cfg), augmentation_seed=cfg.SEED)
+                                batch_augmentation=build_batched_augmentation(cfg), augmentation_seed=cfg.SEED)
         for trainer.iter in range(start, 3):
             batch, _ = trainer._load_batch()
         views.append(batch["views"])
@@ -151,7 +151,7 @@ def test_methods_pairing_global_views_only_refuse_local_crops(shapes_root, tmp_p
 
 MULTI_CROP_CONFIGS = {
     "byol_batched": ("configs/Shapes/byol_r18_multicrop.yaml",),
-    "simo_pil": ("projects/SiMo/configs/shapes_r18_multicrop.yaml", "INPUT.GPU_AUGMENTATION", "False"),
+    "simo_pil": ("projects/SiMo/configs/shapes_r18_multicrop.yaml", "INPUT.BATCHED_AUGMENTATION", "False"),
 }
 
 

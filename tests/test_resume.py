@@ -147,7 +147,7 @@ KILL_RESUME_CASES = {
     # RandomNegatives draws the negatives' columns from the global torch RNG at every step.
     "simo_random_negatives": ("projects/SiMo/configs/shapes_r18.yaml", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "5"),
     # The views are made in the trainer under a generator seeded by the iteration.
-    "gpu_augmentation": ("configs/Shapes/mocov2_r18.yaml", "INPUT.GPU_AUGMENTATION", "True"),
+    "batched_augmentation": ("configs/Shapes/mocov2_r18.yaml", "INPUT.BATCHED_AUGMENTATION", "True"),
 }
 
 

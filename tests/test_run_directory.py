@@ -98,6 +98,15 @@ def test_changed_keys_names_what_defines_the_run_and_skips_what_does_not():
         ("SEED", 7, 8), ("SOLVER.IMS_PER_BATCH", 256, 512), ("SOLVER.MAX_ITER", 100, 200)]
 
 
+def test_changed_keys_compares_a_renamed_key_under_its_new_name():
+    saved = json.loads(json.dumps(_saved_run_config()))
+    saved["INPUT"]["GPU_AUGMENTATION"] = saved["INPUT"].pop("BATCHED_AUGMENTATION")  # a run saved before the rename
+    cfg = _saved_run_config()
+    assert changed_keys(saved, cfg) == []
+    cfg.merge_from_list(["INPUT.BATCHED_AUGMENTATION", "True"])
+    assert changed_keys(saved, cfg) == [("INPUT.BATCHED_AUGMENTATION", False, True)]
+
+
 def _snapshot(folder):
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
 

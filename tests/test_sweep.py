@@ -230,3 +230,21 @@ def test_a_finished_run_whose_cell_was_edited_is_refused(tmp_path):
     edited = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
     with pytest.raises(sweep.SpecError, match="other settings than the spec now gives"):
         sweep.check_unchanged([edited])
+
+
+def test_a_finished_run_stored_with_a_key_renamed_since_is_unchanged(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nseeds: [0]\n"
+                         "opts: [INPUT.BATCHED_AUGMENTATION, True]\n" + _GOOD_CELLS)
+    run = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
+    os.makedirs(run.dir)
+    stored = [[v.replace("BATCHED_AUGMENTATION", "GPU_AUGMENTATION") for v in stage] for stage in sweep.stage_commands(run)]
+    assert "INPUT.GPU_AUGMENTATION" in stored[0]  # as a run made before the rename stored it
+    with open(run.result_file, "w") as f:
+        json.dump({"stages": stored}, f)
+    sweep.check_unchanged([run])
+    stored[0][stored[0].index("INPUT.GPU_AUGMENTATION") + 1] = "False"
+    with open(run.result_file, "w") as f:
+        json.dump({"stages": stored}, f)
+    with pytest.raises(sweep.SpecError, match="other settings than the spec now gives"):
+        sweep.check_unchanged([run])

@@ -32,7 +32,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
-from ssl_lab.data.gpu_augment import build_gpu_augmentation, build_uint8_transform  # noqa: E402
+from ssl_lab.data.batched_augment import build_batched_augmentation, build_uint8_transform  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, setup_cfg, validate  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
 from ssl_lab.utils.host_memory import keep_freed_host_memory  # noqa: E402
@@ -152,7 +152,7 @@ def time_steps(trainer: DefaultTrainer, bare: BareLoop, warmup: int, iters: int,
 
 def time_batched_augmentation(cfg, images: torch.Tensor, warmup: int, iters: int, device: torch.device) -> float:
     """Images/s of the batched multi-view augmentation of a uint8 batch already on `device` (median)."""
-    augment = build_gpu_augmentation(cfg).to(device)
+    augment = build_batched_augmentation(cfg).to(device)
     generator = torch.Generator().manual_seed(0)
     times = [_timed(lambda: augment(images, generator), device) for _ in range(warmup + iters)][warmup:]
     return len(images) / statistics.median(times)
@@ -162,9 +162,9 @@ def time_batched_augmentation(cfg, images: torch.Tensor, warmup: int, iters: int
 def time_augmentation_ops(cfg, warmup: int, iters: int, device: torch.device) -> dict:
     """{name: `iters` seconds after `warmup`} of each op of the batched recipe's first view, each run on
     the previous op's output, then of the whole module (every view, from uint8), on a random uint8 batch
-    (SOLVER.IMS_PER_BATCH, 3, S, S), S = INPUT.GPU_AUGMENTATION_SIZE or else INPUT.CROP_SIZE."""
-    augment = build_gpu_augmentation(cfg).to(device)
-    size = cfg.INPUT.GPU_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
+    (SOLVER.IMS_PER_BATCH, 3, S, S), S = INPUT.BATCHED_AUGMENTATION_SIZE or else INPUT.CROP_SIZE."""
+    augment = build_batched_augmentation(cfg).to(device)
+    size = cfg.INPUT.BATCHED_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
     generator = torch.Generator().manual_seed(cfg.SEED)
     images = torch.randint(0, 256, (cfg.SOLVER.IMS_PER_BATCH, 3, size, size), dtype=torch.uint8,
                            generator=generator).to(device)
@@ -304,7 +304,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     cfg = prepare_cfg(args)
     # The step is timed on views the PIL loader made; the batched augmentation is timed on its own.
-    cfg.INPUT.GPU_AUGMENTATION = False
+    cfg.INPUT.BATCHED_AUGMENTATION = False
     if args.augmentation_ops:
         times = time_augmentation_ops(cfg, args.warmup, args.iters, torch.device(cfg.MODEL.DEVICE))
         result = {"config": args.config_file, "augmentation": cfg.INPUT.AUGMENTATION, "batch": cfg.SOLVER.IMS_PER_BATCH,

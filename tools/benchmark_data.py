@@ -14,7 +14,7 @@ images per CPU-second, i.e. per fully used loader core. Paths:
   TwoCropsTransform (facebookresearch/moco main_moco.py, `--aug-plus`, 3b42c2a1);
 - pil / pil_reduced: ssl_lab's training dataset (MoCoV2 recipe, position-seeded), decode at
   full size / INPUT.REDUCED_DECODE;
-- batched_worker / batched_worker_reduced: the loader side of INPUT.GPU_AUGMENTATION (decode,
+- batched_worker / batched_worker_reduced: the loader side of INPUT.BATCHED_AUGMENTATION (decode,
   uint8 square), the work left to a loader core when the recipe runs on the GPU;
 - batched_recipe_cpu: the batched MoCo v2 recipe (both views) on the CPU, per image, in batches;
 - gpu_decode_worker: the loader side of INPUT.GPU_DECODE (the file's bytes).
@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.data import build_train_dataset  # noqa: E402
-from ssl_lab.data.build import SeededAugmentation  # noqa: E402
-from ssl_lab.data.gpu_augment import build_gpu_augmentation  # noqa: E402
+from ssl_lab.data.build import SeededAugmentedDataset  # noqa: E402
+from ssl_lab.data.batched_augment import build_batched_augmentation  # noqa: E402
 from ssl_lab.model_zoo.download import cache_dir  # noqa: E402
 
 # ImageNet's JPEGs, the numbers the generated set imitates:
@@ -172,9 +172,9 @@ def build_paths(train_dir: str, batch: int) -> dict:
     def dataset(**opts):
         return build_train_dataset(ssl_lab_cfg(train_dir, **opts))
 
-    cfg = ssl_lab_cfg(train_dir, INPUT__GPU_AUGMENTATION=True)
-    squares = dataset(INPUT__GPU_AUGMENTATION=True, INPUT__REDUCED_DECODE=False)
-    recipe = build_gpu_augmentation(cfg)
+    cfg = ssl_lab_cfg(train_dir, INPUT__BATCHED_AUGMENTATION=True)
+    squares = dataset(INPUT__BATCHED_AUGMENTATION=True, INPUT__REDUCED_DECODE=False)
+    recipe = build_batched_augmentation(cfg)
 
     def batched_recipe(indices):
         images = torch.stack([squares[i][0] for i in indices])
@@ -185,12 +185,12 @@ def build_paths(train_dir: str, batch: int) -> dict:
 
     return {
         "reference": per_item(reference_dataset(train_dir)),
-        "pil": seeded(SeededAugmentation(dataset(INPUT__REDUCED_DECODE=False), 0)),
-        "pil_reduced": seeded(SeededAugmentation(dataset(INPUT__REDUCED_DECODE=True), 0)),
+        "pil": seeded(SeededAugmentedDataset(dataset(INPUT__REDUCED_DECODE=False), 0)),
+        "pil_reduced": seeded(SeededAugmentedDataset(dataset(INPUT__REDUCED_DECODE=True), 0)),
         "batched_worker": per_item(squares),
-        "batched_worker_reduced": per_item(dataset(INPUT__GPU_AUGMENTATION=True, INPUT__REDUCED_DECODE=True)),
+        "batched_worker_reduced": per_item(dataset(INPUT__BATCHED_AUGMENTATION=True, INPUT__REDUCED_DECODE=True)),
         "batched_recipe_cpu": batched_recipe,
-        "gpu_decode_worker": per_item(dataset(INPUT__GPU_AUGMENTATION=True, INPUT__GPU_DECODE=True)),
+        "gpu_decode_worker": per_item(dataset(INPUT__BATCHED_AUGMENTATION=True, INPUT__GPU_DECODE=True)),
     }
 
 
@@ -215,7 +215,7 @@ def device_decode_rate(train_dir: str, device: str, batch: int, num_images: int,
     on `batch` encoded files, best of `repeats` after one warm-up (wall time; the device is not shared)."""
     from ssl_lab.data.decode import collate_encoded
 
-    shipped = build_train_dataset(ssl_lab_cfg(train_dir, INPUT__GPU_AUGMENTATION=True, INPUT__GPU_DECODE=True))
+    shipped = build_train_dataset(ssl_lab_cfg(train_dir, INPUT__BATCHED_AUGMENTATION=True, INPUT__GPU_DECODE=True))
     encoded, _ = collate_encoded([shipped[i] for i in range(min(batch, num_images))])
     encoded = encoded.pin_memory() if device.startswith("cuda") else encoded
     best = math.inf

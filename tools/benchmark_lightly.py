@@ -8,7 +8,7 @@ in its own virtual environment, never in ssl_lab's):
 
 - ``ssl_lab``: ssl_lab's trainer with its default data path (the position-seeded PIL recipe in
   DATALOADER.NUM_WORKERS loader workers);
-- ``ssl_lab_batched``: the same with ``INPUT.GPU_AUGMENTATION True`` (uint8 loader, batched
+- ``ssl_lab_batched``: the same with ``INPUT.BATCHED_AUGMENTATION True`` (uint8 loader, batched
   recipe on MODEL.DEVICE);
 - ``lightly``: lightly 1.6.0's documented MoCo recipe: ``MoCoV2Transform`` on a ``LightlyDataset``
   in a torch DataLoader (same workers, batch and crop), torchvision ResNet of the same depth with
@@ -41,7 +41,7 @@ def ssl_lab_cfg(args, batched: bool):
     """The config of the ssl_lab paths (benchmark.py's: no evaluation, a schedule longer than the run)."""
     from benchmark import argument_parser, prepare_cfg
 
-    opts = SAME_RECIPE + list(args.opts) + ["INPUT.GPU_AUGMENTATION", str(batched)]
+    opts = SAME_RECIPE + list(args.opts) + ["INPUT.BATCHED_AUGMENTATION", str(batched)]
     return prepare_cfg(argument_parser().parse_args(["--config-file", args.config_file, *opts]))
 
 
@@ -169,11 +169,11 @@ def profile_view(view_ops, image_files, sample) -> dict:
 
 def ssl_lab_profile(args, count: int) -> dict:
     from ssl_lab.data import build_dataset, build_train_transform
-    from ssl_lab.data.build import SeededAugmentation
+    from ssl_lab.data.build import SeededAugmentedDataset
 
     cfg = ssl_lab_cfg(args, batched=False)
     transform = build_train_transform(cfg)
-    dataset = SeededAugmentation(build_dataset(cfg, cfg.DATASETS.TRAIN[0], transform), cfg.SEED)
+    dataset = SeededAugmentedDataset(build_dataset(cfg, cfg.DATASETS.TRAIN[0], transform), cfg.SEED)
     files = dataset.dataset.file_names[:count]
     return profile_view(transform.view_transforms[0].transforms, files, lambda i: dataset[(i, i)])
 

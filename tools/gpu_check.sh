@@ -43,10 +43,10 @@ GPU="MODEL.DEVICE cuda DATALOADER.NUM_WORKERS 8 DATALOADER.PIN_MEMORY True DATAS
 step "benchmark: Shapes ResNet-18 fp32, then bf16 + channels_last + batched augmentation"
 $B --config-file configs/Shapes/mocov2_r18.yaml --output "$OUT/bench_r18_fp32.json" $GPU 2>&1 | tee -a "$LOG" | tail -4
 $B --config-file configs/Shapes/mocov2_r18.yaml --amp --channels-last --output "$OUT/bench_r18_bf16_cl.json" \
-    $GPU INPUT.GPU_AUGMENTATION True 2>&1 | tee -a "$LOG" | tail -4
+    $GPU INPUT.BATCHED_AUGMENTATION True 2>&1 | tee -a "$LOG" | tail -4
 step "benchmark: SiMo ResNet-50 224 px, bf16 + channels_last + batched augmentation, batch 256"
 $B --config-file projects/SiMo/configs/r50_200ep.yaml --amp --channels-last --output "$OUT/bench_simo_r50.json" \
-    $GPU INPUT.GPU_AUGMENTATION True 2>&1 | tee -a "$LOG" | tail -4
+    $GPU INPUT.BATCHED_AUGMENTATION True 2>&1 | tee -a "$LOG" | tail -4
 
 step "data paths at ImageNet size (500 generated JPEGs): per-core rates, and nvJPEG decode of 256 files"
 SSL_LAB_CACHE="$OUT/cache" "$PY" tools/benchmark_data.py --images 500 --rounds 3 --per-round 30 --batch 256 --decode-device cuda \

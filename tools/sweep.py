@@ -53,6 +53,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import sweep_results  # noqa: E402
+from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
@@ -242,14 +243,22 @@ def stage_commands(run: Run) -> List[list]:
     return [[name, config, *[str(v) for v in opts]] for name, config, opts in run.stages()]
 
 
+def with_current_key_names(stages: List[list]) -> List[list]:
+    """Stage commands ([stage, config, KEY, VALUE, ...]) with each KEY registered as renamed under its new name."""
+    cfg = get_cfg()
+    return [[name, config, *[cfg.renamed_to(v) if i % 2 == 0 else v for i, v in enumerate(opts)]]
+            for name, config, *opts in stages]
+
+
 def check_unchanged(runs: List[Run]) -> None:
-    """Refuse a spec whose finished runs were made from other cell settings than it now gives."""
+    """Refuse a spec whose finished runs were made from other cell settings than it now gives (a key
+    stored under a name that was renamed since counts as the same key)."""
     changed = []
     for run in runs:
         if os.path.isfile(run.result_file):
             with open(run.result_file) as f:
                 stored = json.load(f).get("stages")
-            if stored is not None and stored != stage_commands(run):
+            if stored is not None and with_current_key_names(stored) != stage_commands(run):
                 changed.append(f"{run.cell} seed {run.seed}")
     if changed:
         raise SpecError(f"{len(changed)} finished run(s) were made with other settings than the spec now gives "

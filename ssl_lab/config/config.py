@@ -35,8 +35,18 @@ class CfgNode(_FvcoreCfgNode):
     """The config node of ssl_lab.
 
     Differences to fvcore's node: an unknown key raises :class:`ConfigError` naming
-    the key and the closest valid keys; a missing file raises one naming the path.
+    the key and the closest valid keys; a key registered with ``register_renamed_key``
+    raises one naming its new name; a missing file raises one naming the path.
     """
+
+    def raise_key_rename_error(self, full_key):
+        new_key = self.renamed_to(full_key)
+        raise ConfigError(f"Config key '{full_key}' was renamed to '{new_key}'; use the new name in the config file or override.")
+
+    def renamed_to(self, full_key: str) -> str:
+        """The name of `full_key` in this tree: its new name if it is registered as renamed, else itself."""
+        new_key = self.__dict__[self.RENAMED_KEYS].get(full_key, full_key)
+        return new_key[0] if isinstance(new_key, tuple) else new_key
 
     def _reraise_unknown_key(self, err):
         message = str(err.args[0]) if err.args else str(err)
@@ -104,6 +114,8 @@ class CfgNode(_FvcoreCfgNode):
             )
         try:
             return super().merge_from_list(cfg_list)
+        except ConfigError:
+            raise
         except (KeyError, ValueError, AssertionError) as err:
             self._reraise_unknown_key(err)
             raise ConfigError(f"Bad config override: {err}") from None

@@ -118,16 +118,20 @@ _C.INPUT.TEST_RESIZE = 256
 _C.INPUT.PIXEL_MEAN = (0.485, 0.456, 0.406)
 _C.INPUT.PIXEL_STD = (0.229, 0.224, 0.225)
 # True: the loader ships uint8 squares and the recipe runs batched on the model's device
-# (ssl_lab.data.gpu_augment), so CPU workers only decode; see its docstring for how it differs
+# (ssl_lab.data.batched_augment), so CPU workers only decode; see its docstring for how it differs
 # from the per-image PIL path.
-_C.INPUT.GPU_AUGMENTATION = False
+_C.INPUT.BATCHED_AUGMENTATION = False
 # Side of those squares (short side resized to it, centre square), the canvas the random crops
 # are cut from; 0: INPUT.CROP_SIZE. Larger keeps more detail for small crops, at a cost per pixel.
-_C.INPUT.GPU_AUGMENTATION_SIZE = 0
+_C.INPUT.BATCHED_AUGMENTATION_SIZE = 0
+# Earlier names of these two keys: a config that uses one is refused with a message naming the key above.
+_C.register_renamed_key("INPUT.GPU_AUGMENTATION", "INPUT.BATCHED_AUGMENTATION")
+_C.register_renamed_key("INPUT.GPU_AUGMENTATION_SIZE", "INPUT.BATCHED_AUGMENTATION_SIZE")
 # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling) where every crop cut from the image
-# keeps at least the output size (ssl_lab.data.decode); the crop boxes are drawn as before.
+# keeps at least the output size (ssl_lab.data.decode); the crop boxes are drawn from the full-size
+# image, as RandomResizedCrop draws them.
 _C.INPUT.REDUCED_DECODE = True
-# With GPU_AUGMENTATION: the loader ships encoded JPEG bytes, decoded on the model's device
+# With BATCHED_AUGMENTATION: the loader ships encoded JPEG bytes, decoded on the model's device
 # (nvJPEG on CUDA) before the batched recipe.
 _C.INPUT.GPU_DECODE = False
 
@@ -243,7 +247,7 @@ _C.TEST.KNN.K = 200
 _C.TEST.KNN.TEMPERATURE = 0.07
 # Labelled split whose features form the kNN memory; "" means DATASETS.TRAIN[0].
 _C.TEST.KNN.MEMORY_DATASET = ""
-# Scale keys (issue 16). The memory bank stays sharded on the ranks' devices; per rank the
+# Memory at scale: the memory bank stays sharded on the ranks' devices; per rank the
 # similarity blocks hold about QUERY_CHUNK_SIZE x MEMORY_CHUNK_SIZE floats (64 MB at 1024 x 16384),
 # whatever the dataset size. MEMORY_PER_CLASS > 0 keeps the first N images of each class of the
 # memory split (e.g. 100 on ImageNet: a 128k-image monitor, 10x cheaper than the full 1.28M).
@@ -282,7 +286,7 @@ _C.SOLVER.NON_FINITE_CHECK_PERIOD = 20
 _C.EXTRA_HOOKS = ()
 
 # ---------------------------------------------------------------------------- #
-# timm backbones and MoCo v3 (issue 29)
+# timm backbones and MoCo v3
 # ---------------------------------------------------------------------------- #
 # MODEL.BACKBONE.NAME "TimmBackbone": timm.create_model(MODEL, pretrained=False, num_classes=0, **KWARGS);
 # no hub download, weights come from MODEL.WEIGHTS or the model zoo.

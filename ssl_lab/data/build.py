@@ -7,14 +7,14 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, S
 from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
 
+from .batched_augment import build_uint8_transform
 from .datasets import build_dataset
 from .decode import build_decoding, collate_encoded
-from .gpu_augment import build_uint8_transform
 from .samplers import InferenceSampler, TrainingSampler
 from .transforms import build_test_transform, build_train_transform
 
 
-class SeededAugmentation(Dataset):
+class SeededAugmentedDataset(Dataset):
     """Applies the random augmentation of sample (index, position) under a generator seeded by
     (seed, position): the views depend only on where the sample is in the training stream,
     not on workers or on where a run was resumed."""
@@ -42,9 +42,9 @@ class SeededAugmentation(Dataset):
 
 def build_train_dataset(cfg):
     """Concatenation of DATASETS.TRAIN with the multi-view training transform, or with the
-    uint8 loading transform when INPUT.GPU_AUGMENTATION makes the views on the device, behind the
+    uint8 loading transform when INPUT.BATCHED_AUGMENTATION makes the views on the device, behind the
     decoding of INPUT.REDUCED_DECODE / INPUT.GPU_DECODE."""
-    transform = build_uint8_transform(cfg) if cfg.INPUT.GPU_AUGMENTATION else build_train_transform(cfg)
+    transform = build_uint8_transform(cfg) if cfg.INPUT.BATCHED_AUGMENTATION else build_train_transform(cfg)
     transform = build_decoding(cfg, transform)
     datasets = [build_dataset(cfg, name, transform) for name in cfg.DATASETS.TRAIN]
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
@@ -65,7 +65,7 @@ def per_rank_batch_size(cfg, world_size: int = 0) -> int:
 
 def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank
-    (uint8 images (N, 3, H, W) instead of the views with INPUT.GPU_AUGMENTATION; an EncodedBatch,
+    (uint8 images (N, 3, H, W) instead of the views with INPUT.BATCHED_AUGMENTATION; an EncodedBatch,
     whose ``.to(device)`` decodes it to them, with INPUT.GPU_DECODE).
 
     `start_iter` resumes the sample stream exactly where iteration `start_iter` begins.
@@ -76,7 +76,7 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size,
                               with_positions=True)
     return DataLoader(
-        SeededAugmentation(dataset, seed),
+        SeededAugmentedDataset(dataset, seed),
         batch_sampler=BatchSampler(sampler, batch_size // cfg.SOLVER.GRAD_ACCUM_STEPS, drop_last=True),
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),

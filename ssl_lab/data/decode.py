@@ -20,8 +20,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
+from .batched_augment import UInt8ResizeCrop
 from .datasets.image_folder import BadImageError, open_image, to_rgb
-from .gpu_augment import UInt8ResizeCrop
 from .transforms import MultiViewTransform
 
 __all__ = [
@@ -204,11 +204,11 @@ def collate_encoded(samples):
 
 def build_decoding(cfg, transform):
     """The loader's `transform` behind the decoding that the config asks for: ShipEncoded with
-    INPUT.GPU_DECODE (needs INPUT.GPU_AUGMENTATION), a reduced-size decode with INPUT.REDUCED_DECODE
+    INPUT.GPU_DECODE (needs INPUT.BATCHED_AUGMENTATION), a reduced-size decode with INPUT.REDUCED_DECODE
     (for recipes whose views start with RandomResizedCrop; others decode at full size)."""
     if cfg.INPUT.GPU_DECODE:
         if not isinstance(transform, UInt8ResizeCrop):
-            raise ValueError("INPUT.GPU_DECODE decodes for the batched path: set INPUT.GPU_AUGMENTATION True as well")
+            raise ValueError("INPUT.GPU_DECODE decodes for the batched path: set INPUT.BATCHED_AUGMENTATION True as well")
         return ShipEncoded(transform.size)
     if not cfg.INPUT.REDUCED_DECODE:
         return transform

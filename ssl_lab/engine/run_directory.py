@@ -65,8 +65,10 @@ def _defines_the_run(key: str) -> bool:
 def changed_keys(saved: dict, cfg) -> list:
     """[(key, saved value, new value)] of the keys of the saved config that define the run and differ
     in `cfg`. SEED -1 (draw one) takes the saved seed and is no change; a saved key `cfg` lacks (a project
-    no longer imported) is a change; a key the saved config lacks (added by a later version) is not."""
-    old, new = _flatten(saved), _flatten(cfg)
+    no longer imported) is a change; a key the saved config lacks (added by a later version) is not; a saved key
+    under a name registered as renamed is compared under its new name."""
+    old = {cfg.renamed_to(key): value for key, value in _flatten(saved).items()}
+    new = _flatten(cfg)
     changes = []
     for key in sorted(old):
         if not _defines_the_run(key) or (key == "SEED" and new.get(key, -1) < 0):

@@ -143,7 +143,7 @@ class SimpleTrainer(TrainerBase):
     The model maps `views` (list of (N, 3, H, W)) to a dict of scalars: the losses (keys starting with
     "loss", summed) and metrics to log (any other key); a model
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
-    With `batch_augmentation` (a :class:`ssl_lab.data.gpu_augment.BatchedMultiView`) the loader
+    With `batch_augmentation` (a :class:`ssl_lab.data.batched_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
     a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank).
     Losses stay on the device until a log period (`log_period`) or a non-finite check

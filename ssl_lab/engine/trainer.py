@@ -14,7 +14,7 @@ from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import ConfigError
 from ssl_lab.config.checks import check_config
 from ssl_lab.data import build_train_dataset, build_train_loader
-from ssl_lab.data.gpu_augment import build_gpu_augmentation
+from ssl_lab.data.batched_augment import build_batched_augmentation
 from ssl_lab.evaluation import build_evaluators, inference_on_evaluators
 from ssl_lab.modeling import build_model
 from ssl_lab.solver import build_lr_scheduler, build_optimizer, resolve_schedule
@@ -54,7 +54,7 @@ class Run:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
-    batch_augmentation: Optional[torch.nn.Module]  # INPUT.GPU_AUGMENTATION's batched views, else None
+    batch_augmentation: Optional[torch.nn.Module]  # INPUT.BATCHED_AUGMENTATION's batched views, else None
 
 
 def _create_ddp_model(model):
@@ -249,8 +249,8 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_batch_augmentation(cls, cfg):
-        """The on-device multi-view augmentation with INPUT.GPU_AUGMENTATION, else None."""
-        return build_gpu_augmentation(cfg) if cfg.INPUT.GPU_AUGMENTATION else None
+        """The on-device multi-view augmentation with INPUT.BATCHED_AUGMENTATION, else None."""
+        return build_batched_augmentation(cfg) if cfg.INPUT.BATCHED_AUGMENTATION else None
 
     @classmethod
     def build_train_loader(cls, cfg, dataset, start_iter: int = 0):

@@ -13,8 +13,8 @@ import torch
 from ssl_lab.config import ConfigError
 from ssl_lab.config.checks import check_config
 from ssl_lab.data import build_train_dataset
+from ssl_lab.data.batched_augment import build_uint8_transform
 from ssl_lab.data.build import per_rank_batch_size
-from ssl_lab.data.gpu_augment import build_uint8_transform
 from ssl_lab.data.transforms import build_train_transform
 from ssl_lab.model_zoo import get_entry
 from ssl_lab.model_zoo.download import SUPPORTED_SCHEMES
@@ -87,7 +87,7 @@ def validate(cfg, world_size: int, resume: bool = False, allow_config_change: bo
     check_config(cfg)
     per_rank_batch_size(cfg, world_size)
     check_weights(cfg.MODEL.WEIGHTS, eval_only)
-    (build_uint8_transform if cfg.INPUT.GPU_AUGMENTATION else build_train_transform)(cfg)
+    (build_uint8_transform if cfg.INPUT.BATCHED_AUGMENTATION else build_train_transform)(cfg)
     logging.disable(logging.WARNING if quiet else logging.NOTSET)
     try:
         resolved = resolve_schedule(cfg, nominal_train_size(cfg))

@@ -73,7 +73,7 @@ def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: flo
         memory_chunk: memory rows per similarity block. Peak extra memory per rank is about
             query_chunk x (memory_chunk + 4 W k) floats.
     Every rank must call this (a collective). Each query's k nearest memory features over all
-    shards vote with weight exp(cos / T); equals `weighted_knn_predict` on the gathered bank.
+    shards vote with weight exp(cos / T), as one process voting over the gathered bank would.
     """
     world = comm.get_world_size()
     per_rank = max(query_chunk // world, 1)
@@ -92,19 +92,6 @@ def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: flo
         votes = F.one_hot(lab[mine].gather(1, index), num_classes).to(top_sim.dtype)
         scores.append((votes * (top_sim / temperature).exp().unsqueeze(-1)).sum(dim=1))
     return torch.cat(scores) if scores else queries.new_zeros(0, num_classes)
-
-
-def weighted_knn_predict(train_features, train_labels, test_features, k: int, temperature: float,
-                         num_classes: int, chunk_size: int = 1024):
-    """Class scores (M_test, C) on one process: the k nearest training features vote with weight exp(cos / T)."""
-    k = min(k, train_features.shape[0])
-    scores = []
-    for start in range(0, test_features.shape[0], chunk_size):
-        sim = test_features[start : start + chunk_size] @ train_features.T
-        top_sim, top_idx = sim.topk(k, dim=1)
-        votes = F.one_hot(train_labels[top_idx], num_classes).float()
-        scores.append((votes * (top_sim / temperature).exp().unsqueeze(-1)).sum(dim=1))
-    return torch.cat(scores)
 
 
 def topk_correct(scores, labels, ks=(1, 5)):

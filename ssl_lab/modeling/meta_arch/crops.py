@@ -6,13 +6,12 @@ targets/keys on global crops only and use every other crop, local ones included,
 each of them: the pairing of SwAV (`crops_for_assign` against `np.delete(np.arange(sum(nmb_crops)),
 crop_id)`), DINO (teacher on the 2 global crops, student on all crops, `v == iq` skipped) and
 solo-learn (`for v1 in range(num_large_crops): for v2 in np.delete(range(num_crops), v1)`).
+Methods whose CROP_PAIRING is "global-global" (the default) pair the global views only and refuse
+local crops.
 """
 from typing import List, Sequence, Tuple
 
-__all__ = ["CROP_PAIRINGS", "crop_pairs"]
-
-# "global-global": the global views only (local crops refused); "global-local": local crops too.
-CROP_PAIRINGS = ("global-global", "global-local")
+__all__ = ["crop_pairs"]
 
 
 def crop_pairs(targets: Sequence[int], num_crops: int) -> List[Tuple[int, int]]:

@@ -9,7 +9,7 @@ from ssl_lab.config import ConfigError
 from ..transforms import GaussianBlur, ToNormalizedTensor, view_transforms
 from . import ops
 
-__all__ = ["batched_view", "build_gpu_augmentation"]
+__all__ = ["batched_view", "build_batched_augmentation"]
 
 
 def _right_angles(choice: T.RandomChoice):
@@ -48,7 +48,7 @@ def _convert(transform, p: float = 1.0):
         return [ops.BatchedRightAngleRotation(_right_angles(transform), transform.p)]
     if isinstance(transform, (T.Normalize, ToNormalizedTensor)):
         return [ops.BatchedNormalize(transform.mean, transform.std)]
-    raise ConfigError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.gpu_augment")
+    raise ConfigError(f"{type(transform).__name__} has no batched equivalent in ssl_lab.data.batched_augment")
 
 
 def batched_view(transform) -> ops.BatchedView:
@@ -60,7 +60,7 @@ def batched_view(transform) -> ops.BatchedView:
     return ops.BatchedView(*view)
 
 
-def build_gpu_augmentation(cfg) -> ops.BatchedMultiView:
+def build_batched_augmentation(cfg) -> ops.BatchedMultiView:
     """The recipe cfg.INPUT.AUGMENTATION with cfg.INPUT.NUM_VIEWS global views and
     cfg.INPUT.MULTI_CROP.NUM_LOCAL local crops, as a batched module."""
     views = view_transforms(cfg)

@@ -31,10 +31,10 @@ class UInt8ResizeCrop:
 
 
 def build_uint8_transform(cfg) -> UInt8ResizeCrop:
-    """The loader-side transform of the batched path: uint8 squares of INPUT.GPU_AUGMENTATION_SIZE
+    """The loader-side transform of the batched path: uint8 squares of INPUT.BATCHED_AUGMENTATION_SIZE
     px (INPUT.CROP_SIZE if 0)."""
-    size = cfg.INPUT.GPU_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
+    size = cfg.INPUT.BATCHED_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
     if size < cfg.INPUT.CROP_SIZE:
-        raise ConfigError(f"INPUT.GPU_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
+        raise ConfigError(f"INPUT.BATCHED_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
                          f"({cfg.INPUT.CROP_SIZE}): the crops are cut from these squares")
     return UInt8ResizeCrop(size)

@@ -9,7 +9,7 @@ from torchvision import transforms as T
 
 from ssl_lab.config import get_cfg
 from ssl_lab.data import build_dataset, build_train_loader
-from ssl_lab.data.gpu_augment import (
+from ssl_lab.data.batched_augment import (
     BatchedColorJitter,
     BatchedGaussianBlur,
     BatchedGrayscale,
@@ -21,7 +21,7 @@ from ssl_lab.data.gpu_augment import (
     BatchedSolarize,
     UInt8ResizeCrop,
     batched_view,
-    build_gpu_augmentation,
+    build_batched_augmentation,
     build_uint8_transform,
 )
 
@@ -58,14 +58,14 @@ def _pil_batch(transform, images):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipes_give_views_of_the_crop_size(recipe):
     cfg = _cfg(recipe, "INPUT.CROP_SIZE", "24", "INPUT.NUM_VIEWS", "3")
-    views = build_gpu_augmentation(cfg)(_images(h=40, w=48), _gen())
+    views = build_batched_augmentation(cfg)(_images(h=40, w=48), _gen())
     assert len(views) == 3
     for v in views:
         assert v.dtype == torch.float32 and v.shape == (8, 3, 24, 24) and torch.isfinite(v).all()
 
 
 def test_views_cycle_through_the_recipe_and_byol_views_differ():
-    aug = build_gpu_augmentation(_cfg("BYOL"))
+    aug = build_batched_augmentation(_cfg("BYOL"))
     assert len(aug.views) == 2
     assert any(isinstance(op, BatchedSolarize) for op in aug.views[1])
     assert not any(isinstance(op, BatchedSolarize) for op in aug.views[0])
@@ -74,7 +74,7 @@ def test_views_cycle_through_the_recipe_and_byol_views_differ():
 
 
 def test_rejects_float_input_and_unknown_transforms():
-    aug = build_gpu_augmentation(_cfg())
+    aug = build_batched_augmentation(_cfg())
     with pytest.raises(ValueError, match="uint8"):
         aug(_images().float())
     with pytest.raises(ValueError, match="RandomRotation"):
@@ -84,7 +84,7 @@ def test_rejects_float_input_and_unknown_transforms():
 
 
 def test_seeded_generator_is_deterministic():
-    aug = build_gpu_augmentation(_cfg("SimCLR"))
+    aug = build_batched_augmentation(_cfg("SimCLR"))
     images = _images()
     first, again, other = aug(images, _gen(1)), aug(images, _gen(1)), aug(images, _gen(2))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
@@ -93,7 +93,7 @@ def test_seeded_generator_is_deterministic():
 
 
 def test_parameters_differ_per_sample():
-    aug = build_gpu_augmentation(_cfg("SimCLR"))
+    aug = build_batched_augmentation(_cfg("SimCLR"))
     same_image = _images(n=1).expand(16, -1, -1, -1).contiguous()
     view = aug(same_image, _gen())[0]
     assert len({tuple(v.flatten()[:64].tolist()) for v in view}) == 16
@@ -156,7 +156,7 @@ def test_right_angle_rotations_match_pil_and_are_uniform():
         ours = BatchedRightAngleRotation([angle])(images.float() / 255, _gen())
         pil = _pil_batch(T.Compose([T.RandomRotation((angle, angle)), T.ToTensor()]), images)
         torch.testing.assert_close(ours, pil, atol=1e-6, rtol=0)
-    shapes_recipe = build_gpu_augmentation(_cfg("Shapes")).views[0]
+    shapes_recipe = build_batched_augmentation(_cfg("Shapes")).views[0]
     rotation = next(op for op in shapes_recipe if isinstance(op, BatchedRightAngleRotation))
     assert rotation.angles == (0, 90, 180, 270)
     x = torch.arange(4.0).view(1, 1, 2, 2).expand(4000, 3, 2, 2)
@@ -242,7 +242,7 @@ def test_normalization_statistics():
     torch.testing.assert_close(out, T.Normalize(mean, std)(x))
     constant = torch.tensor(mean).view(1, 3, 1, 1).expand(4, 3, 8, 8)
     torch.testing.assert_close(BatchedNormalize(mean, std)(constant), torch.zeros(4, 3, 8, 8), atol=1e-6, rtol=0)
-    views = build_gpu_augmentation(_cfg("MoCoV2", "INPUT.CROP_SIZE", "16"))(_images(n=64), _gen())
+    views = build_batched_augmentation(_cfg("MoCoV2", "INPUT.CROP_SIZE", "16"))(_images(n=64), _gen())
     per_channel = views[0].transpose(0, 1).flatten(1)
     # uniform noise (mean 0.5, std 0.29) after jitter: normalized means near (0.5 - mean) / std, spread near 1
     assert ((per_channel.mean(1) - (0.5 - torch.tensor(mean)) / torch.tensor(std)).abs() < 0.5).all()
@@ -264,16 +264,15 @@ def test_uint8_loader_feeds_the_batched_path(shapes_root, tmp_path):
     dataset = build_dataset(cfg, "shapes_train", build_uint8_transform(cfg))
     images, labels = next(iter(build_train_loader(cfg, dataset)))
     assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32) and labels.shape == (16,)
-    views = build_gpu_augmentation(cfg)(images, _gen())
+    views = build_batched_augmentation(cfg)(images, _gen())
     assert [v.shape for v in views] == [(16, 3, 32, 32)] * 2
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(get_cfg().INPUT, "GPU_AUGMENTATION"), reason="not wired into the trainer")
 def test_trainer_makes_the_views_on_the_device(tiny_cfg):
     from ssl_lab.engine import DefaultTrainer
 
-    cfg = tiny_cfg("configs/Shapes/byol_r18.yaml", "INPUT.GPU_AUGMENTATION", "True", "SOLVER.MAX_ITER", "2")
+    cfg = tiny_cfg("configs/Shapes/byol_r18.yaml", "INPUT.BATCHED_AUGMENTATION", "True", "SOLVER.MAX_ITER", "2")
     trainer = DefaultTrainer(cfg)
     trainer.train()
     assert trainer.train_dataset[0][0].dtype == torch.uint8
@@ -291,10 +290,10 @@ def test_loader_square_is_sized_by_its_own_key():
     cfg = _cfg("MoCoV2", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "40")
     rect = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8))
     assert build_uint8_transform(cfg)(rect).shape == (3, 32, 32)  # 0: the crop size, not TEST_RESIZE
-    cfg.INPUT.GPU_AUGMENTATION_SIZE = 48
+    cfg.INPUT.BATCHED_AUGMENTATION_SIZE = 48
     assert build_uint8_transform(cfg)(rect).shape == (3, 48, 48)
-    cfg.INPUT.GPU_AUGMENTATION_SIZE = 16
-    with pytest.raises(ValueError, match="GPU_AUGMENTATION_SIZE"):
+    cfg.INPUT.BATCHED_AUGMENTATION_SIZE = 16
+    with pytest.raises(ValueError, match="BATCHED_AUGMENTATION_SIZE"):
         build_uint8_transform(cfg)
 
 

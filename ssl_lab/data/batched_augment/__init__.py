@@ -1,6 +1,6 @@
 """Batched multi-view augmentation on the device, and the uint8 loading path that feeds it.
 
-The loader ships uint8 squares of INPUT.GPU_AUGMENTATION_SIZE px (:mod:`.loading`); a whole
+The loader ships uint8 squares of INPUT.BATCHED_AUGMENTATION_SIZE px (:mod:`.loading`); a whole
 batch (N, 3, H, W) is converted to float and augmented on the device with per-sample random
 parameters (:mod:`.ops`). The recipes are the torchvision recipes of ``TRANSFORM_REGISTRY``,
 translated op by op (:mod:`.recipes`), so a recipe name means the same augmentation on both paths.
