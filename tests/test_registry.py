@@ -22,7 +22,8 @@ from ssl_lab.registry import REGISTRIES
 from ssl_lab.utils.registry import Registry
 
 PROJECTS = [os.path.join(REPO_ROOT, path) for path in
-            ("projects/EqCo/eqco", "projects/SiMo/simo", "projects/MSBReg/msbreg")]
+            ("projects/EqCo/eqco", "projects/SiMo/simo", "projects/MSBReg/msbreg",
+             "projects/example_project/example_project")]
 PROJECT_MODULES = [import_project(path) for path in PROJECTS]
 OWN_PACKAGES = ("ssl_lab",) + tuple(module.__name__ for module in PROJECT_MODULES)
 BY_KIND = {info.kind: info for info in REGISTRIES}
