@@ -22,7 +22,7 @@ from eqco.toy_mi import critic_losses, rho_for_mi  # noqa: E402
 from make_configs import build_configs  # noqa: E402
 
 from ssl_lab.config import get_cfg  # noqa: E402
-from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, setup_cfg  # noqa: E402
+from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, build_extra_hooks, setup_cfg  # noqa: E402
 from ssl_lab.modeling import build_loss, build_model  # noqa: E402
 from ssl_lab.modeling.losses import SIMILARITIES  # noqa: E402
 from ssl_lab.modeling.losses import InfoNCELoss  # noqa: E402
@@ -40,12 +40,6 @@ def eqco_cfg(*opts):
 def project_cfg(name, *opts):
     """A project config loaded as tools/train_net.py loads it (IMPORTS, then the file, then `opts`)."""
     return setup_cfg(SimpleNamespace(config_file=os.path.join(PROJECT, "configs", name), opts=list(opts)))
-
-
-def eqco_hooks(cfg):
-    """The hooks `cfg.EXTRA_HOOKS` gives, built as DefaultTrainer.build_hooks builds them."""
-    trainer = SimpleNamespace(cfg=cfg)
-    return [HOOK_REGISTRY.get(name)(trainer) for name in cfg.EXTRA_HOOKS]
 
 
 def reference_loss(pos, neg, alpha, tau):
@@ -160,22 +154,22 @@ def test_eqco_monitor_hook_checks_k_and_follows_model_eqco():
     assert HOOK_REGISTRY.get("EqCoMonitor") is EqCoMonitor
     sampled = ("MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "32")
     with pytest.raises(ValueError, match="more than the 16 candidates of the queue"):
-        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *sampled))
+        build_extra_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *sampled))
     with pytest.raises(ValueError, match="K = 0"):
-        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.QUEUE.SIZE", "0"))
+        build_extra_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.QUEUE.SIZE", "0"))
     with pytest.raises(ValueError, match="more than the 30 candidates of SimCLR"):
-        eqco_hooks(project_cfg("Shapes/simclr_r18_k64.yaml", "SOLVER.IMS_PER_BATCH", "16"))
+        build_extra_hooks(project_cfg("Shapes/simclr_r18_k64.yaml", "SOLVER.IMS_PER_BATCH", "16"))
     # MODEL.EQCO.MONITOR_*: the monitors asked for; both off: a hook that does nothing, K still checked.
-    (monitor,) = eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.EQCO.MONITOR_GRAD_NORM", "False"))
+    (monitor,) = build_extra_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", "MODEL.EQCO.MONITOR_GRAD_NORM", "False"))
     assert isinstance(monitor, ContrastiveMonitor) and (monitor.mi_bound, monitor.grad_norm) == (True, False)
     off = ("MODEL.EQCO.MONITOR_MI_BOUND", "False", "MODEL.EQCO.MONITOR_GRAD_NORM", "False")
-    (noop,) = eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off))
+    (noop,) = build_extra_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off))
     assert type(noop) is HookBase
     with pytest.raises(ValueError, match="more than the 16 candidates"):
-        eqco_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off, *sampled))
+        build_extra_hooks(project_cfg("Shapes/mocov2_r18_k16.yaml", *off, *sampled))
     # A config that names the hook without the project's IMPORTS (no MODEL.EQCO).
     with pytest.raises(ValueError, match="no MODEL.EQCO"):
-        EqCoMonitor(SimpleNamespace(cfg=get_cfg()))
+        EqCoMonitor(get_cfg())
 
 
 @pytest.mark.slow
@@ -254,7 +248,7 @@ def test_configs_load_and_match_their_names():
         assert cfg.OUTPUT_DIR.endswith(name)
         # Every config checks its K and logs the MI bound; the gradient norm is for MoCo only.
         assert cfg.EXTRA_HOOKS == ("EqCoMonitor",)
-        (monitor,) = eqco_hooks(cfg)
+        (monitor,) = build_extra_hooks(cfg)
         assert isinstance(monitor, ContrastiveMonitor)
         assert (monitor.mi_bound, monitor.grad_norm) == (True, name.startswith("mocov2"))
 

@@ -93,7 +93,7 @@ class _Crash(HookBase):
 class StepCounterForTest(HookBase):
     """A project hook with state (the number of optimizer steps it has seen), added by EXTRA_HOOKS."""
 
-    def __init__(self, trainer=None):
+    def __init__(self, cfg):
         self.count = 0
 
     def after_step(self):

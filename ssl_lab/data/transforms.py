@@ -11,8 +11,8 @@ from ssl_lab.utils.registry import Registry
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
 TRANSFORM_REGISTRY.__doc__ = """
-Registry for multi-view augmentation recipes. A recipe is a function
-`recipe(cfg) -> list of per-view transforms`; views cycle through that list.
+Registry for multi-view augmentation recipes. An entry is called as `entry(cfg)` and returns
+the list of per-view transforms; views cycle through that list.
 """
 
 

@@ -3,6 +3,7 @@ from ssl_lab.solver import resolve_schedule  # kept importable from here
 from .defaults import default_argument_parser, default_setup, setup_cfg
 from .hooks import (
     HOOK_REGISTRY,
+    build_extra_hooks,
     EvalHook,
     IterationTimer,
     LRScheduler,

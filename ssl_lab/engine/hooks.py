@@ -20,14 +20,21 @@ logger = logging.getLogger(__name__)
 
 HOOK_REGISTRY = Registry("HOOK")
 HOOK_REGISTRY.__doc__ = """
-Registry for optional hooks named in `cfg.EXTRA_HOOKS`: a registered object is called
-as `factory(trainer)` (trainer: a DefaultTrainer with `cfg`) and returns a HookBase.
+Registry for optional hooks named in `cfg.EXTRA_HOOKS`. An entry is called as `entry(cfg)` and
+returns a HookBase (a HookBase class with a `@configurable __init__`, or a function); the trainer
+it is registered with is its `self.trainer` from `before_train` on.
 """
 
 __all__ = [
-    "HOOK_REGISTRY", "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
+    "HOOK_REGISTRY", "build_extra_hooks",
+    "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
     "PeriodicWriter", "EvalHook",
 ]
+
+
+def build_extra_hooks(cfg) -> list:
+    """The hooks named in `cfg.EXTRA_HOOKS`, in that order."""
+    return [HOOK_REGISTRY.get(name)(cfg) for name in cfg.EXTRA_HOOKS]
 
 
 class IterationTimer(HookBase):

@@ -184,7 +184,7 @@ class DefaultTrainer(TrainerBase):
             if hasattr(model, "momentum_update") else None,
         ]
         # Before the checkpointers, so that a checkpoint holds their state after this step.
-        hook_list += [hooks.HOOK_REGISTRY.get(name)(self) for name in cfg.EXTRA_HOOKS]
+        hook_list += hooks.build_extra_hooks(cfg)
         if cfg.TEST.ONLINE_PROBE.ENABLED:
             hook_list.append(build_online_probe(cfg, model.backbone, lambda: getattr(self._trainer, "batch_labels", None),
                                                 getattr(self, "train_dataset", None)))

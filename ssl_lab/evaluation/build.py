@@ -8,8 +8,8 @@ from .linear_probe import LinearProbeEvaluator
 
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = """
-Registry for the evaluators named in `cfg.TEST.EVALUATORS`. A registered object is called as
-`obj(cfg)` and returns a :class:`DatasetEvaluator` on DATASETS.TEST[0]. Projects register theirs.
+Registry for the evaluators named in `cfg.TEST.EVALUATORS`. An entry is called as `entry(cfg)`
+and returns a :class:`DatasetEvaluator` on DATASETS.TEST[0]. Projects register theirs.
 """
 
 

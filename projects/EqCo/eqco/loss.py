@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.modeling.losses import LOSS_REGISTRY, InfoNCELoss, info_nce
 
 
@@ -24,6 +24,7 @@ class EqCoLoss(InfoNCELoss):
     loss serves a queue, in-batch negatives and sampled negatives; alpha = K is InfoNCE exactly.
     """
 
+    @configurable
     def __init__(self, alpha: float, temperature: float):
         super().__init__(temperature)
         if alpha <= 0:
@@ -32,7 +33,7 @@ class EqCoLoss(InfoNCELoss):
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(alpha=cfg.MODEL.EQCO.ALPHA, temperature=cfg.MODEL.LOSS.TEMPERATURE)
+        return {"alpha": cfg.MODEL.EQCO.ALPHA, "temperature": cfg.MODEL.LOSS.TEMPERATURE}
 
     def forward(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         """pos: (N,) positive cosines; neg: (N, K) negative cosines. Returns the scalar mean loss."""

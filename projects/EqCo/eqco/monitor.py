@@ -77,15 +77,14 @@ class ContrastiveMonitor(HookBase):
 
 
 @HOOK_REGISTRY.register()
-def EqCoMonitor(trainer) -> HookBase:  # noqa: N802 (the registered name)
+def EqCoMonitor(cfg) -> HookBase:  # noqa: N802 (the registered name)
     """The hook of `EXTRA_HOOKS: ["EqCoMonitor"]`: checks the config's K, then monitors as MODEL.EQCO says.
 
-    `negatives_per_query(trainer.cfg)` raises a clear ValueError for K = 0 or more sampled negatives
+    `negatives_per_query(cfg)` raises a clear ValueError for K = 0 or more sampled negatives
     than candidates (before training starts). Returns a :class:`ContrastiveMonitor` with
     MODEL.EQCO.MONITOR_MI_BOUND / MONITOR_GRAD_NORM, or a hook that does nothing when both are off
     (the K check still runs).
     """
-    cfg = trainer.cfg
     if "EQCO" not in cfg.MODEL:
         raise ConfigError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; '
                          'add "projects/EqCo/eqco" to IMPORTS')

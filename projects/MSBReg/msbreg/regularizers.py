@@ -22,6 +22,6 @@ def build_regularizers(cfg) -> EmbeddingRegularizers:
     """lambda_s * L_S and lambda_b * L_B from cfg.MODEL.MSBREG, logged as loss_singular / loss_brownian."""
     node = cfg.MODEL.MSBREG
     return EmbeddingRegularizers({
-        "loss_singular": (node.SINGULAR_WEIGHT, SingularValueLoss.from_config(cfg)),
-        "loss_brownian": (node.BROWNIAN_WEIGHT, BrownianDiffusiveLoss.from_config(cfg)),
+        "loss_singular": (node.SINGULAR_WEIGHT, SingularValueLoss(cfg)),
+        "loss_brownian": (node.BROWNIAN_WEIGHT, BrownianDiffusiveLoss(cfg)),
     })

@@ -6,9 +6,9 @@ from ssl_lab.utils.registry import Registry, UnknownNameError
 
 DATASET_REGISTRY = Registry("DATASET")
 DATASET_REGISTRY.__doc__ = """
-Registry for dataset families. A family is a function `family(cfg, split, transform)`
-returning a torch Dataset of (transform(image), int label) pairs, with attribute
-`labels` (list of ints) when the split is labelled.
+Registry for dataset families. An entry is called as `entry(cfg, split, transform)` and returns
+a torch Dataset of (transform(image), int label) pairs, with attribute `labels` (list of ints)
+when the split is labelled.
 """
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.layers import get_norm_layer
 
 from .build import BACKBONE_REGISTRY
@@ -44,6 +44,7 @@ class ResNet(nn.Module):
     out_dim = 8 * base_channels * width (basic blocks) or 32 * base_channels * width (bottlenecks).
     """
 
+    @configurable
     def __init__(self, depth: int = 50, width: int = 1, small_stem: bool = False, norm: str = "BN",
                  zero_init_residual: bool = False, base_channels: int = 64):
         super().__init__()
@@ -90,8 +91,8 @@ class ResNet(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.BACKBONE
-        return cls(depth=node.DEPTH, width=node.WIDTH_MULTIPLIER, small_stem=node.SMALL_STEM,
-                   norm=node.NORM, zero_init_residual=node.ZERO_INIT_RESIDUAL, base_channels=node.BASE_CHANNELS)
+        return {"depth": node.DEPTH, "width": node.WIDTH_MULTIPLIER, "small_stem": node.SMALL_STEM, "norm": node.NORM,
+                "zero_init_residual": node.ZERO_INIT_RESIDUAL, "base_channels": node.BASE_CHANNELS}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

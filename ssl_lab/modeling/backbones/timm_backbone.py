@@ -11,6 +11,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ssl_lab.config import configurable
+
 from .build import BACKBONE_REGISTRY
 
 
@@ -57,6 +59,7 @@ class TimmBackbone(nn.Module):
     and `mocov3_vit` initializes the model as MoCo v3's ViT (:func:`mocov3_vit_init_`).
     """
 
+    @configurable
     def __init__(self, name: str, kwargs: Optional[dict] = None, freeze_patch_embed: bool = False,
                  mocov3_vit: bool = False):
         super().__init__()
@@ -83,8 +86,8 @@ class TimmBackbone(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.BACKBONE.TIMM
-        return cls(name=node.MODEL, kwargs=pairs_to_kwargs(node.KWARGS), freeze_patch_embed=node.FREEZE_PATCH_EMBED,
-                   mocov3_vit=node.MOCOV3_VIT)
+        return {"name": node.MODEL, "kwargs": pairs_to_kwargs(node.KWARGS),
+                "freeze_patch_embed": node.FREEZE_PATCH_EMBED, "mocov3_vit": node.MOCOV3_VIT}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -2,7 +2,7 @@ from typing import Optional
 
 from torch import nn
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.layers import get_norm_layer
 
 from .build import HEAD_REGISTRY
@@ -18,6 +18,7 @@ class MLPHead(nn.Sequential):
     last BN's learnable shift (beta), keeping its scale: SimCLR's head (`center=False`).
     """
 
+    @configurable
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
                  hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN",
                  hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None,
@@ -43,10 +44,10 @@ class MLPHead(nn.Sequential):
         self.out_dim = out_dim
 
     @classmethod
-    def from_config(cls, node, in_dim: int):
-        return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, num_layers=node.NUM_LAYERS,
-                   hidden_bn=node.HIDDEN_BN, last_bn=node.LAST_BN, norm=node.NORM,
-                   last_bn_shift=node.LAST_BN_SHIFT)
+    def from_config(cls, cfg, in_dim: int):
+        """cfg: the head's own node (cfg.MODEL.PROJECTOR or cfg.MODEL.PREDICTOR)."""
+        return {"in_dim": in_dim, "hidden_dim": cfg.HIDDEN_DIM, "out_dim": cfg.OUT_DIM, "num_layers": cfg.NUM_LAYERS,
+                "hidden_bn": cfg.HIDDEN_BN, "last_bn": cfg.LAST_BN, "norm": cfg.NORM, "last_bn_shift": cfg.LAST_BN_SHIFT}
 
 
 @HEAD_REGISTRY.register()
@@ -55,10 +56,11 @@ class BYOLHead(MLPHead):
     Linear(bias) -> BN -> ReLU -> Linear(no bias), as deepmind-research `byol/utils/networks.py` (MLP).
     """
 
+    @configurable
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, norm: str = "BN"):
         super().__init__(in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=True, last_bn=False, norm=norm,
                          hidden_bias=True, last_bias=False)
 
     @classmethod
-    def from_config(cls, node, in_dim: int):
-        return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, norm=node.NORM)
+    def from_config(cls, cfg, in_dim: int):
+        return {"in_dim": in_dim, "hidden_dim": cfg.HIDDEN_DIM, "out_dim": cfg.OUT_DIM, "norm": cfg.NORM}

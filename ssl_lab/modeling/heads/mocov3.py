@@ -1,3 +1,5 @@
+from ssl_lab.config import configurable
+
 from .build import HEAD_REGISTRY
 from .mlp import MLPHead
 
@@ -9,6 +11,7 @@ class MoCoV3Head(MLPHead):
     without affine parameters after the last ("we further removed gamma in BN").
     """
 
+    @configurable
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, last_bn: bool = True,
                  norm: str = "BN"):
         super().__init__(in_dim, hidden_dim, out_dim, num_layers=num_layers, hidden_bn=True, last_bn=last_bn,
@@ -17,6 +20,6 @@ class MoCoV3Head(MLPHead):
             self[-1] = type(self[-1])(out_dim, affine=False)
 
     @classmethod
-    def from_config(cls, node, in_dim: int):
-        return cls(in_dim=in_dim, hidden_dim=node.HIDDEN_DIM, out_dim=node.OUT_DIM, num_layers=node.NUM_LAYERS,
-                   last_bn=node.LAST_BN, norm=node.NORM)
+    def from_config(cls, cfg, in_dim: int):
+        return {"in_dim": in_dim, "hidden_dim": cfg.HIDDEN_DIM, "out_dim": cfg.OUT_DIM, "num_layers": cfg.NUM_LAYERS,
+                "last_bn": cfg.LAST_BN, "norm": cfg.NORM}

@@ -3,9 +3,10 @@ from ssl_lab.utils.registry import Registry
 
 LOSS_REGISTRY = Registry("LOSS")
 LOSS_REGISTRY.__doc__ = """
-Registry for training objectives. A registered class has a `from_config(cls, cfg)`
-classmethod and a class attribute `INPUTS` naming what its forward takes (one of the
-kinds below); a meta-architecture states the kind it calls its loss with (`LOSS_INPUTS`).
+Registry for training objectives. An entry is called as `entry(cfg)`: a class with a
+`@configurable __init__`, `from_config(cls, cfg)` and a class attribute `INPUTS` naming what its
+forward takes (one of the kinds below); a meta-architecture states the kind it calls its loss with
+(`LOSS_INPUTS`).
 """
 
 # The kinds of loss inputs.
@@ -31,4 +32,4 @@ def build_loss(cfg, inputs: str):
             f"MODEL.LOSS.NAME '{name}' takes {takes}, but {cfg.MODEL.META_ARCHITECTURE} calls its loss with "
             f"{inputs}. Compatible losses: {', '.join(compatible_losses(inputs)) or 'none registered'}"
         )
-    return loss_cls.from_config(cfg)
+    return loss_cls(cfg)

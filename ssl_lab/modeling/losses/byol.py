@@ -2,6 +2,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
+
 from .build import LOSS_REGISTRY, PAIRED_EMBEDDINGS
 
 
@@ -16,9 +18,13 @@ class BYOLLoss(nn.Module):
 
     INPUTS = PAIRED_EMBEDDINGS
 
+    @configurable
+    def __init__(self):
+        super().__init__()
+
     @classmethod
     def from_config(cls, cfg):
-        return cls()
+        return {}
 
     def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return normalized_mse(p, z)

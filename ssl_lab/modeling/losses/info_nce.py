@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 
 from .build import LOSS_REGISTRY, SIMILARITIES
 
@@ -32,6 +32,7 @@ class InfoNCELoss(nn.Module):
 
     INPUTS = SIMILARITIES
 
+    @configurable
     def __init__(self, temperature: float):
         super().__init__()
         if temperature <= 0:
@@ -40,7 +41,7 @@ class InfoNCELoss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(temperature=cfg.MODEL.LOSS.TEMPERATURE)
+        return {"temperature": cfg.MODEL.LOSS.TEMPERATURE}
 
     def forward(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         if neg.shape[1] == 0:

@@ -2,6 +2,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
+
 from .build import GLOBAL_KEYS, LOSS_REGISTRY
 
 
@@ -29,6 +31,7 @@ class MoCoV3Loss(nn.Module):
 
     INPUTS = GLOBAL_KEYS
 
+    @configurable
     def __init__(self, temperature: float):
         super().__init__()
         if temperature <= 0:
@@ -37,7 +40,7 @@ class MoCoV3Loss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(temperature=cfg.MODEL.LOSS.TEMPERATURE)
+        return {"temperature": cfg.MODEL.LOSS.TEMPERATURE}
 
     def forward(self, q: torch.Tensor, keys: torch.Tensor, rank: int) -> torch.Tensor:
         return mocov3_contrastive_loss(q, keys, rank, self.temperature)

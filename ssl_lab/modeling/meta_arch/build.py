@@ -5,8 +5,8 @@ META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """
 Registry for meta-architectures: the whole model of a method.
 
-A registered object is called as `obj(cfg)` and returns the model: normally a class whose
-`@configurable __init__` takes the keyword arguments that `from_config(cfg)` returns. In
+An entry is called as `entry(cfg)` and returns the model: a class whose `@configurable __init__`
+takes the keyword arguments that `from_config(cls, cfg)` returns. In
 training, `forward(views)` takes a list of V tensors (N, 3, H, W) and returns a dict of
 scalars: the trainer sums those whose key starts with "loss" and logs the others as metrics.
 `backbone` is the network that is evaluated and transferred. Models with a momentum encoder

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 
 from .build import NEGATIVE_SAMPLER_REGISTRY
 
@@ -10,9 +10,13 @@ from .build import NEGATIVE_SAMPLER_REGISTRY
 class AllNegatives(nn.Module):
     """Every candidate is a negative: (N, M) -> (N, M)."""
 
+    @configurable
+    def __init__(self):
+        super().__init__()
+
     @classmethod
     def from_config(cls, cfg):
-        return cls()
+        return {}
 
     def negatives_per_query(self, candidates: int, source: str) -> int:
         """K for M = `candidates` (drawn from `source`); raises ValueError for K = 0."""
@@ -32,6 +36,7 @@ class RandomNegatives(nn.Module):
     the official SiMo code); shared=False draws an independent subset per query.
     """
 
+    @configurable
     def __init__(self, num_negatives: int, shared: bool = True):
         super().__init__()
         if num_negatives <= 0:
@@ -42,7 +47,7 @@ class RandomNegatives(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.NEGATIVE_SAMPLER
-        return cls(num_negatives=node.NUM_NEGATIVES, shared=node.SHARED)
+        return {"num_negatives": node.NUM_NEGATIVES, "shared": node.SHARED}
 
     def negatives_per_query(self, candidates: int, source: str) -> int:
         """K = num_negatives; raises ValueError if the M = `candidates` (from `source`) are fewer."""

@@ -2,8 +2,9 @@ from ssl_lab.utils.registry import Registry
 
 QUEUE_REGISTRY = Registry("QUEUE")
 QUEUE_REGISTRY.__doc__ = """
-Registry for memory banks of negative keys. Registered classes have
-`from_config(cls, cfg, dim)`; `MODEL.QUEUE.NAME = ""` means no memory bank.
+Registry for memory banks of negative keys. An entry is called as `entry(cfg, dim)`: a class
+with a `@configurable __init__` and `from_config(cls, cfg, dim)`; `MODEL.QUEUE.NAME = ""` means
+no memory bank.
 """
 
 
@@ -11,4 +12,4 @@ def build_queue(cfg, dim: int):
     """The memory bank named by `cfg.MODEL.QUEUE.NAME` for `dim`-dim keys, or None."""
     if not cfg.MODEL.QUEUE.NAME:
         return None
-    return QUEUE_REGISTRY.get(cfg.MODEL.QUEUE.NAME).from_config(cfg, dim)
+    return QUEUE_REGISTRY.get(cfg.MODEL.QUEUE.NAME)(cfg, dim)

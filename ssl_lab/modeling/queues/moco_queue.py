@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.utils import comm
 
 from .build import QUEUE_REGISTRY
@@ -18,6 +18,7 @@ class MoCoQueue(nn.Module):
     K < N (EqCo's small-K regime) the queue holds K random keys of the previous batch.
     """
 
+    @configurable
     def __init__(self, size: int, dim: int, global_batch_size: int):
         super().__init__()
         if size <= 0:
@@ -34,7 +35,7 @@ class MoCoQueue(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, dim: int):
-        return cls(size=cfg.MODEL.QUEUE.SIZE, dim=dim, global_batch_size=cfg.SOLVER.IMS_PER_BATCH)
+        return {"size": cfg.MODEL.QUEUE.SIZE, "dim": dim, "global_batch_size": cfg.SOLVER.IMS_PER_BATCH}
 
     def negatives(self) -> torch.Tensor:
         """(K, D) snapshot of the queue (a copy: enqueue() may run before backward)."""

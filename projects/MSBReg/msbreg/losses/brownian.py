@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
 from ssl_lab.modeling.losses import EMBEDDINGS, LOSS_REGISTRY
 from ssl_lab.utils import comm
 
@@ -42,6 +43,7 @@ class BrownianDiffusiveLoss(nn.Module):
 
     INPUTS = EMBEDDINGS
 
+    @configurable
     def __init__(self, seed: int):
         super().__init__()
         self.seed = seed
@@ -49,7 +51,7 @@ class BrownianDiffusiveLoss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(seed=max(cfg.SEED, 0))  # as the train loader: a negative SEED means 0
+        return {"seed": max(cfg.SEED, 0)}  # as the train loader: a negative SEED means 0
 
     def directions(self, num: int, dim: int, step: int) -> torch.Tensor:
         """(num, dim) unit directions of call number `step` on this rank."""

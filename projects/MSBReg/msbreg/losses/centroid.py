@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_lab.config import ConfigError
+from ssl_lab.config import ConfigError, configurable
 from ssl_lab.modeling.losses import LOSS_REGISTRY, MULTIVIEW_EMBEDDINGS
 
 
@@ -32,9 +32,13 @@ class MultiviewCentroidLoss(nn.Module):
 
     INPUTS = MULTIVIEW_EMBEDDINGS
 
+    @configurable
+    def __init__(self):
+        super().__init__()
+
     @classmethod
     def from_config(cls, cfg):
-        return cls()
+        return {}
 
     def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return multiview_centroid_loss(p, z)

@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_lab.config import configurable
 from ssl_lab.modeling.losses import EMBEDDINGS, LOSS_REGISTRY
 
 
@@ -25,9 +26,13 @@ class SingularValueLoss(nn.Module):
 
     INPUTS = EMBEDDINGS
 
+    @configurable
+    def __init__(self):
+        super().__init__()
+
     @classmethod
     def from_config(cls, cfg):
-        return cls()
+        return {}
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return singular_value_loss(p)
