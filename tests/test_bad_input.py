@@ -279,7 +279,7 @@ CASES = [
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
          "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
     Case("kNN temperature 0", _shapes("TEST.KNN.TEMPERATURE", "0.0"),
-         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be > 0"),
+         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be finite and >= 1.1754943508222875e-38"),
     Case("kNN memory chunk negative", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
          "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number"),
     Case("kNN query chunk 0", _shapes("TEST.KNN.QUERY_CHUNK_SIZE", "0"), "TEST.KNN.QUERY_CHUNK_SIZE = 0 is invalid"),
@@ -572,6 +572,7 @@ def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
 
 # ----------------------------------------------------------------- numeric checks at their boundaries
 _UP, _DOWN = (lambda x: math.nextafter(x, math.inf)), (lambda x: math.nextafter(x, -math.inf))
+_TINY32 = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
 # key: (first valid values, first invalid values), each at the exact edge of the range it checks
 BOUNDARIES = {
     "SOLVER.IMS_PER_BATCH": ([1], [0]),
@@ -590,7 +591,7 @@ BOUNDARIES = {
     "INPUT.TEST_RESIZE": ([224], [223]),  # CROP_SIZE 224
     "INPUT.CROP_SCALE": ([(_UP(0.0), 1.0), (0.5, 0.5)], [(0.0, 1.0), (0.5, _DOWN(0.5)), (0.5, _UP(1.0))]),
     "TEST.KNN.K": ([1], [0]),
-    "TEST.KNN.TEMPERATURE": ([_UP(0.0)], [0.0, math.inf]),
+    "TEST.KNN.TEMPERATURE": ([_TINY32, _DOWN(math.inf)], [_DOWN(_TINY32), 0.0, math.inf, math.nan]),
     "TEST.KNN.QUERY_CHUNK_SIZE": ([1], [0]),
     "TEST.KNN.MEMORY_CHUNK_SIZE": ([1], [0]),
     "TEST.KNN.MEMORY_PER_CLASS": ([0], [-1]),
