@@ -77,11 +77,13 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
     if name == "WarmupCosineLR":
         main = CosineParamScheduler(1.0, cfg.SOLVER.COSINE_END_FACTOR)
     elif name == "WarmupMultiStepLR":
-        steps = [s for s in cfg.SOLVER.STEPS if s <= max_iter]
-        if list(steps) != sorted(steps):
-            raise ConfigError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
-        main = MultiStepParamScheduler([cfg.SOLVER.GAMMA**i for i in range(len(steps) + 1)],
-                                       milestones=list(steps), num_updates=max_iter)
+        # The lr at iteration i is BASE_LR * GAMMA ** (the number of steps <= i). check_lr_steps (validate)
+        # checked the steps; the ones a shortened epoch schedule rounds together, onto 0 or past the end are
+        # merged, folded into the first value or never reached.
+        steps = cfg.SOLVER.STEPS
+        milestones = sorted({s for s in steps if 0 < s < max_iter})
+        values = [cfg.SOLVER.GAMMA ** sum(s <= m for s in steps) for m in (0, *milestones)]
+        main = MultiStepParamScheduler(values, milestones=milestones, num_updates=max_iter)
     else:
         raise ConfigError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter
