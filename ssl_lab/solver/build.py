@@ -1,4 +1,6 @@
 """Optimizers and LR schedules built from `cfg.SOLVER`."""
+from typing import List
+
 import torch
 from fvcore.common.param_scheduler import (
     CompositeParamScheduler,
@@ -22,7 +24,8 @@ def scaled_lr(cfg) -> float:
 
 def _split_decay_groups(model: nn.Module):
     """Parameters split into (weights with decay, biases and norm parameters without)."""
-    decay, no_decay = [], []
+    decay: List[nn.Parameter] = []
+    no_decay: List[nn.Parameter] = []
     for module in model.modules():
         is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
         for name, p in module.named_parameters(recurse=False):
