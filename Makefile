@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= output/demo
 
-.PHONY: install d2 demo lint typecheck test clean
+.PHONY: install d2 demo lint test clean
 
 install: $(STAMP)
 
@@ -21,12 +21,10 @@ demo: d2
 test: d2
 	$(PY) -m pytest -q tests
 
-# Lint rules + import order (ruff), as configured in pyproject.toml; run by .ci/run before the tests.
+# Lint rules + import order (ruff) and the types of ssl_lab/config, ssl_lab/utils, ssl_lab/solver (mypy),
+# as configured in pyproject.toml; run by .ci/run before the tests.
 lint: install
 	$(VENV)/bin/ruff check .
-
-# Types of ssl_lab/config, ssl_lab/utils, ssl_lab/solver (pyproject.toml); not yet clean, so not in CI.
-typecheck: install
 	$(VENV)/bin/mypy
 
 clean:

@@ -273,7 +273,7 @@ CASES = [
          "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'", dry_run=False),
     Case("kNN memory chunk 0", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "0"), "TEST.KNN.MEMORY_CHUNK_SIZE = 0 is invalid"),
     Case("fewer classes than the data", _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3",
-                                                                                  config=LINEAR)),
+                                                                                  "SOLVER.STEPS", "()", config=LINEAR)),
          "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes", dry_run=False),
     Case("unknown augmentation", _shapes("INPUT.AUGMENTATION", "MoCoV3"),
          "No TRANSFORM named 'MoCoV3'. Did you mean 'MoCoV2'? Registered: BYOL, "),
@@ -283,7 +283,7 @@ CASES = [
                                                    "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
          "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
     Case("kNN temperature 0", _shapes("TEST.KNN.TEMPERATURE", "0.0"),
-         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be > 0"),
+         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be finite and >= 1.1754943508222875e-38"),
     Case("kNN memory chunk negative", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
          "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number"),
     Case("kNN query chunk 0", _shapes("TEST.KNN.QUERY_CHUNK_SIZE", "0"), "TEST.KNN.QUERY_CHUNK_SIZE = 0 is invalid"),
@@ -294,6 +294,15 @@ CASES = [
     Case("host memory cache negative", _shapes("HOST_MEMORY_CACHE_MB", "-1"), "HOST_MEMORY_CACHE_MB = -1 is invalid"),
     Case("host memory cache absurd", _shapes("HOST_MEMORY_CACHE_MB", "1000000"),
          "HOST_MEMORY_CACHE_MB = 1000000 is invalid: it must be in [0, 2047] MiB"),
+    Case("LR step at the end of the run", _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", "SOLVER.STEPS", "(2, 4)"),
+         "SOLVER.STEPS = (2, 4) is invalid: step 4 is at or after the end of the run (SOLVER.MAX_ITER = 4 iterations, "
+         "0 .. 3), so it would never lower the lr. Give increasing steps in 1 .. 3"),
+    Case("linear eval shortened below its steps", _shapes(config=LINEAR),
+         "SOLVER.STEPS = (90, 120) is invalid: step 90 is at or after the end of the run (SOLVER.MAX_ITER = 4 "),
+    Case("LR step epoch at the end of the run", _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
+                                                        "SOLVER.EPOCHS", "2", "SOLVER.STEP_EPOCHS", "(1, 2)"),
+         "SOLVER.STEP_EPOCHS = (1, 2) is invalid: step 2 is at or after the end of the run (SOLVER.EPOCHS = 2; the run "
+         "has 4 iterations), so it would never lower the lr. Give increasing steps strictly between 0 and 2"),
     Case("weights URL of an unknown scheme", _shapes("MODEL.WEIGHTS", "ftp://example.org/r50.pth"),
          "MODEL.WEIGHTS = 'ftp://example.org/r50.pth': no handler opens 'ftp://' URLs"),
     # ------------------------------------------------------------- OUTPUT_DIR
@@ -576,6 +585,7 @@ def test_max_to_keep_also_rotates_the_checkpoints_of_earlier_runs(tmp_path):
 
 # ----------------------------------------------------------------- numeric checks at their boundaries
 _UP, _DOWN = (lambda x: math.nextafter(x, math.inf)), (lambda x: math.nextafter(x, -math.inf))
+_TINY32 = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
 # key: (first valid values, first invalid values), each at the exact edge of the range it checks
 BOUNDARIES = {
     "SOLVER.IMS_PER_BATCH": ([1], [0]),
@@ -594,7 +604,7 @@ BOUNDARIES = {
     "INPUT.TEST_RESIZE": ([224], [223]),  # CROP_SIZE 224
     "INPUT.CROP_SCALE": ([(_UP(0.0), 1.0), (0.5, 0.5)], [(0.0, 1.0), (0.5, _DOWN(0.5)), (0.5, _UP(1.0))]),
     "TEST.KNN.K": ([1], [0]),
-    "TEST.KNN.TEMPERATURE": ([_UP(0.0)], [0.0, math.inf]),
+    "TEST.KNN.TEMPERATURE": ([_TINY32, _DOWN(math.inf)], [_DOWN(_TINY32), 0.0, math.inf, math.nan]),
     "TEST.KNN.QUERY_CHUNK_SIZE": ([1], [0]),
     "TEST.KNN.MEMORY_CHUNK_SIZE": ([1], [0]),
     "TEST.KNN.MEMORY_PER_CLASS": ([0], [-1]),
@@ -613,16 +623,25 @@ BOUNDARIES = {
 }
 
 
-def _checked_keys():
-    """The keys `_require(...)` checks in ssl_lab/config/checks.py (its upper-case string arguments)."""
+# LR steps, checked on the resolved schedule by validate() (check_lr_steps): SOLVER.STEPS in a run of
+# MAX_ITER 100, SOLVER.STEP_EPOCHS in a run of EPOCHS 10 x 10 iterations.
+STEP_BOUNDARIES = {
+    "SOLVER.STEPS": ([(1,), (99,), (1, 2)], [(0,), (100,), (2, 2)]),
+    "SOLVER.STEP_EPOCHS": ([(_UP(0.0),), (_DOWN(10.0),), (5.0, _UP(5.0))], [(0.0,), (10.0,), (5.0, 5.0)]),
+}
+
+
+def _checked_keys(*path):
+    """The keys checked in the file at `path` under ssl_lab/ (its upper-case string arguments)."""
     import re
 
-    with open(os.path.join(REPO_ROOT, "ssl_lab", "config", "checks.py")) as f:
+    with open(os.path.join(REPO_ROOT, "ssl_lab", *path)) as f:
         return set(re.findall(r'"([A-Z][A-Z_.]+)",', f.read()))
 
 
 def test_every_numeric_check_has_its_boundary_row():
-    assert _checked_keys() == set(BOUNDARIES)
+    assert _checked_keys("config", "checks.py") == set(BOUNDARIES)
+    assert _checked_keys("solver", "schedule.py") == set(STEP_BOUNDARIES)
 
 
 def _boundary_cfg(key, value):
@@ -651,6 +670,32 @@ def test_numeric_check_at_its_boundary(key, value, valid):
     else:
         with pytest.raises(ConfigError, match=f"^{key} = "):
             check_config(cfg)
+
+
+@pytest.mark.parametrize("key,value,valid", [(k, v, ok) for k, (good, bad) in STEP_BOUNDARIES.items()
+                                             for ok, values in ((True, good), (False, bad)) for v in values])
+def test_lr_step_check_at_its_boundary(key, value, valid):
+    from ssl_lab.config import ConfigError, get_cfg
+    from ssl_lab.solver import build_lr_scheduler, check_lr_steps, resolve_schedule
+
+    cfg = get_cfg()
+    cfg.SOLVER.LR_SCHEDULER_NAME, cfg.SOLVER.IMS_PER_BATCH = "WarmupMultiStepLR", 100
+    if key == "SOLVER.STEPS":
+        cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS = 100, value
+    else:
+        cfg.SOLVER.EPOCHS, cfg.SOLVER.STEP_EPOCHS = 10, value
+    logging.disable(logging.CRITICAL)  # the schedule's log line
+    try:
+        resolved = resolve_schedule(cfg, num_images=1000)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert resolved.SOLVER.MAX_ITER == 100
+    if valid:
+        check_lr_steps(resolved)
+        build_lr_scheduler(resolved, torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0))
+    else:
+        with pytest.raises(ConfigError, match=f"^{key} = "):
+            check_lr_steps(resolved)
 
 
 def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, capsys):

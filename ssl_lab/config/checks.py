@@ -16,6 +16,9 @@ __all__ = ["check_config", "check_device", "check_knn", "check_weights_scheme"]
 
 # mallopt takes an int number of bytes: 2**31 - 1 bytes is 2047 MiB and a bit.
 MAX_HOST_MEMORY_CACHE_MB = 2047
+# The kNN votes divide float32 similarities by T: a T below float32's smallest normal number may round
+# to 0 (0 / 0 is NaN). Any T above it is computed stably (evaluation/knn.py `_vote`).
+MIN_KNN_TEMPERATURE = float(torch.finfo(torch.float32).tiny)
 
 
 def _require(ok: bool, key: str, value, right: str) -> None:
@@ -43,8 +46,9 @@ def check_knn(cfg) -> None:
     """TEST.KNN.*: every number of the kNN monitor, and a query split other than its memory split."""
     knn = cfg.TEST.KNN
     _require(knn.K > 0, "TEST.KNN.K", knn.K, "a positive number of neighbours")
-    _require(math.isfinite(knn.TEMPERATURE) and knn.TEMPERATURE > 0, "TEST.KNN.TEMPERATURE", knn.TEMPERATURE,
-             "> 0 (the neighbours vote with weight exp(cos / T); e.g. 0.07)")
+    _require(MIN_KNN_TEMPERATURE <= knn.TEMPERATURE < math.inf, "TEST.KNN.TEMPERATURE", knn.TEMPERATURE,
+             f"finite and >= {MIN_KNN_TEMPERATURE!r}, float32's smallest normal number (the neighbours "
+             f"vote with weight exp(cos / T); e.g. 0.07)")
     _require(knn.QUERY_CHUNK_SIZE > 0, "TEST.KNN.QUERY_CHUNK_SIZE", knn.QUERY_CHUNK_SIZE,
              "a positive number of queries scored at once (e.g. 1024)")
     _require(knn.MEMORY_CHUNK_SIZE > 0, "TEST.KNN.MEMORY_CHUNK_SIZE", knn.MEMORY_CHUNK_SIZE,

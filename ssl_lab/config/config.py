@@ -1,6 +1,7 @@
 """CfgNode with `_BASE_` inheritance (from fvcore) and helpful errors for bad keys and files."""
 import difflib
 import os
+from typing import List
 
 import yaml
 from fvcore.common.config import BASE_KEY
@@ -61,7 +62,7 @@ class CfgNode(_FvcoreCfgNode):
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ConfigError(f"Unknown config key '{key}'.{hint}") from None
 
-    _loading = []  # absolute paths of the files being read, outermost first (to find _BASE_ cycles)
+    _loading: List[str] = []  # absolute paths of the files being read, outermost first (to find _BASE_ cycles)
 
     @classmethod
     def load_yaml_with_base(cls, filename, allow_unsafe=False):

@@ -18,7 +18,7 @@ from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.data.transforms import build_train_transform
 from ssl_lab.model_zoo import get_entry
 from ssl_lab.model_zoo.download import SUPPORTED_SCHEMES
-from ssl_lab.solver import resolve_schedule
+from ssl_lab.solver import check_lr_steps, resolve_schedule
 
 from .run_directory import RunDirectory
 from .trainer import DefaultTrainer, Run
@@ -77,8 +77,9 @@ def validate(cfg, world_size: int, resume: bool = False, allow_config_change: bo
     """Refuse, before anything is written or any process starts, a run of `cfg` on `world_size`
     processes that the run itself would refuse before training: the config's numbers and device, a
     global batch that does not split over the processes, MODEL.WEIGHTS that cannot be opened, an
-    augmentation recipe or component that does not exist, a model `cfg` cannot build (e.g. K above
-    the negatives a batch offers), and an OUTPUT_DIR the run may not use (see RunDirectory.check).
+    augmentation recipe or component that does not exist, an LR step outside the run (see
+    check_lr_steps), a model `cfg` cannot build (e.g. K above the negatives a batch offers), and an
+    OUTPUT_DIR the run may not use (see RunDirectory.check).
 
     Returns the run assembled on the meta device, its schedule resolved with the nominal training-set
     size; with `quiet` the build's log records are dropped (the run's own build logs them, once; a dry
@@ -91,6 +92,8 @@ def validate(cfg, world_size: int, resume: bool = False, allow_config_change: bo
     logging.disable(logging.WARNING if quiet else logging.NOTSET)
     try:
         resolved = resolve_schedule(cfg, nominal_train_size(cfg))
+        if not eval_only:  # an evaluation runs no schedule
+            check_lr_steps(resolved)
         with torch.device("meta"):
             run = DefaultTrainer.assemble(_on_meta_device(resolved))
     finally:

@@ -55,6 +55,19 @@ def _local_topk(queries, memory, memory_labels, k: int, memory_chunk: int):
     return best_sim, best_lab
 
 
+def _vote(top_sim, top_labels, temperature: float, num_classes: int):
+    """Class scores (Q, C) of queries from their k nearest similarities (Q, k), sorted descending, and
+    those neighbours' labels (Q, k): each neighbour votes exp((cos - cos_max) / T) for its class.
+
+    That is Wu et al.'s weight exp(cos / T) divided by the query's largest, exp(cos_max / T): every
+    weight lies in [0, 1] (exp(1 / T) overflows float32 below T = 0.0113) and each query's ranking of
+    the classes is unchanged. T must be a normal float32 (TEST.KNN.TEMPERATURE is checked).
+    """
+    weights = ((top_sim - top_sim[:, :1]) / temperature).exp()
+    votes = F.one_hot(top_labels, num_classes).to(weights.dtype)
+    return (votes * weights.unsqueeze(-1)).sum(dim=1)
+
+
 def _gather_padded(tensor, length: int, fill):
     """all_gather of (n_r, ...) tensors with n_r <= length: (W, length, ...) padded with `fill`."""
     padded = tensor.new_full((length, *tensor.shape[1:]), fill)
@@ -73,7 +86,7 @@ def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: flo
         memory_chunk: memory rows per similarity block. Peak extra memory per rank is about
             query_chunk x (memory_chunk + 4 W k) floats.
     Every rank must call this (a collective). Each query's k nearest memory features over all
-    shards vote with weight exp(cos / T), as one process voting over the gathered bank would.
+    shards vote as in `_vote`, as one process voting over the gathered bank would.
     """
     world = comm.get_world_size()
     per_rank = max(query_chunk // world, 1)
@@ -89,8 +102,7 @@ def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: flo
         lab = _gather_padded(lab.T, k, 0).permute(2, 0, 1).flatten(1)
         mine = slice(rank * per_rank, rank * per_rank + chunk.shape[0])
         top_sim, index = sim[mine].topk(k, dim=1)
-        votes = F.one_hot(lab[mine].gather(1, index), num_classes).to(top_sim.dtype)
-        scores.append((votes * (top_sim / temperature).exp().unsqueeze(-1)).sum(dim=1))
+        scores.append(_vote(top_sim, lab[mine].gather(1, index), temperature, num_classes))
     return torch.cat(scores) if scores else queries.new_zeros(0, num_classes)
 
 

@@ -1,4 +1,6 @@
 """Optimizers and LR schedules built from `cfg.SOLVER`."""
+from typing import List
+
 import torch
 from fvcore.common.param_scheduler import (
     CompositeParamScheduler,
@@ -22,7 +24,8 @@ def scaled_lr(cfg) -> float:
 
 def _split_decay_groups(model: nn.Module):
     """Parameters split into (weights with decay, biases and norm parameters without)."""
-    decay, no_decay = [], []
+    decay: List[nn.Parameter] = []
+    no_decay: List[nn.Parameter] = []
     for module in model.modules():
         is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
         for name, p in module.named_parameters(recurse=False):
@@ -77,11 +80,13 @@ def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:
     if name == "WarmupCosineLR":
         main = CosineParamScheduler(1.0, cfg.SOLVER.COSINE_END_FACTOR)
     elif name == "WarmupMultiStepLR":
-        steps = [s for s in cfg.SOLVER.STEPS if s <= max_iter]
-        if list(steps) != sorted(steps):
-            raise ConfigError(f"SOLVER.STEPS must be increasing, got {cfg.SOLVER.STEPS}")
-        main = MultiStepParamScheduler([cfg.SOLVER.GAMMA**i for i in range(len(steps) + 1)],
-                                       milestones=list(steps), num_updates=max_iter)
+        # The lr at iteration i is BASE_LR * GAMMA ** (the number of steps <= i). check_lr_steps (validate)
+        # checked the steps; the ones a shortened epoch schedule rounds together, onto 0 or past the end are
+        # merged, folded into the first value or never reached.
+        steps = cfg.SOLVER.STEPS
+        milestones = sorted({s for s in steps if 0 < s < max_iter})
+        values = [cfg.SOLVER.GAMMA ** sum(s <= m for s in steps) for m in (0, *milestones)]
+        main = MultiStepParamScheduler(values, milestones=milestones, num_updates=max_iter)
     else:
         raise ConfigError(f"SOLVER.LR_SCHEDULER_NAME must be WarmupCosineLR or WarmupMultiStepLR, got '{name}'")
     warmup = min(cfg.SOLVER.WARMUP_ITERS, max_iter) / max_iter

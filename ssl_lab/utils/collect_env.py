@@ -2,6 +2,7 @@
 import os
 import platform
 import sys
+from typing import Dict, List
 
 import numpy as np
 import PIL
@@ -35,7 +36,7 @@ def collect_env_info() -> str:
     ]
     if torch.cuda.is_available():
         rows.append(("CUDA / cuDNN", f"{torch.version.cuda} / {torch.backends.cudnn.version()}"))
-        devices = {}
+        devices: Dict[str, List[str]] = {}
         for i in range(torch.cuda.device_count()):
             devices.setdefault(torch.cuda.get_device_name(i), []).append(str(i))
         rows += [(f"GPU {','.join(ids)}", name) for name, ids in devices.items()]

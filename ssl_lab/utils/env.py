@@ -3,6 +3,7 @@ import logging
 import os
 import random
 from datetime import datetime
+from typing import Optional
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from ssl_lab.utils import comm
 logger = logging.getLogger(__name__)
 
 
-def seed_all_rng(seed: int = None) -> int:
+def seed_all_rng(seed: Optional[int] = None) -> int:
     """Seed Python, NumPy and torch. A negative/None seed is drawn from time and pid."""
     if seed is None or seed < 0:
         seed = (os.getpid() + int(datetime.now().strftime("%S%f"))) % (2**31)
@@ -43,7 +44,8 @@ class RNGState:
         numpy_state = np.random.get_state()
         state = {
             "python": random.getstate(),
-            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+            # numpy's stub types get_state() as a dict; without arguments (legacy=True) it returns the tuple
+            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),  # type: ignore[index]
             "torch": torch.get_rng_state(),
         }
         if torch.cuda.is_available():

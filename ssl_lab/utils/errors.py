@@ -80,7 +80,7 @@ def exit_on_user_error(exit_code: int = 2, where: str = ""):
 def _log_to_files(text: str) -> None:
     """Put the message into the run's log files (the console gets it on stderr)."""
     logger = logging.getLogger("ssl_lab")
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, text, None, None)
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, text, (), None)
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

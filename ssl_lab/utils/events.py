@@ -8,10 +8,14 @@ import json
 import logging
 import os
 from collections import defaultdict, deque
+from typing import TYPE_CHECKING, DefaultDict, Deque, Dict, List, Optional, Tuple
 
 import torch
 
-_CURRENT_STORAGE = []
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+_CURRENT_STORAGE: List["EventStorage"] = []
 
 
 def get_event_storage() -> "EventStorage":
@@ -24,7 +28,7 @@ class _History:
     """The recent values of one scalar: (value, iteration) pairs."""
 
     def __init__(self, max_length: int = 1000):
-        self.values = deque(maxlen=max_length)
+        self.values: Deque[Tuple[float, int]] = deque(maxlen=max_length)
 
     def update(self, value: float, iteration: int):
         self.values.append((value, iteration))
@@ -46,9 +50,9 @@ class EventStorage:
 
     def __init__(self, start_iter: int = 0):
         self.iter = start_iter
-        self._history = defaultdict(_History)
-        self._latest = {}  # name -> (value, iteration)
-        self._smoothing = {}
+        self._history: DefaultDict[str, _History] = defaultdict(_History)
+        self._latest: Dict[str, Tuple[float, int]] = {}  # name -> (value, iteration)
+        self._smoothing: Dict[str, bool] = {}
 
     def put_scalar(self, name: str, value, smoothing_hint: bool = True):
         value = float(value.item() if isinstance(value, torch.Tensor) else value)
@@ -75,7 +79,7 @@ class EventStorage:
         its values since then, at the current iteration; any other scalar (the trainer's period
         means, lr, evaluation results) gives its latest value, at the iteration it was put.
         """
-        records = defaultdict(dict)
+        records: DefaultDict[int, Dict[str, float]] = defaultdict(dict)
         for name, (value, it) in self._latest.items():
             if it <= iteration:
                 continue
@@ -153,7 +157,7 @@ class TensorboardWriter(EventWriter):
 
     def __init__(self, log_dir: str):
         self._log_dir = log_dir
-        self._writer = None  # created at the first write: building a trainer writes no file
+        self._writer: Optional["SummaryWriter"] = None  # created at the first write: building a trainer writes no file
         self._last_written = -1
 
     def before_train(self, start_iter: int):

@@ -2,6 +2,7 @@
 import logging
 import os
 import sys
+from typing import List, Optional
 
 from termcolor import colored
 
@@ -25,8 +26,8 @@ class DeferredFileHandler(logging.Handler):
     def __init__(self, filename: str):
         super().__init__()
         self.filename = filename
-        self._records = []
-        self._file = None
+        self._records: List[logging.LogRecord] = []
+        self._file: Optional[logging.FileHandler] = None
 
     def start(self) -> None:
         if self._file is None:
@@ -56,14 +57,14 @@ def start_log_files(name: str = "ssl_lab") -> None:
             handler.start()
 
 
-def setup_logger(output_dir: str = None, distributed_rank: int = 0, name: str = "ssl_lab", defer_file: bool = False):
+def setup_logger(output_dir: Optional[str] = None, distributed_rank: int = 0, name: str = "ssl_lab", defer_file: bool = False):
     """Configure `name` (and fvcore's logger) to print on rank 0 and write `output_dir/log.txt`.
 
     Rank r > 0 writes `log.txt.rank{r}`. With `defer_file`, nothing is written until
     :func:`start_log_files`. Returns the `name` logger.
     """
     plain = logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s", datefmt="%m/%d %H:%M:%S")
-    handlers = []
+    handlers: List[logging.Handler] = []
     if distributed_rank == 0:
         console = logging.StreamHandler(stream=sys.stdout)
         console.setFormatter(
