@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ssl_lab.utils.files import atomic_write
+from ssl_lab.utils.files import atomic_write, file_digest
 
 from .errors import ModelZooError
 
@@ -76,14 +76,6 @@ def cache_path(url: str) -> str:
     return os.path.join(cache_dir(), host, *path.split("/"))
 
 
-def file_digest(path: str, checksum: Checksum) -> str:
-    digest = checksum.new()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = None,
           source_url: Optional[str] = None, force: bool = False) -> str:
     """Return the local path of the verified cached copy of `url`, downloading it if needed.
@@ -114,7 +106,7 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
 def _is_valid(local: str, checksum: Optional[Checksum]) -> bool:
     if not os.path.isfile(local):
         return False
-    return checksum is None or checksum.matches(file_digest(local, checksum))
+    return checksum is None or checksum.matches(file_digest(local, checksum.algorithm))
 
 
 def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[int]):
