@@ -5,7 +5,6 @@ name next to its final path and renamed after the size and checksum checks pass.
 A file lock makes concurrent processes (e.g. 8 ranks) download it once; a cached
 file is re-verified and used without any network access.
 """
-import glob
 import hashlib
 import http.client
 import logging
@@ -19,7 +18,7 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ssl_lab.utils.files import atomic_write, file_digest
+from ssl_lab.utils.files import atomic_write, file_digest, stale_temp_files
 
 from .errors import ModelZooError
 
@@ -91,7 +90,7 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
     if not force and _is_valid(local, checksum):  # no lock needed: files are renamed in atomically
         return local
     with file_lock(local):
-        for stale in glob.glob(glob.escape(local) + ".tmp.*"):  # left by a killed process (we hold the lock)
+        for stale in stale_temp_files(os.path.dirname(local), os.path.basename(local)):
             os.remove(stale)
         if not force and _is_valid(local, checksum):  # another process just downloaded it
             return local
