@@ -17,7 +17,6 @@ changes, torch, machine); finishing them from other code is refused.
 import argparse
 import json
 import os
-import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +25,7 @@ sys.path.insert(0, REPO_ROOT)
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
-from ssl_lab.utils.files import atomic_write  # noqa: E402
+from ssl_lab.utils.files import atomic_write, replace_marked_block  # noqa: E402
 from ssl_lab.utils.metrics_file import read_metrics  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
@@ -134,15 +133,8 @@ def update_readme(readme: str, results: dict) -> None:
     if missing:
         raise UserError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
                         "in a new --output-dir if its results.json was written before the demo recorded its provenance")
-    with open(readme) as f:
-        text = f.read()
-    start, end = map(re.escape, README_MARKERS)
-    pattern = re.compile(f"({start}\n).*?(\n{end})", re.S)
-    if not pattern.search(text):
-        raise UserError(f"{readme} lacks the demo table markers {README_MARKERS}")
     block = f"```\n{results_table(results)}\n```\n{provenance_line(results['provenance'])}"
-    with atomic_write(readme, "w") as f:
-        f.write(pattern.sub(lambda m: f"{m.group(1)}{block}{m.group(2)}", text))
+    replace_marked_block(readme, *README_MARKERS, block)
 
 
 def check_same_code(results: dict, provenance: dict, results_file: str, steps_left: bool) -> None:

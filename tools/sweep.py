@@ -40,7 +40,6 @@ s/it give the estimate for the rest of the grid, printed before the rest starts.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,7 @@ import sweep_results  # noqa: E402
 from ssl_lab.config.config import invalid_yaml_message  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
-from ssl_lab.utils.files import atomic_write  # noqa: E402
+from ssl_lab.utils.files import atomic_write, replace_marked_block  # noqa: E402
 from ssl_lab.utils.metrics_file import read_metrics  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
@@ -435,13 +434,7 @@ def draw_figures(spec: dict, figure_dir: str) -> None:
 
 def update_readme(path: str, name: str, table: str) -> None:
     """Replace the text between <!-- sweep:NAME --> and <!-- /sweep:NAME --> in `path` with `table`."""
-    with open(path) as f:
-        text = f.read()
-    pattern = re.compile(rf"(<!-- sweep:{re.escape(name)} -->\n).*?(<!-- /sweep:{re.escape(name)} -->)", re.S)
-    if not pattern.search(text):
-        raise SpecError(f"{path} has no <!-- sweep:{name} --> ... <!-- /sweep:{name} --> markers to fill")
-    with atomic_write(path, "w") as f:
-        f.write(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
+    replace_marked_block(path, f"<!-- sweep:{name} -->", f"<!-- /sweep:{name} -->", table)
 
 
 def main(argv=None) -> None:

@@ -1,4 +1,5 @@
-"""Local files: atomic writes, temporary names and checksums (the one home of each)."""
+"""Local files: atomic writes, temporary names, checksums and generated blocks of text files (the one home
+of each)."""
 import contextlib
 import glob
 import hashlib
@@ -6,7 +7,9 @@ import os
 import re
 from typing import Optional
 
-__all__ = ["atomic_write", "file_digest", "stale_temp_files", "temp_path"]
+from .errors import UserError
+
+__all__ = ["atomic_write", "file_digest", "replace_marked_block", "stale_temp_files", "temp_path"]
 
 _TEMP = re.compile(r".+\.tmp\.(\d+)$")
 
@@ -74,3 +77,15 @@ def file_digest(path: str, algorithm: str = "sha256") -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+def replace_marked_block(path: str, start: str, end: str, text: str) -> None:
+    """Put `text` between the marker lines `start` and `end` of the text file `path` (e.g. a README's
+    `<!-- name -->` and `<!-- /name -->`), in place of what stood there; the file is written atomically.
+    A file without the markers raises :class:`UserError` and is left as it was."""
+    with open(path) as f:
+        content = f.read()
+    pattern = re.compile(f"({re.escape(start)}\n).*?({re.escape(end)})", re.S)
+    if not pattern.search(content):
+        raise UserError(f"{path} lacks the markers {start} ... {end} to write between")
+    with atomic_write(path, "w") as f:
+        f.write(pattern.sub(lambda m: f"{m.group(1)}{text}\n{m.group(2)}", content))
