@@ -362,8 +362,10 @@ def test_publish_model_round_trip(zoo, tmp_path, capsys):
     state = _r18_state()
     model = {f"backbone.{k}": v for k, v in state.items()}
     model.update({f"momentum_backbone.{k}": v for k, v in state.items()})
-    model.update({"projector.0.weight": torch.zeros(4, 512), "queue.queue": torch.zeros(4, 8),
-                  "linear.weight": torch.ones(10, 512), "linear.bias": torch.ones(10)})
+    # A one-Linear projector and its momentum copy (MoCo v1's heads) are linear, yet pretraining-only.
+    model.update({"projector.weight": torch.zeros(4, 512), "projector.bias": torch.zeros(4),
+                  "momentum_projector.weight": torch.zeros(4, 512), "momentum_projector.bias": torch.zeros(4),
+                  "queue.queue": torch.zeros(4, 8), "linear.weight": torch.ones(10, 512), "linear.bias": torch.ones(10)})
     ckpt = tmp_path / "model_final.pth"
     torch.save({"model": model, "optimizer": {"state": {}}, "scheduler": {"last_epoch": 3}, "iteration": 3}, ckpt)
 

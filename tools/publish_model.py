@@ -20,9 +20,8 @@ import torch
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from ssl_lab.checkpoint.backbone_weights import PRETRAINING_HEADS, is_momentum_copy  # noqa: E402
 from ssl_lab.utils.files import atomic_write  # noqa: E402
-
-_DROPPED = ("momentum_", "projector.", "predictor.", "queue")
 
 
 def _is_linear(state: dict, module: str) -> bool:
@@ -35,7 +34,8 @@ def publishable_state(model_state: dict):
     kept, dropped = {}, []
     for key, value in model_state.items():
         module = key.split(".", 1)[0]
-        keep = key.startswith("backbone.") or (not key.startswith(_DROPPED) and _is_linear(model_state, module))
+        pretraining_only = module in PRETRAINING_HEADS or is_momentum_copy(module)
+        keep = key.startswith("backbone.") or (not pretraining_only and _is_linear(model_state, module))
         if keep:
             kept[key] = value.detach().cpu().clone()
         else:
