@@ -17,7 +17,7 @@ import yaml
 
 from ssl_lab import model_zoo
 from ssl_lab.model_zoo import ModelZooError, UnknownModelError, import_backbone_state_dict, load_backbone_weights
-from ssl_lab.model_zoo.catalog import PROJECT_ROOT
+from ssl_lab.utils.model_catalog import PROJECT_ROOT
 from ssl_lab.modeling.backbones import ResNet
 from ssl_lab.utils.file_io import PathManager
 
@@ -240,6 +240,21 @@ def test_mirror_file_urls_and_uncatalogued_urls(zoo, server, tmp_path, monkeypat
     server.files["/raw.bin"] = b"raw"  # not in the catalog: cached, checked for completeness only
     with PathManager.open(server.url("/raw.bin"), "rb") as f:
         assert f.read() == b"raw"
+
+
+def test_importing_file_io_alone_opens_ssl_lab_and_http_paths(zoo, server):
+    """The handlers belong to the PathManager: a fresh interpreter that imports only ssl_lab.utils.file_io
+    (as the checkpoint readers do) resolves `ssl_lab://<name>` and a URL to their downloaded bytes."""
+    body = os.urandom(1000)
+    zoo.add("alone", body)
+    server.files["/alone.bin"] = b"raw"
+    script = ("import sys; from ssl_lab.utils.file_io import PathManager; "
+              "assert not [m for m in sys.modules if m.startswith('ssl_lab.model_zoo')]; "
+              f"print(PathManager.get_local_path('ssl_lab://alone')); print(PathManager.get_local_path({server.url('/alone.bin')!r}))")
+    local_zoo, local_url = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                          env=os.environ.copy()).stdout.split()
+    with open(local_zoo, "rb") as f, open(local_url, "rb") as g:
+        assert f.read() == body and g.read() == b"raw"
 
 
 @pytest.mark.slow

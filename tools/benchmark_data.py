@@ -39,7 +39,7 @@ from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.data import build_train_dataset  # noqa: E402
 from ssl_lab.data.build import SeededAugmentation  # noqa: E402
 from ssl_lab.data.gpu_augment import build_gpu_augmentation  # noqa: E402
-from ssl_lab.model_zoo.download import cache_dir  # noqa: E402
+from ssl_lab.utils.download import cache_dir  # noqa: E402
 from ssl_lab.utils.files import atomic_write  # noqa: E402
 
 # ImageNet's JPEGs, the numbers the generated set imitates:

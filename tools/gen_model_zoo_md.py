@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ssl_lab.model_zoo.catalog import PROJECT_ROOT, load_catalog
+from ssl_lab.utils.model_catalog import PROJECT_ROOT, load_catalog
 from ssl_lab.utils.files import atomic_write
 
 CATALOG = os.path.join(PROJECT_ROOT, "model_zoo", "catalog.yaml")

@@ -18,9 +18,8 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ssl_lab.utils.files import atomic_write, file_digest, stale_temp_files
-
 from .errors import ModelZooError
+from .files import atomic_write, file_digest, stale_temp_files
 
 __all__ = ["Checksum", "cache_dir", "cache_path", "fetch"]
 
