@@ -1,5 +1,5 @@
 """Checkpoints and the disk: the size estimate against a real file, a disk that fills during a
-save, the order of an atomic write, and a finished run whose model_final.pth is truncated."""
+save, and a finished run whose model_final.pth is truncated."""
 import errno
 import os
 
@@ -61,54 +61,6 @@ def test_disk_full_during_a_save_names_the_file_the_space_and_the_intact_checkpo
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
     monkeypatch.undo()
     assert Checkpointer(_model(), str(tmp_path)).resume_or_load("")["iteration"] == 1
-
-
-def test_atomic_write_flushes_and_fsyncs_before_the_rename(tmp_path, monkeypatch):
-    """A crash at any point must leave the old file or the whole new one at `path`."""
-    from ssl_lab.utils import files
-
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"old")
-    events = []
-
-    class Recorded:
-        def __init__(self, f):
-            self._f = f
-
-        def __getattr__(self, name):
-            return getattr(self._f, name)
-
-        def __enter__(self):
-            self._f.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self._f.__exit__(*exc)
-
-        def flush(self):
-            events.append("flush")
-            self._f.flush()
-
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        events.append("fsync")
-        real_fsync(fd)
-
-    def replace(src, dst):
-        assert path.read_bytes() == b"old"
-        with open(src, "rb") as f:  # what the rename publishes: the whole new file
-            assert f.read() == b"new content"
-        events.append("rename")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(files, "open", lambda *a, **k: Recorded(open(*a, **k)), raising=False)
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    with files.atomic_write(str(path)) as f:
-        f.write(b"new content")
-        assert path.read_bytes() == b"old"
-    assert events == ["flush", "fsync", "rename"] and path.read_bytes() == b"new content"
 
 
 def test_resume_past_a_truncated_model_final_retags_and_rewrites_it(tmp_path):

@@ -176,6 +176,28 @@ def test_cli_process_exits_2_without_traceback(tmp_path):
     assert KNOWN_LAYOUTS in proc.stderr
 
 
+def test_importing_d2_transfer_patches_nothing_until_a_detectron2_part_is_used():
+    """numpy, Pillow and sys.modules stay as they were when d2_transfer is imported (in a fresh interpreter,
+    as a project or test session would); loading its Trainer applies the patches, before detectron2."""
+    script = f"""
+import importlib.util, sys, numpy, PIL.Image
+def state():
+    return (hasattr(PIL.Image, "LINEAR"), sorted(n for n in ("int", "float", "str") if n in numpy.__dict__),
+            sorted(m for m in sys.modules if m.split(".")[0] in ("detectron2", "pkg_resources")))
+before = state()
+sys.path.insert(0, {PROJECT!r})
+import d2_transfer
+print(before == state(), before)
+if importlib.util.find_spec("detectron2") is not None:
+    from d2_transfer import Trainer
+    print(state()[:2])
+"""
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines[0].startswith("True")
+    if len(lines) > 1:  # detectron2 installed: Pillow >= 10 and NumPy >= 1.24 get the names detectron2 v0.6 uses
+        assert lines[1] == "(True, ['float', 'int', 'str'])"
+
+
 # ---------------------------------------------------------------- detectron2
 
 def _d2_cfg(d2, config: str, weights: str, opts=()):

@@ -17,7 +17,7 @@ import yaml
 
 from ssl_lab import model_zoo
 from ssl_lab.model_zoo import ModelZooError, UnknownModelError, import_backbone_state_dict, load_backbone_weights
-from ssl_lab.model_zoo.catalog import PROJECT_ROOT
+from ssl_lab.utils.model_catalog import PROJECT_ROOT
 from ssl_lab.modeling.backbones import ResNet
 from ssl_lab.utils.file_io import PathManager
 
@@ -242,6 +242,21 @@ def test_mirror_file_urls_and_uncatalogued_urls(zoo, server, tmp_path, monkeypat
         assert f.read() == b"raw"
 
 
+def test_importing_file_io_alone_opens_ssl_lab_and_http_paths(zoo, server):
+    """The handlers belong to the PathManager: a fresh interpreter that imports only ssl_lab.utils.file_io
+    (as the checkpoint readers do) resolves `ssl_lab://<name>` and a URL to their downloaded bytes."""
+    body = os.urandom(1000)
+    zoo.add("alone", body)
+    server.files["/alone.bin"] = b"raw"
+    script = ("import sys; from ssl_lab.utils.file_io import PathManager; "
+              "assert not [m for m in sys.modules if m.startswith('ssl_lab.model_zoo')]; "
+              f"print(PathManager.get_local_path('ssl_lab://alone')); print(PathManager.get_local_path({server.url('/alone.bin')!r}))")
+    local_zoo, local_url = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                          env=os.environ.copy()).stdout.split()
+    with open(local_zoo, "rb") as f, open(local_url, "rb") as g:
+        assert f.read() == body and g.read() == b"raw"
+
+
 @pytest.mark.slow
 def test_parallel_processes_download_once(zoo, server):
     body = os.urandom(1 << 21)
@@ -362,8 +377,10 @@ def test_publish_model_round_trip(zoo, tmp_path, capsys):
     state = _r18_state()
     model = {f"backbone.{k}": v for k, v in state.items()}
     model.update({f"momentum_backbone.{k}": v for k, v in state.items()})
-    model.update({"projector.0.weight": torch.zeros(4, 512), "queue.queue": torch.zeros(4, 8),
-                  "linear.weight": torch.ones(10, 512), "linear.bias": torch.ones(10)})
+    # A one-Linear projector and its momentum copy (MoCo v1's heads) are linear, yet pretraining-only.
+    model.update({"projector.weight": torch.zeros(4, 512), "projector.bias": torch.zeros(4),
+                  "momentum_projector.weight": torch.zeros(4, 512), "momentum_projector.bias": torch.zeros(4),
+                  "queue.queue": torch.zeros(4, 8), "linear.weight": torch.ones(10, 512), "linear.bias": torch.ones(10)})
     ckpt = tmp_path / "model_final.pth"
     torch.save({"model": model, "optimizer": {"state": {}}, "scheduler": {"last_epoch": 3}, "iteration": 3}, ckpt)
 

@@ -14,7 +14,7 @@ from ssl_lab.data.batched_augment import BatchedRandomResizedCrop, build_batched
 from ssl_lab.data.transforms import ToNormalizedTensor, build_train_transform
 from ssl_lab.modeling import build_model
 
-from test_resume import _cfg, _kill_and_resume, _losses, _reseed, _trainer
+from test_resume import _cfg, assert_kill_and_resume_is_bitwise
 
 
 def _crop_cfg(num_local=3, recipe="LinearEval", *extra):
@@ -160,15 +160,7 @@ MULTI_CROP_CONFIGS = {
 def test_multi_crop_shapes_config_trains_and_resumes_bitwise(shapes_root, tmp_path, case):
     config_file, *opts = MULTI_CROP_CONFIGS[case]
     opts = [*opts, "INPUT.MULTI_CROP.LOCAL_SIZE", "16", "MODEL.DEVICE", "cpu"]
-    _reseed(0)
-    reference = _trainer(_cfg(config_file, str(tmp_path / "reference"), shapes_root, *opts))
-    reference.train()
-    _reseed(0)
-    resumed = _kill_and_resume(_cfg(config_file, str(tmp_path / "killed"), shapes_root, *opts))
-    assert _losses(resumed.cfg.OUTPUT_DIR) == _losses(reference.cfg.OUTPUT_DIR)
-    expected = reference.model.state_dict()
-    for key, value in resumed.model.state_dict().items():
-        assert torch.equal(value, expected[key]), key
+    assert_kill_and_resume_is_bitwise(config_file, tmp_path, shapes_root, *opts)
 
 
 def test_dry_run_reports_the_crops_their_pairing_and_the_online_probe(shapes_root, tmp_path):

@@ -132,6 +132,21 @@ def _kill_and_resume(cfg):
     return trainer
 
 
+def assert_kill_and_resume_is_bitwise(config_file, tmp_path, shapes_root, *opts):
+    """A toy run of `config_file` uninterrupted, and killed after iteration 1 then resumed: the same losses
+    and final weights, bit for bit. Returns the uninterrupted run's trainer."""
+    _reseed(0)
+    reference = _trainer(_cfg(config_file, str(tmp_path / "reference"), shapes_root, *opts))
+    reference.train()
+    _reseed(0)
+    resumed = _kill_and_resume(_cfg(config_file, str(tmp_path / "killed"), shapes_root, *opts))
+    assert _losses(resumed.cfg.OUTPUT_DIR) == _losses(reference.cfg.OUTPUT_DIR)
+    expected = reference.model.state_dict()
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    return reference
+
+
 @pytest.mark.slow
 def test_stateful_hook_keeps_its_state_across_kill_and_resume(shapes_root, tmp_path):
     cfg = _cfg("configs/Shapes/simclr_r18.yaml", str(tmp_path), shapes_root, "EXTRA_HOOKS", "('StepCounterForTest',)")
@@ -155,15 +170,7 @@ KILL_RESUME_CASES = {
 @pytest.mark.parametrize("case", sorted(KILL_RESUME_CASES))
 def test_kill_and_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_path, case):
     config_file, *opts = KILL_RESUME_CASES[case]
-    _reseed(0)
-    reference = _trainer(_cfg(config_file, str(tmp_path / "reference"), shapes_root, *opts))
-    reference.train()
-    _reseed(0)
-    resumed = _kill_and_resume(_cfg(config_file, str(tmp_path / "killed"), shapes_root, *opts))
-    assert _losses(resumed.cfg.OUTPUT_DIR) == _losses(reference.cfg.OUTPUT_DIR)
-    expected = reference.model.state_dict()
-    for key, value in resumed.model.state_dict().items():
-        assert torch.equal(value, expected[key]), key
+    assert_kill_and_resume_is_bitwise(config_file, tmp_path, shapes_root, *opts)
 
 
 def _two_rank_runs(args_reference, args_killed):

@@ -1,5 +1,5 @@
 """The run directory: one "holds a checkpoint" rule, a SEED -1 resume that continues the same run,
-a resume that refuses a config defining another run, one live run per folder, atomic config.yaml.
+a resume that refuses a config defining another run, one live run per folder.
 
 References are independent of the code under test: an uninterrupted run with the seed written
 explicitly, the folder's bytes before the start, and the order of system calls a crash-safe write needs.
@@ -16,7 +16,6 @@ from ssl_lab.checkpoint import Checkpointer
 from ssl_lab.config import get_cfg
 from ssl_lab.engine import DefaultTrainer, HookBase, default_setup, setup_cfg
 from ssl_lab.engine.run_directory import OutputDirInUseError, ResumeConfigError, RunDirectory, changed_keys
-from ssl_lab.utils import files
 
 from conftest import REPO_ROOT, tiny_overrides
 
@@ -154,30 +153,3 @@ def test_a_second_live_run_into_the_same_folder_is_refused(tmp_path):
         RunDirectory(str(out)).check(cfg, resume=True)
     live.release()
     RunDirectory(str(out)).check(cfg, resume=True)  # the run ended: the folder can be resumed
-
-
-def test_atomic_write_flushes_and_fsyncs_before_the_rename(tmp_path, monkeypatch):
-    path = tmp_path / "config.yaml"
-    path.write_text("old")
-    temp = files.temp_path(str(path))
-    calls = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        with open(temp) as f:
-            calls.append(("fsync", f.read()))  # what reaches the disk: everything written, flushed first
-        real_fsync(fd)
-
-    def replace(src, dst):
-        calls.append(("replace", path.read_text()))  # the old file is whole until the rename
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    with files.atomic_write(str(path), "w") as f:
-        f.write("new")
-    assert calls == [("fsync", "new"), ("replace", "old")] and path.read_text() == "new"
-    with pytest.raises(RuntimeError), files.atomic_write(str(path), "w") as f:
-        f.write("half")
-        raise RuntimeError("crash while writing")
-    assert path.read_text() == "new" and os.listdir(tmp_path) == ["config.yaml"]  # old file whole, no temp left

@@ -156,7 +156,7 @@ def test_update_readme_replaces_between_its_markers_only(tmp_path):
     readme.write_text("intro\n<!-- sweep:g -->\nold\ntable\n<!-- /sweep:g -->\noutro\n")
     sweep.update_readme(str(readme), "g", "| new |")
     assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
-    with pytest.raises(sweep.SpecError, match="sweep:other"):
+    with pytest.raises(sweep.UserError, match="lacks the markers <!-- sweep:other --> ... <!-- /sweep:other -->"):
         sweep.update_readme(str(readme), "other", "| x |")
     assert readme.read_text() == "intro\n<!-- sweep:g -->\n| new |\n<!-- /sweep:g -->\noutro\n"
 

@@ -35,6 +35,7 @@ from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
 from ssl_lab.data.batched_augment import build_batched_augmentation, build_uint8_transform  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, setup_cfg, validate  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
+from ssl_lab.utils.files import atomic_write  # noqa: E402
 from ssl_lab.utils.host_memory import keep_freed_host_memory  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
@@ -319,7 +320,7 @@ def main(argv=None) -> dict:
     result["provenance"] = run_provenance(REPO_ROOT)
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
+        with atomic_write(args.output, "w") as f:
             json.dump(result, f, indent=2)
     return result
 

@@ -39,7 +39,8 @@ from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.data import build_train_dataset  # noqa: E402
 from ssl_lab.data.build import SeededAugmentedDataset  # noqa: E402
 from ssl_lab.data.batched_augment import build_batched_augmentation  # noqa: E402
-from ssl_lab.model_zoo.download import cache_dir  # noqa: E402
+from ssl_lab.utils.download import cache_dir  # noqa: E402
+from ssl_lab.utils.files import atomic_write  # noqa: E402
 
 # ImageNet's JPEGs, the numbers the generated set imitates:
 # - bytes: ILSVRC2012_img_train.tar is 147,897,477,120 bytes for 1,281,167 images, 115 KB per image
@@ -105,8 +106,8 @@ def generate(root: str, count: int) -> dict:
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             image = photo_like(rng, width, height)
-            image.save(path + ".tmp", "JPEG", quality=JPEG_QUALITY, subsampling=0)
-            os.replace(path + ".tmp", path)
+            with atomic_write(path) as f:
+                image.save(f, "JPEG", quality=JPEG_QUALITY, subsampling=0)
         if i % 10 == 0:
             entropies.append(grey_entropy(Image.open(path)))
         sizes.append(os.path.getsize(path))
@@ -116,7 +117,8 @@ def generate(root: str, count: int) -> dict:
              "mean_pixels": statistics.mean(pixels), "bytes_per_pixel": sum(sizes) / sum(pixels),
              "share_short_side_ge_448": sum(side >= 448 for side in short_sides) / count,
              "grey_entropy_bits": statistics.mean(entropies)}
-    json.dump(stats, open(stats_path, "w"), indent=1)
+    with atomic_write(stats_path, "w") as f:
+        json.dump(stats, f, indent=1)
     return stats
 
 
@@ -288,7 +290,8 @@ def main(argv=None):
                   "wall_seconds": time.time() - start, "load_average": os.getloadavg(), "torch": torch.__version__,
                   "pillow": Image.__version__}
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        json.dump(record, open(args.output, "w"), indent=1)
+        with atomic_write(args.output, "w") as f:
+            json.dump(record, f, indent=1)
         print(f"wrote {args.output}")
 
 

@@ -321,7 +321,9 @@ def main(argv=None):
             return serve(ssl_lab_stepper(args, args.worker == "ssl_lab_batched", output_dir))
     result = compare_transforms(args) if args.profile else coordinate(args)
     if args.output:
-        with open(args.output, "w") as f:
+        from ssl_lab.utils.files import atomic_write
+
+        with atomic_write(args.output, "w") as f:
             json.dump(result, f, indent=2)
 
 

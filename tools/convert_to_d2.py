@@ -14,7 +14,6 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import ssl_lab.model_zoo  # noqa: E402,F401  (reads URLs and ssl_lab://<name>)
 from ssl_lab.checkpoint.d2_conversion import convert_checkpoint_file  # noqa: E402
 from ssl_lab.utils.errors import UserError  # noqa: E402
 

@@ -17,7 +17,6 @@ changes, torch, machine); finishing them from other code is refused.
 import argparse
 import json
 import os
-import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +25,8 @@ sys.path.insert(0, REPO_ROOT)
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
+from ssl_lab.utils.files import atomic_write, replace_marked_block  # noqa: E402
+from ssl_lab.utils.metrics_file import read_metrics  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 PRETRAIN_CONFIG = "projects/SiMo/configs/shapes_r18.yaml"
@@ -55,12 +56,8 @@ def _banner(text: str) -> None:
 
 def _knn_at_start_and_end(metrics_file: str):
     """(kNN top-1 before training, after training) from a run's metrics.json."""
-    knn = {}
-    with open(metrics_file) as f:
-        for line in f:
-            record = json.loads(line)
-            if "knn/top1" in record:
-                knn[record["iteration"]] = record["knn/top1"]
+    records, _ = read_metrics(metrics_file)
+    knn = {r["iteration"]: r["knn/top1"] for r in records if "knn/top1" in r}
     if 0 not in knn or len(knn) < 2:
         raise RuntimeError(f"{metrics_file} lacks the kNN results before and after training")
     return knn[0], knn[max(knn)]
@@ -136,15 +133,8 @@ def update_readme(readme: str, results: dict) -> None:
     if missing:
         raise UserError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
                         "in a new --output-dir if its results.json was written before the demo recorded its provenance")
-    with open(readme) as f:
-        text = f.read()
-    start, end = map(re.escape, README_MARKERS)
-    pattern = re.compile(f"({start}\n).*?(\n{end})", re.S)
-    if not pattern.search(text):
-        raise UserError(f"{readme} lacks the demo table markers {README_MARKERS}")
     block = f"```\n{results_table(results)}\n```\n{provenance_line(results['provenance'])}"
-    with open(readme, "w") as f:
-        f.write(pattern.sub(lambda m: f"{m.group(1)}{block}{m.group(2)}", text))
+    replace_marked_block(readme, *README_MARKERS, block)
 
 
 def check_same_code(results: dict, provenance: dict, results_file: str, steps_left: bool) -> None:
@@ -185,7 +175,7 @@ def main(argv=None):
 
     def save():
         os.makedirs(args.output_dir, exist_ok=True)
-        with open(results_file, "w") as f:
+        with atomic_write(results_file, "w") as f:
             json.dump(results, f, indent=2)
 
     def step(name, fn):
@@ -212,10 +202,10 @@ def main(argv=None):
             step("box_ap_random_init", lambda: detection_ap("", os.path.join(args.output_dir, "det_random"), cfg))
             step("box_ap_pretrained", lambda: detection_ap(run["weights"], os.path.join(args.output_dir, "det"), cfg))
 
-    from plot_metrics import load_metrics, plot_metrics
+    from plot_metrics import plot_metrics
 
     plot_file = os.path.join(args.output_dir, "pretrain_metrics.png")
-    records, _ = load_metrics(os.path.join(args.output_dir, "pretrain", "metrics.json"))
+    records, _ = read_metrics(os.path.join(args.output_dir, "pretrain", "metrics.json"))
     plot_metrics(records, plot_file, title="SiMo on Shapes")
     _banner(results_table(results) + f"\n\nCurves: {plot_file}   Everything: {args.output_dir}")
 

@@ -8,7 +8,8 @@ import argparse
 import os
 import sys
 
-from ssl_lab.model_zoo.catalog import PROJECT_ROOT, load_catalog
+from ssl_lab.utils.model_catalog import PROJECT_ROOT, load_catalog
+from ssl_lab.utils.files import atomic_write
 
 CATALOG = os.path.join(PROJECT_ROOT, "model_zoo", "catalog.yaml")
 OUTPUT = os.path.join(PROJECT_ROOT, "model_zoo", "MODEL_ZOO.md")
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
                 print(f"{OUTPUT} is out of date: run python tools/gen_model_zoo_md.py", file=sys.stderr)
                 return 1
         return 0
-    with open(OUTPUT, "w") as f:
+    with atomic_write(OUTPUT, "w") as f:
         f.write(text)
     print(f"Wrote {OUTPUT}")
     return 0

@@ -57,4 +57,4 @@ setup(
 )
 EOF
 "$PY" -m pip install -q --no-deps --no-build-isolation "$SRC"
-"$PY" -c "import sys; sys.path.insert(0, '$ROOT/projects/Detectron2Transfer'); import d2_transfer, detectron2; print('installed detectron2', detectron2.__version__, '@', detectron2.__file__)"
+"$PY" -c "import sys; sys.path.insert(0, '$ROOT/projects/Detectron2Transfer'); from d2_transfer import Trainer; import detectron2; print('installed detectron2', detectron2.__version__, '@', detectron2.__file__)"

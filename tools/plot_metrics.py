@@ -4,8 +4,6 @@
     python tools/plot_metrics.py OUTPUT_DIR [--output metrics.png]
 """
 import argparse
-import json
-import math
 import os
 import sys
 
@@ -14,48 +12,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ssl_lab.utils.metrics_file import MetricsFileError, read_metrics  # noqa: E402
+
 PANELS = (("total_loss", "loss"), ("lr", "learning rate"), ("knn/top1", "kNN top-1 (%)"),
           ("online_probe/top1", "online probe top-1 (%)"))
-
-
-class MetricsError(ValueError):
-    """metrics.json cannot be read as the JSON lines a run writes."""
-
-
-def _record(line: str):
-    """The dict of one JSON line with an integer "iteration", or the reason it is not one."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        return None, f"not JSON ({err.msg})"
-    if not isinstance(record, dict):
-        return None, f"a JSON {type(record).__name__}, not an object"
-    iteration = record.get("iteration")
-    if isinstance(iteration, bool) or not isinstance(iteration, (int, float)) or not math.isfinite(iteration) \
-            or iteration != int(iteration):
-        return None, f"its \"iteration\" is {iteration!r}, not a whole number"
-    return record, ""
-
-
-def load_metrics(path: str):
-    """(records, skipped): the JSON lines of metrics.json as a list of dicts (later lines win on
-    resumed runs), and "line N: why" of each line that is not a JSON object with a whole-number
-    "iteration". A file that is not UTF-8 text raises MetricsError."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError:
-        raise MetricsError(f"'{path}' is not a text file; metrics.json holds one JSON object per line") from None
-    by_iter, skipped = {}, []
-    for line_no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        record, why = _record(line)
-        if record is None:
-            skipped.append(f"line {line_no}: {why}")
-            continue
-        by_iter.setdefault(int(record["iteration"]), {}).update(record)
-    return [by_iter[i] for i in sorted(by_iter)], skipped
 
 
 def plot_metrics(records, output: str, title: str = "") -> None:
@@ -93,8 +54,8 @@ def main(argv=None):
     if not os.path.isfile(metrics_file):
         _fail(f"'{metrics_file}' does not exist: pass the OUTPUT_DIR of a training run")
     try:
-        records, skipped = load_metrics(metrics_file)
-    except MetricsError as err:
+        records, skipped = read_metrics(metrics_file)
+    except MetricsFileError as err:
         _fail(str(err))
     bad = f"{len(skipped)} malformed lines (first: {skipped[0]})" if skipped else ""
     if not records:

@@ -11,17 +11,17 @@ to paste into model_zoo/catalog.yaml.
         --url-prefix https://example.org/ssl_lab/
 """
 import argparse
+import hashlib
+import io
 import os
 import sys
-import tempfile
 
 import torch
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from ssl_lab.utils.files import file_digest  # noqa: E402
-
-_DROPPED = ("momentum_", "projector.", "predictor.", "queue")
+from ssl_lab.checkpoint.backbone_weights import PRETRAINING_HEADS, is_momentum_copy  # noqa: E402
+from ssl_lab.utils.files import atomic_write  # noqa: E402
 
 
 def _is_linear(state: dict, module: str) -> bool:
@@ -34,7 +34,8 @@ def publishable_state(model_state: dict):
     kept, dropped = {}, []
     for key, value in model_state.items():
         module = key.split(".", 1)[0]
-        keep = key.startswith("backbone.") or (not key.startswith(_DROPPED) and _is_linear(model_state, module))
+        pretraining_only = module in PRETRAINING_HEADS or is_momentum_copy(module)
+        keep = key.startswith("backbone.") or (not pretraining_only and _is_linear(model_state, module))
         if keep:
             kept[key] = value.detach().cpu().clone()
         else:
@@ -60,12 +61,12 @@ def main(argv=None) -> int:
 
     name = args.name or os.path.basename(args.checkpoint).split(".")[0]
     os.makedirs(args.output_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.output_dir, suffix=".part")
-    os.close(fd)
-    torch.save({"model": kept}, tmp)
-    sha256 = file_digest(tmp)
+    buffer = io.BytesIO()  # the file name holds the digest of the bytes: serialize, hash, then write once
+    torch.save({"model": kept}, buffer)
+    sha256 = hashlib.sha256(buffer.getbuffer()).hexdigest()
     output = os.path.join(args.output_dir, f"{name}-{sha256[:8]}.pth")
-    os.replace(tmp, output)
+    with atomic_write(output) as f:
+        f.write(buffer.getbuffer())
 
     if args.url_prefix:
         url = args.url_prefix.rstrip("/") + "/" + os.path.basename(output)

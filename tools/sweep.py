@@ -40,7 +40,6 @@ s/it give the estimate for the rest of the grid, printed before the rest starts.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -54,8 +53,11 @@ sys.path.insert(0, REPO_ROOT)
 
 import sweep_results  # noqa: E402
 from ssl_lab.config import get_cfg  # noqa: E402
+from ssl_lab.config.config import invalid_yaml_message  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
 from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
+from ssl_lab.utils.files import atomic_write, replace_marked_block  # noqa: E402
+from ssl_lab.utils.metrics_file import read_metrics  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 # Reported name -> (key in a run's metrics.json, how a run's value is read): "final" is the
@@ -105,9 +107,7 @@ def load_spec(path: str) -> dict:
         with open(path) as f:
             spec = yaml.safe_load(f)
     except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where else ""
-        raise SpecError(f"{path}{line} is not valid YAML: {getattr(err, 'problem', err)}") from None
+        raise SpecError(invalid_yaml_message(path, err)) from None
     except OSError as err:
         raise SpecError(f"cannot read the sweep spec {path}: {err.strerror}") from None
     fmt = "see `tools/sweep.py --help` for its format"
@@ -173,22 +173,9 @@ def pixels_per_step(cfg) -> int:
 
 
 # -------------------------------------------------------------------------------- reading a run's files
-def read_metrics(metrics_file: str) -> List[dict]:
-    """The JSON records of a metrics.json; a line cut by a kill is skipped."""
-    records = []
-    with open(metrics_file) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
-
-
 def read_value(records: List[dict], key: str, how: str, max_iter: int) -> Optional[float]:
     """A run's `key`: "final" its last value if logged at the end of training (None otherwise),
     "tail" the mean of its values in the last TAIL_FRACTION of the iterations (at least the last one)."""
-    # A resumed run logs some iterations again: the later record wins.
     logged = {r["iteration"]: r[key] for r in records if key in r}
     if not logged:
         return None
@@ -211,7 +198,7 @@ def evaluate_final_weights(stage_dir: str) -> dict:
 
 
 def collect_stage(stage_dir: str, metrics: Dict[str, tuple], max_iter: int) -> dict:
-    records = read_metrics(os.path.join(stage_dir, "metrics.json"))
+    records, _ = read_metrics(os.path.join(stage_dir, "metrics.json"))  # a line cut by a kill is skipped
     values = {name: read_value(records, key, how, max_iter) for name, (key, how) in metrics.items()}
     if any(values[name] is None and key in EVALUATED_KEYS for name, (key, _) in metrics.items()):
         evaluated = evaluate_final_weights(stage_dir)
@@ -277,16 +264,16 @@ def evaluate_init(config_file: str, opts: List[str]) -> None:
     model = DefaultTrainer.build_model(cfg)  # after default_setup's seeding: a run's initial weights
     results = DefaultTrainer.test(cfg, model)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
+    with atomic_write(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
         f.write(json.dumps({"iteration": 0, **results}) + "\n")
 
 
 def curve_points(stage_dir: str, run: Run) -> List[dict]:
     """Every evaluation of a pretraining run: {cell, seed, iteration, knn_top1, linear_top1}."""
     points: Dict[int, dict] = {}
-    for record in read_metrics(os.path.join(stage_dir, "metrics.json")):
+    for record in read_metrics(os.path.join(stage_dir, "metrics.json"))[0]:
         for name, (key, _) in ACCURACY_METRICS.items():
-            if key in record:  # a resumed run logs some iterations again: the later record wins
+            if key in record:
                 points.setdefault(record["iteration"], {})[name] = float(record[key])
     return [{"cell": run.cell, "seed": run.seed, "iteration": it, **values} for it, values in sorted(points.items())]
 
@@ -317,9 +304,8 @@ def execute(run: Run, max_iters: Dict[str, int], extra_monitors: Dict[str, tuple
     result["wall_s"] = time.perf_counter() - start
     after = git_state()
     result["commit"], result["dirty"] = before["commit"], before["dirty"] or after != before
-    with open(run.result_file + ".tmp", "w") as f:
+    with atomic_write(run.result_file, "w") as f:  # a kill never leaves half a result
         json.dump(result, f, indent=2)
-    os.replace(run.result_file + ".tmp", run.result_file)  # a kill never leaves half a result
     return result
 
 
@@ -457,13 +443,7 @@ def draw_figures(spec: dict, figure_dir: str) -> None:
 
 def update_readme(path: str, name: str, table: str) -> None:
     """Replace the text between <!-- sweep:NAME --> and <!-- /sweep:NAME --> in `path` with `table`."""
-    with open(path) as f:
-        text = f.read()
-    pattern = re.compile(rf"(<!-- sweep:{re.escape(name)} -->\n).*?(<!-- /sweep:{re.escape(name)} -->)", re.S)
-    if not pattern.search(text):
-        raise SpecError(f"{path} has no <!-- sweep:{name} --> ... <!-- /sweep:{name} --> markers to fill")
-    with open(path, "w") as f:
-        f.write(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
+    replace_marked_block(path, f"<!-- sweep:{name} -->", f"<!-- /sweep:{name} -->", table)
 
 
 def main(argv=None) -> None:

@@ -10,13 +10,13 @@ grid's labels and monitors, sorted by name. The curve CSV has one row per evalua
 """
 import csv
 import math
-import os
 import statistics
 from typing import Dict, List, Optional, Sequence
 
 from scipy import stats
 
 from ssl_lab.utils.errors import UserError
+from ssl_lab.utils.files import atomic_write
 
 FIXED_COLUMNS = ["grid", "cell", "seed", "commit", "dirty", "iterations", "images_seen", "wall_s",
                  "knn_top1", "linear_top1"]
@@ -38,15 +38,11 @@ def write_curve(path: str, points: List[dict]) -> None:
 
 
 def _write(path: str, columns: Sequence[str], rows: List[dict]) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_format_cell(row.get(c, "")) for c in columns])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _format_cell(value) -> str:

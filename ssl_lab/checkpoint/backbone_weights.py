@@ -25,7 +25,8 @@ from ssl_lab.utils.file_io import PathManager
 __all__ = [
     "FORMAT_PREFIXES", "ImportReport", "NoBackboneError", "UnreadableCheckpointError", "checkpoint_state_dict",
     "extract_backbone_state_dict", "find_backbone_prefix", "find_timm_prefix", "import_backbone_state_dict",
-    "import_timm_state_dict", "is_resnet_key", "is_timm_target", "load_backbone_weights", "load_checkpoint",
+    "import_timm_state_dict", "is_momentum_copy", "is_resnet_key", "is_timm_target", "load_backbone_weights",
+    "load_checkpoint", "MOMENTUM_COPY_WORDS", "PRETRAINING_HEADS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,12 @@ KNOWN_LAYOUTS = ("ssl_lab checkpoint {'model': {'backbone.conv1.weight': ...}}; 
                  "or one of these under another key prefix (e.g. 'online_network.')")
 _STEM = "conv1.weight"
 _IN_BLOCK = re.compile(r"layer\d+\.\d+\.$")
-_SECONDARY = ("encoder_k", "momentum", "target", "teacher", "ema")
+# The one list of the names of what pretraining adds around a backbone. A momentum/target copy of the
+# encoder is named with one of MOMENTUM_COPY_WORDS (MoCo's encoder_k, ssl_lab's momentum_backbone and
+# momentum_projector, BYOL's target, DINO's teacher, an EMA); PRETRAINING_HEADS are the method's modules
+# that evaluation drops. Neither is where a backbone is imported or published from.
+MOMENTUM_COPY_WORDS = ("encoder_k", "momentum", "target", "teacher", "ema")
+PRETRAINING_HEADS = ("projector", "predictor", "queue")
 _HEADS = ("fc.",)
 # Parameter/buffer names of a torchvision ResNet, without fc.
 RESNET_STEM = re.compile(r"(conv1|bn1)\.(\w+)")
@@ -52,6 +58,11 @@ class NoBackboneError(UserError, ValueError):
 
 class UnreadableCheckpointError(UserError, OSError):
     """The file exists but is not a torch checkpoint."""
+
+
+def is_momentum_copy(name: str) -> bool:
+    """Whether a module name or key prefix names a momentum/target copy (see MOMENTUM_COPY_WORDS)."""
+    return any(word in name for word in MOMENTUM_COPY_WORDS)
 
 
 def is_resnet_key(name: str) -> bool:
@@ -136,7 +147,7 @@ def find_backbone_prefix(state_dict: Mapping, source: str = "checkpoint") -> str
         raise _no_backbone(source, state_dict, "no ResNet backbone ('<prefix>conv1.weight' with '<prefix>layer1.*')")
 
     def rank(prefix):
-        secondary = any(word in prefix for word in _SECONDARY)
+        secondary = is_momentum_copy(prefix)
         return secondary, -sum(k.startswith(prefix) for k in state_dict), len(prefix)
 
     return min(prefixes, key=rank)
@@ -211,7 +222,7 @@ def find_timm_prefix(state_dict: Mapping, timm_keys: List[str], source: str = "c
     def held(prefix):
         return sum(prefix + k in state_dict for k in timm_keys)
 
-    best = min(prefixes, key=lambda p: (any(w in p for w in _SECONDARY), -held(p), len(p)), default=None)
+    best = min(prefixes, key=lambda p: (is_momentum_copy(p), -held(p), len(p)), default=None)
     if best is None or 2 * held(best) < len(timm_keys):
         raise _no_backbone(source, state_dict, f"no timm model with this backbone's keys ('<prefix>{anchor}' and "
                                                f"at least half of its {len(timm_keys)} keys under that prefix)")

@@ -67,9 +67,8 @@ def check_weights_scheme(path: str) -> None:
     """MODEL.WEIGHTS: a URL must have a scheme that a PathManager handler opens."""
     prefixes = sorted(PathManager._path_handlers)  # iopath keeps its handlers by prefix, e.g. "https://"
     if "://" in path and not path.startswith(tuple(prefixes)):
-        schemes = ", ".join(prefixes) or "none (import ssl_lab.model_zoo)"
         raise ConfigError(f"MODEL.WEIGHTS = '{path}': no handler opens '{path.split('://')[0]}://' URLs; "
-                          f"use a local file or one of {schemes}")
+                          f"use a local file or one of {', '.join(prefixes)}")
 
 
 def check_config(cfg) -> None:

@@ -15,6 +15,14 @@ class ConfigError(UserError, ValueError):
     """A config file or override that cannot be applied; the message says what would be right."""
 
 
+def invalid_yaml_message(subject: str, err: yaml.YAMLError) -> str:
+    """"<subject> is not valid YAML at line L, column C: <problem>", one line for a YAML parse error."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{subject} is not valid YAML{where}: {problem}"
+
+
 def resolve_config_file(path: str) -> str:
     """`path` if it exists, else the shipped config of that relative path (e.g. "configs/Shapes/byol_r18.yaml"
     from any directory, with ssl_lab installed)."""
@@ -80,10 +88,7 @@ class CfgNode(_FvcoreCfgNode):
             with open(filename) as f:
                 content = yaml.safe_load(f)
         except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ConfigError(f"Config file '{filename}' is not valid YAML{where}: {problem}") from None
+            raise ConfigError(invalid_yaml_message(f"Config file '{filename}'", err)) from None
         except UnicodeDecodeError:
             raise ConfigError(f"Config file '{filename}' is not a text (YAML) file") from None
         if not isinstance(content, dict):

@@ -8,7 +8,6 @@ from typing import Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-import ssl_lab.model_zoo  # noqa: F401  (MODEL.WEIGHTS may be a URL or ssl_lab://<name>)
 from ssl_lab.checkpoint import Checkpointer, estimate_checkpoint_bytes
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import ConfigError

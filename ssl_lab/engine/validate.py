@@ -17,8 +17,8 @@ from ssl_lab.data.batched_augment import build_uint8_transform
 from ssl_lab.data.build import per_rank_batch_size
 from ssl_lab.data.transforms import build_train_transform
 from ssl_lab.model_zoo import get_entry
-from ssl_lab.model_zoo.download import SUPPORTED_SCHEMES
 from ssl_lab.solver import check_lr_steps, resolve_schedule
+from ssl_lab.utils.download import SUPPORTED_SCHEMES
 
 from .run_directory import RunDirectory
 from .trainer import DefaultTrainer, Run

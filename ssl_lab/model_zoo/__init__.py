@@ -5,14 +5,13 @@ Usage:
     cfg.MODEL.WEIGHTS = "ssl_lab://moco_v2_200ep"            # any path argument accepts this
     load_backbone_weights(model, "resnet50-0676ba61.pth")   # torchvision / MoCo / ... files
 """
-from .errors import ModelZooError, UnknownModelError
-from .catalog import CatalogEntry, get_entry, load_catalog
-from .download import Checksum, cache_dir
+from ssl_lab.utils.errors import ModelZooError, UnknownModelError
+from ssl_lab.utils.model_catalog import CatalogEntry, get_entry, load_catalog
+from ssl_lab.utils.download import Checksum, cache_dir
 from ssl_lab.checkpoint.backbone_weights import (
     ImportReport, find_backbone_prefix, import_backbone_state_dict, load_backbone_weights,
 )
 
-from . import handlers  # noqa: F401  (registers http(s)://, file:// and ssl_lab:// in PathManager)
 from .model_zoo import get, get_checkpoint_url, get_config, get_config_file
 
 __all__ = [

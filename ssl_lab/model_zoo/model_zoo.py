@@ -4,9 +4,8 @@ from torch import nn
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import CfgNode, get_cfg
 from ssl_lab.modeling import build_model
-
-from .catalog import get_entry
-from .handlers import ModelZooHandler
+from ssl_lab.utils.file_io import ModelZooHandler
+from ssl_lab.utils.model_catalog import get_entry
 
 __all__ = ["get", "get_checkpoint_url", "get_config", "get_config_file"]
 

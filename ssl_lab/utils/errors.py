@@ -12,7 +12,8 @@ import os
 import re
 import sys
 
-__all__ = ["MAX_LINES", "MissingFileError", "UserError", "debug_enabled", "exit_on_user_error", "format_user_error", "worker_error_summary"]
+__all__ = ["MAX_LINES", "MissingFileError", "ModelZooError", "UnknownModelError", "UserError", "debug_enabled",
+           "exit_on_user_error", "format_user_error", "worker_error_summary"]
 
 MAX_LINES = 15
 
@@ -22,6 +23,20 @@ class UserError(Exception):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file the input names (weights, a checkpoint, a dataset split) does not exist."""
+
+
+class ModelZooError(UserError, RuntimeError):
+    """A checkpoint that cannot be resolved, downloaded or verified.
+
+    The message names the model / URL / file and says what was expected.
+    """
+
+
+class UnknownModelError(ModelZooError, KeyError):
+    """A model name that is not in the catalog; the message lists close names."""
+
+    def __str__(self):  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
 
 
 def debug_enabled() -> bool:

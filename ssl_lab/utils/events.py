@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, DefaultDict, Deque, Dict, List, Optional, Tupl
 
 import torch
 
+from .files import atomic_write
+from .metrics_file import read_metrics
+
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -130,10 +133,9 @@ class JSONWriter(EventWriter):
 
     def before_train(self, start_iter: int):
         if start_iter > 0 and os.path.exists(self._path):
-            with open(self._path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["iteration"] < start_iter]
-            with open(self._path, "w") as f:
-                f.writelines(kept)
+            records, _ = read_metrics(self._path)  # a line cut by the kill is dropped with the later ones
+            with atomic_write(self._path, "w") as f:
+                f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records if r["iteration"] < start_iter)
         self._last_written = start_iter - 1
 
     def write(self):

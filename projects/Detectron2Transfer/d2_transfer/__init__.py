@@ -1,12 +1,18 @@
 """detectron2 transfer of ssl_lab backbones: trainer, MoCo's C4 head, the Shapes dataset.
 
-Imports d2_compat first, so detectron2's pure-Python install (`make d2`) works.
+Importing the package imports no detectron2 and patches nothing: each name below is loaded on first
+use from its module, which applies d2_compat's patches before it imports detectron2 (`make d2`'s
+pure-Python detectron2 needs them).
 """
-from . import d2_compat  # noqa: F401  (must precede any detectron2 import)
-
-from .config import add_transfer_config
-from .roi_heads import Res5ROIHeadsExtraNorm
-from .shapes import register_shapes
-from .trainer import Trainer
+import importlib
 
 __all__ = ["add_transfer_config", "Res5ROIHeadsExtraNorm", "register_shapes", "Trainer"]
+
+_MODULE_OF = {"add_transfer_config": "config", "Res5ROIHeadsExtraNorm": "roi_heads", "register_shapes": "shapes",
+              "Trainer": "trainer"}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)

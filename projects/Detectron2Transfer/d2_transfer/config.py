@@ -1,5 +1,11 @@
 """The project's additions to detectron2's config tree."""
-from detectron2.config import CfgNode as CN
+from .d2_compat import patch_detectron2
+
+patch_detectron2()
+
+from detectron2.config import CfgNode as CN  # noqa: E402
+
+from . import roi_heads  # noqa: E402,F401  (registers Res5ROIHeadsExtraNorm, which the C4 configs name)
 
 
 def add_transfer_config(cfg) -> None:

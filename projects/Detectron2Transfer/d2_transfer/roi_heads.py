@@ -1,6 +1,10 @@
 """MoCo's C4 box head: detectron2's res5 ROI head followed by one more norm layer."""
-from detectron2.layers import get_norm
-from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads
+from .d2_compat import patch_detectron2
+
+patch_detectron2()
+
+from detectron2.layers import get_norm  # noqa: E402
+from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads  # noqa: E402
 
 
 @ROI_HEADS_REGISTRY.register()

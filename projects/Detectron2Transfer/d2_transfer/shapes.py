@@ -1,11 +1,15 @@
 """The generated Shapes data (ssl_lab.data.datasets.shapes) as detectron2 COCO datasets."""
 import os
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import register_coco_instances
-
 from ssl_lab.data.datasets.build import resolve_datasets_root
 from ssl_lab.data.datasets.shapes import ensure_shapes
+
+from .d2_compat import patch_detectron2
+
+patch_detectron2()
+
+from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+from detectron2.data.datasets import register_coco_instances  # noqa: E402
 
 
 def shapes_root(cfg) -> str:

@@ -1,11 +1,13 @@
 """detectron2's DefaultTrainer with the evaluator each test set needs."""
 import os
 
-from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultTrainer
-from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from .d2_compat import has_compiled_ops, patch_detectron2
 
-from .d2_compat import HAS_COMPILED_OPS
+patch_detectron2()
+
+from detectron2.data import MetadataCatalog  # noqa: E402
+from detectron2.engine import DefaultTrainer  # noqa: E402
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator  # noqa: E402
 
 
 class Trainer(DefaultTrainer):
@@ -21,6 +23,6 @@ class Trainer(DefaultTrainer):
             # The fast COCOeval lives in detectron2's compiled ops; the pure-Python
             # install (`make d2`) uses pycocotools' own, same numbers.
             return COCOEvaluator(dataset_name, output_dir=output_folder,
-                                 use_fast_impl=HAS_COMPILED_OPS)
+                                 use_fast_impl=has_compiled_ops())
         raise NotImplementedError(f"no evaluator for dataset '{dataset_name}' "
                                   f"(evaluator_type {evaluator_type!r})")

@@ -11,6 +11,8 @@ ImageNet; SimCLR: K random in-batch negatives per query, alpha 4096), and the N 
 import argparse
 import os
 
+from ssl_lab.utils.files import atomic_write
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
 CORE = "../../../../configs"  # the core's configs/, seen from configs/<dataset>/
 
@@ -130,7 +132,7 @@ def write_configs(output: str) -> list:
     for rel, text in build_configs().items():
         path = os.path.join(output, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
+        with atomic_write(path, "w") as f:
             f.write(text)
         paths.append(path)
     return paths

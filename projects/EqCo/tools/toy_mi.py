@@ -25,6 +25,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from eqco.toy_mi import PAPER_TABLE, estimate_mi  # noqa: E402
+from ssl_lab.utils.files import atomic_write  # noqa: E402
 
 _progress = None  # a worker's queue for progress counts (set by _init_worker)
 
@@ -88,7 +89,7 @@ def run(args) -> dict:
 
 
 def write_csv(table: dict, batch_sizes, path: str) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "mi"] + [str(n) for n in batch_sizes])
         for name, by_mi in table.items():
@@ -97,7 +98,7 @@ def write_csv(table: dict, batch_sizes, path: str) -> None:
 
 
 def write_json(table: dict, path: str) -> None:
-    with open(path, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump({name: {_key(mi): {str(n): v for n, v in by_n.items()} for mi, by_n in by_mi.items()}
                    for name, by_mi in table.items()}, f, indent=2)
 

@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from ssl_lab.utils.files import atomic_write
+
 NUM_VIEWS = (2, 4, 8)
 SINGULAR_WEIGHTS = (0.0, 0.001, 0.002, 0.004, 0.008)
 BROWNIAN_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
         if current != text:
             stale.append(name)
             if not args.check:
-                with open(path, "w") as f:
+                with atomic_write(path, "w") as f:
                     f.write(text)
     verb = "differ" if args.check else "written"
     print(f"{len(stale)} of {len(config_files())} ablation configs {verb}")

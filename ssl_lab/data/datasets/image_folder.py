@@ -9,7 +9,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 from torchvision.datasets import ImageFolder
 
 from ssl_lab.config import ConfigError
-from ssl_lab.model_zoo.download import cache_dir
+from ssl_lab.utils.download import cache_dir
 from ssl_lab.utils.errors import UserError
 
 from .build import DATASET_REGISTRY, datasets_root, require_path

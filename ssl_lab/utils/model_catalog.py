@@ -14,10 +14,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from ssl_lab.utils.resources import resources_root
-
 from .download import Checksum
 from .errors import ModelZooError, UnknownModelError
+from .resources import resources_root
 
 __all__ = ["CatalogEntry", "PROJECT_ROOT", "catalog_file", "find_by_url", "get_entry", "load_catalog",
            "source_url"]

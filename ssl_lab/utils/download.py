@@ -5,7 +5,6 @@ name next to its final path and renamed after the size and checksum checks pass.
 A file lock makes concurrent processes (e.g. 8 ranks) download it once; a cached
 file is re-verified and used without any network access.
 """
-import glob
 import hashlib
 import http.client
 import logging
@@ -19,9 +18,8 @@ from urllib.parse import urlparse
 from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ssl_lab.utils.files import atomic_write
-
 from .errors import ModelZooError
+from .files import atomic_write, file_digest, stale_temp_files
 
 __all__ = ["Checksum", "cache_dir", "cache_path", "fetch"]
 
@@ -76,14 +74,6 @@ def cache_path(url: str) -> str:
     return os.path.join(cache_dir(), host, *path.split("/"))
 
 
-def file_digest(path: str, checksum: Checksum) -> str:
-    digest = checksum.new()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = None,
           source_url: Optional[str] = None, force: bool = False) -> str:
     """Return the local path of the verified cached copy of `url`, downloading it if needed.
@@ -99,7 +89,7 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
     if not force and _is_valid(local, checksum):  # no lock needed: files are renamed in atomically
         return local
     with file_lock(local):
-        for stale in glob.glob(glob.escape(local) + ".tmp.*"):  # left by a killed process (we hold the lock)
+        for stale in stale_temp_files(os.path.dirname(local), os.path.basename(local)):
             os.remove(stale)
         if not force and _is_valid(local, checksum):  # another process just downloaded it
             return local
@@ -114,7 +104,7 @@ def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = N
 def _is_valid(local: str, checksum: Optional[Checksum]) -> bool:
     if not os.path.isfile(local):
         return False
-    return checksum is None or checksum.matches(file_digest(local, checksum))
+    return checksum is None or checksum.matches(file_digest(local, checksum.algorithm))
 
 
 def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[int]):
