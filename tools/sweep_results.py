@@ -1,7 +1,7 @@
 """A grid's committed results CSV -> summary statistics, paired comparisons, markdown tables, figures.
 
 Everything a README shows of a grid is computed here from its CSV alone (`tools/sweep.py` writes
-the CSV; `tests/test_results_tables.py` checks that each README table is what its CSV gives).
+the CSV; `tests/tools/test_results_tables.py` checks that each README table is what its CSV gives).
 
 The CSV has one row per run (a cell at one seed). Its first columns are FIXED_COLUMNS
 (grid, cell, seed, commit, dirty, iterations, images_seen, wall_s, knn_top1, linear_top1), then the

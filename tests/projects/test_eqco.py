@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO_ROOT, "projects", "EqCo")
 sys.path.insert(0, PROJECT)
 sys.path.insert(0, os.path.join(PROJECT, "tools"))

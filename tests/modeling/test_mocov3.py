@@ -21,7 +21,7 @@ from ssl_lab.solver import build_lr_scheduler, build_optimizer
 from ssl_lab.utils.events import EventStorage
 
 from conftest import REPO_ROOT
-from test_resume import _cfg, _reseed, _trainer, assert_kill_and_resume_is_bitwise
+from resume_testing import _cfg, _reseed, _trainer, assert_kill_and_resume_is_bitwise
 
 SHAPES_VIT = "configs/Shapes/mocov3_vit_tiny.yaml"
 

@@ -14,7 +14,7 @@ from ssl_lab.data.batched_augment import BatchedRandomResizedCrop, build_batched
 from ssl_lab.data.transforms import ToNormalizedTensor, build_train_transform
 from ssl_lab.modeling import build_model
 
-from test_resume import _cfg, assert_kill_and_resume_is_bitwise
+from resume_testing import _cfg, assert_kill_and_resume_is_bitwise
 
 
 def _crop_cfg(num_local=3, recipe="LinearEval", *extra):

@@ -3,10 +3,8 @@
 The references are independent of the resume path: the draws made right after a save, the
 number of steps of an uninterrupted run, and the weights of an uninterrupted run.
 """
-import json
 import os
 import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,13 +14,12 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from ssl_lab.checkpoint import Checkpointer
-from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, setup_cfg
+from ssl_lab.engine import HOOK_REGISTRY, HookBase, setup_cfg
 from ssl_lab.engine.launch import find_free_port, launch
 from ssl_lab.utils.env import RNGState
-from ssl_lab.utils.logger import setup_logger
 
-from conftest import REPO_ROOT, tiny_overrides
-from test_data import check_two_rank_resume
+from resume_testing import (_args, _cfg, _kill_and_resume, _losses, _reseed, _trainer, assert_kill_and_resume_is_bitwise,
+                            check_two_rank_resume)
 
 
 def _draws():
@@ -30,10 +27,6 @@ def _draws():
     return torch.rand(4).tolist(), np.random.rand(4).tolist(), [random.random() for _ in range(4)]
 
 
-def _reseed(seed):
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 def test_rng_state_survives_a_checkpoint_file(tmp_path):
@@ -70,23 +63,10 @@ def test_each_rank_gets_its_own_rng_state_and_sample_stream_back(tmp_path):
         assert results[rank]["after_load"] == results[rank]["expected"], rank
 
 
-def _args(config_file, output_dir, shapes_root, *opts):
-    """Command-line arguments of a toy-size run of `config_file`."""
-    return SimpleNamespace(config_file=os.path.join(REPO_ROOT, config_file),
-                           opts=[*tiny_overrides(shapes_root, output_dir), "DATASETS.TEST", "()", *opts])
 
 
-def _cfg(*args):
-    """The config as tools/train_net.py loads it (importing the projects of IMPORTS)."""
-    return setup_cfg(_args(*args))
 
 
-class _Crash(HookBase):
-    """Kills the run right after the checkpoint of iteration 1 (registered after PeriodicCheckpointer)."""
-
-    def after_step(self):
-        if self.trainer.iter == 1:
-            raise RuntimeError("simulated kill")
 
 
 @HOOK_REGISTRY.register()
@@ -106,45 +86,12 @@ class StepCounterForTest(HookBase):
         self.count = state["count"]
 
 
-def _trainer(cfg, *extra_hooks, resume=False):
-    setup_logger(cfg.OUTPUT_DIR)
-    trainer = DefaultTrainer(cfg)
-    trainer.register_hooks(extra_hooks)
-    trainer.resume_or_load(resume=resume)
-    return trainer
 
 
-def _losses(output_dir):
-    """{iteration: total_loss}; the resumed run's records replace the killed run's."""
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        records = [json.loads(line) for line in f]
-    return {r["iteration"]: r["total_loss"] for r in records if "total_loss" in r}
 
 
-def _kill_and_resume(cfg):
-    """Train until the kill after iteration 1, then resume in a process whose RNG moved on."""
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        _trainer(cfg, _Crash()).train()
-    _reseed(12345)  # a new process: its generators are not where the killed one left them
-    trainer = _trainer(cfg, resume=True)
-    assert trainer.start_iter == 2
-    trainer.train()
-    return trainer
 
 
-def assert_kill_and_resume_is_bitwise(config_file, tmp_path, shapes_root, *opts):
-    """A toy run of `config_file` uninterrupted, and killed after iteration 1 then resumed: the same losses
-    and final weights, bit for bit. Returns the uninterrupted run's trainer."""
-    _reseed(0)
-    reference = _trainer(_cfg(config_file, str(tmp_path / "reference"), shapes_root, *opts))
-    reference.train()
-    _reseed(0)
-    resumed = _kill_and_resume(_cfg(config_file, str(tmp_path / "killed"), shapes_root, *opts))
-    assert _losses(resumed.cfg.OUTPUT_DIR) == _losses(reference.cfg.OUTPUT_DIR)
-    expected = reference.model.state_dict()
-    for key, value in resumed.model.state_dict().items():
-        assert torch.equal(value, expected[key]), key
-    return reference
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from ssl_lab.engine import default_argument_parser, setup_cfg
 from ssl_lab.modeling import build_model
 from ssl_lab.modeling.meta_arch import BYOL
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(ROOT, "projects", "MSBReg")
 sys.path.insert(0, PROJECT)
 

@@ -23,7 +23,7 @@ from ssl_lab.checkpoint.d2_conversion import (
 from ssl_lab.checkpoint.backbone_weights import KNOWN_LAYOUTS
 from ssl_lab.modeling.backbones import ResNet
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "projects", "Detectron2Transfer")
 CONVERT = os.path.join(REPO, "tools", "convert_to_d2.py")
 

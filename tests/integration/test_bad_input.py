@@ -702,7 +702,7 @@ def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, 
     lines = ['{"iteration": NaN, "total_loss": 9.0}', "[1, 2]", '{"iteration": 1, "total_loss": 2.0}',
              "not json", '{"iteration": 2, "total_loss": 1.0, "lr": 0.1}', '{"iteration": 1.5}']
     (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
-    runpy.run_path(PLOT)["main"]([str(tmp_path)])  # the lines it skips: tests/test_metrics_file.py
+    runpy.run_path(PLOT)["main"]([str(tmp_path)])  # the lines it skips: tests/utils/test_metrics_file.py
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning: skipped 4 malformed lines")
     assert (tmp_path / "metrics.png").stat().st_size > 0

@@ -6,10 +6,12 @@ import torch
 from PIL import Image
 
 from ssl_lab.config import get_cfg
-from ssl_lab.data import build_dataset, build_train_loader, build_train_transform
+from ssl_lab.data import build_dataset, build_train_transform
 from ssl_lab.data.datasets import BadImageError, DatasetNotFoundError
 from ssl_lab.data.samplers import InferenceSampler, TrainingSampler
 from ssl_lab.utils import comm
+
+from resume_testing import check_two_rank_resume
 
 
 def test_training_sampler_resumes_mid_epoch_exactly():
@@ -29,38 +31,12 @@ def test_training_sampler_shards_the_global_stream(monkeypatch):
     assert shards[0] == stream[0::2] and shards[1] == stream[1::2]
 
 
-class _IndexDataset(torch.utils.data.Dataset):
-    """Sample i is one 'view' holding i, labelled i."""
-
-    def __len__(self):
-        return 10
-
-    def __getitem__(self, index):
-        return [torch.tensor(index)], index
 
 
-def _global_stream(size, seed, length):
-    """The documented stream: epoch e is torch.randperm(size) under seed + e, epochs back to back."""
-    epochs = (length + size - 1) // size
-    return torch.cat([torch.randperm(size, generator=torch.Generator().manual_seed(seed + e))
-                      for e in range(epochs)])[:length].tolist()
 
 
-def _loader_ids(start_iter, iterations):
-    """Sample ids of this rank's batches for iterations start_iter .. start_iter + iterations - 1."""
-    cfg = get_cfg()
-    cfg.merge_from_list(["SOLVER.IMS_PER_BATCH", "8", "SEED", "3", "DATALOADER.NUM_WORKERS", "0"])
-    loader = iter(build_train_loader(cfg, _IndexDataset(), start_iter))
-    return [next(loader)[1].tolist() for _ in range(iterations)]
 
 
-def check_two_rank_resume(rank):
-    """Global batch i is stream[8 i : 8 i + 8]; rank r holds its positions r, r + 2, ... (4 per rank).
-    A run resumed at iteration 3 (past an epoch boundary of 10 samples) continues the same stream."""
-    stream = _global_stream(10, seed=3, length=8 * 6)
-    expected = [stream[8 * i + rank : 8 * i + 8 : 2] for i in range(6)]
-    assert _loader_ids(0, 6) == expected
-    assert _loader_ids(3, 3) == expected[3:]
 
 
 def test_resumed_two_rank_loader_continues_the_global_stream(monkeypatch):

@@ -13,7 +13,7 @@ from ssl_lab.evaluation.evaluator import inference_on_dataset
 from ssl_lab.data import build_test_loader
 from ssl_lab.utils.logger import setup_logger
 
-from test_resume import _cfg, _kill_and_resume, _reseed
+from resume_testing import _cfg, _kill_and_resume, _reseed
 
 PROBE = ("TEST.ONLINE_PROBE.ENABLED", "True", "TEST.ONLINE_PROBE.NUM_CLASSES", "6", "TEST.EVAL_PERIOD", "2")
 
