@@ -35,7 +35,7 @@ def _victim_and_survivor(mode: str, pid_file: str):
 
 def _launch(mode, tmp_path):
     pid_file = str(tmp_path / "rank0.pid")
-    code = (f"import sys; sys.path[:0] = {[REPO_ROOT, os.path.dirname(__file__)]!r}\n"
+    code = (f"import sys; sys.path[:0] = {[REPO_ROOT, os.path.join(REPO_ROOT, 'tests'), os.path.dirname(__file__)]!r}\n"
             "from ssl_lab.engine.launch import launch\n"
             "from test_launch import _victim_and_survivor\n"
             f"launch(_victim_and_survivor, 2, args=({mode!r}, {pid_file!r}))\n")
