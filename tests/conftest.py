@@ -68,3 +68,38 @@ def assert_is_final_accuracy(logged: float, trainer, metric: str, num_images: in
     correct = logged * num_images / 100
     assert correct == pytest.approx(round(correct)), (metric, logged)
     assert logged == pytest.approx(DefaultTrainer.test(trainer.cfg, trainer.model)[metric]), metric
+
+
+def assert_linear_eval_keeps_backbone(cfg, pretrained: dict):
+    """Train the linear-eval `cfg` (its MODEL.WEIGHTS a pretraining checkpoint whose backbone state
+    is `pretrained`): the backbone loads, stays in eval mode and leaves weights and BN running
+    statistics untouched; only the classifier learns; the logged top-1 is the final model's."""
+    from ssl_lab.engine import DefaultTrainer
+
+    trainer = DefaultTrainer(cfg)
+    fc_before = trainer.model.fc.weight.clone()
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    backbone = trainer.model.backbone
+    assert not backbone.training
+    assert set(backbone.state_dict()) == set(pretrained)
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+    assert not torch.equal(fc_before, trainer.model.fc.weight)
+    latest = trainer.storage.latest()
+    assert "loss_cls" in latest
+    assert_is_final_accuracy(latest["top1"][0], trainer, "top1")
+
+
+def lr_trajectory(cfg, steps: int) -> list:
+    """The lr of param group 0 before each of `steps` steps of `cfg`'s optimizer and scheduler."""
+    from ssl_lab.solver import build_lr_scheduler, build_optimizer
+
+    optimizer = build_optimizer(cfg, torch.nn.Linear(2, 2))
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    values = []
+    for _ in range(steps):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return values

@@ -13,7 +13,7 @@ from torch import nn
 from ssl_lab.engine import AMPTrainer, HookBase, MomentumUpdate, SimpleTrainer
 from ssl_lab.modeling.momentum import MomentumEncoderMixin, ema_update_, make_momentum_copy, momentum_at
 
-from conftest import REPO_ROOT, assert_is_final_accuracy, tiny_overrides
+from conftest import REPO_ROOT, assert_linear_eval_keeps_backbone, tiny_overrides
 
 
 def test_ema_update_moves_parameters_only():
@@ -201,18 +201,7 @@ def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tm
                    "OUTPUT_DIR", str(tmp_path / "lin"),
                    "MODEL.WEIGHTS", str(tmp_path / "pre" / "model_final.pth"))
     assert (cfg.INPUT.AUGMENTATION, cfg.INPUT.NUM_VIEWS) == ("LinearEval", 1)
-    trainer = DefaultTrainer(cfg)
-    fc_before = trainer.model.fc.weight.clone()
-    trainer.resume_or_load(resume=False)
-    trainer.train()
-    model = trainer.model
-    assert not model.backbone.training
-    for key, value in model.backbone.state_dict().items():
-        assert torch.equal(value, pretrained[key]), key  # weights and BN running statistics
-    assert not torch.equal(fc_before, model.fc.weight)
-    latest = trainer.storage.latest()
-    assert "loss_cls" in latest
-    assert_is_final_accuracy(latest["top1"][0], trainer, "top1")
+    assert_linear_eval_keeps_backbone(cfg, pretrained)
 
 
 def test_gradient_accumulation_matches_one_big_batch_for_a_batch_mean_loss():

@@ -5,25 +5,15 @@ import torch
 from torch import nn
 
 from ssl_lab.config import get_cfg
-from ssl_lab.solver import LARS, build_lr_scheduler, build_optimizer, scaled_lr
+from ssl_lab.solver import LARS, build_optimizer, scaled_lr
 
-
-def _lrs(cfg, steps):
-    model = nn.Linear(2, 2)
-    optimizer = build_optimizer(cfg, model)
-    scheduler = build_lr_scheduler(cfg, optimizer)
-    values = []
-    for _ in range(steps):
-        values.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return values
+from conftest import lr_trajectory
 
 
 def test_warmup_then_cosine():
     cfg = get_cfg()
     cfg.SOLVER.BASE_LR, cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.WARMUP_ITERS = 0.1, 512, 100, 10
-    lrs = _lrs(cfg, 100)
+    lrs = lr_trajectory(cfg, 100)
     peak = 0.2  # linear scaling: 0.1 * 512 / 256
     assert scaled_lr(cfg) == pytest.approx(peak)
     assert lrs[0] < 0.01 * peak and all(a < b for a, b in zip(lrs[:10], lrs[1:11]))
@@ -34,7 +24,7 @@ def test_warmup_then_cosine():
 def test_multistep():
     cfg = get_cfg()
     cfg.SOLVER.LR_SCHEDULER_NAME, cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS = "WarmupMultiStepLR", 30, (10, 20)
-    lrs = _lrs(cfg, 30)
+    lrs = lr_trajectory(cfg, 30)
     assert lrs[5] == pytest.approx(0.03) and lrs[15] == pytest.approx(0.003) and lrs[25] == pytest.approx(0.0003)
 
 
@@ -95,4 +85,4 @@ def test_epoch_steps_that_a_short_run_rounds_together_or_onto_its_ends(max_iter,
     cfg.SOLVER.EPOCHS, cfg.SOLVER.STEP_EPOCHS, cfg.SOLVER.MAX_ITER = 100, step_epochs, max_iter
     resolved = resolve_schedule(cfg, num_images=100_000)
     check_lr_steps(resolved)  # steps inside the 100 epochs: not the user's error
-    assert _lrs(resolved, max_iter) == pytest.approx(factors)
+    assert lr_trajectory(resolved, max_iter) == pytest.approx(factors)
