@@ -4,10 +4,13 @@ transform. Every op works on uint8 PIL images; the only float step is the last o
 import torch
 from PIL import ImageFilter
 from torchvision import transforms as T
+from torchvision.transforms import functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from ssl_lab.config import ConfigError
 from ssl_lab.utils.registry import Registry
+
+from .pil_hue import adjust_hue, hue_tables
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
 TRANSFORM_REGISTRY.__doc__ = """
@@ -28,6 +31,25 @@ class MultiViewTransform:
 
     def __repr__(self):
         return f"MultiViewTransform(num_views={self.num_views}, views={self.view_transforms})"
+
+
+class ColorJitter(T.ColorJitter):
+    """torchvision's ColorJitter, the same draws, order of ops and output, with the hue shift of
+    RGB PIL images through lookup tables (:func:`~ssl_lab.data.pil_hue.adjust_hue`, ~4x faster).
+    The tables are built when the jitter is, so that forked loader workers share them."""
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
+        super().__init__(brightness, contrast, saturation, hue)
+        if self.hue is not None:
+            hue_tables()
+
+    def forward(self, img):
+        order, *factors = self.get_params(self.brightness, self.contrast, self.saturation, self.hue)
+        adjust = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, adjust_hue)
+        for i in order.tolist():
+            if factors[i] is not None:
+                img = adjust[i](img, factors[i])
+        return img
 
 
 class GaussianBlur:
@@ -58,7 +80,9 @@ class ToNormalizedTensor:
         self._shift = torch.tensor(self.mean).view(3, 1, 1) / torch.tensor(self.std).view(3, 1, 1)
 
     def __call__(self, image) -> torch.Tensor:
-        return TF.pil_to_tensor(image).float().mul_(self._scale).sub_(self._shift)
+        pixels = TF.pil_to_tensor(image)  # (3, H, W), a view of the (H, W, 3) pixels
+        out = torch.empty(pixels.shape)  # written contiguously by the product, half the time of .float()
+        return torch.mul(pixels, self._scale, out=out).sub_(self._shift)
 
     def __repr__(self):
         return f"ToNormalizedTensor(mean={self.mean}, std={self.std})"
@@ -78,7 +102,7 @@ def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grays
     ops = [T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE))]
     if right_angle_rotations:
         ops.append(T.RandomChoice([T.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]))
-    ops += [T.RandomApply([T.ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=grayscale_p)]
+    ops += [T.RandomApply([ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=grayscale_p)]
     if blur_p > 0:
         ops.append(_blur(blur_p))
     if solarize_p > 0:
@@ -94,7 +118,7 @@ def MoCoV1(cfg):
     return [T.Compose([
         T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
         T.RandomGrayscale(p=0.2),
-        T.ColorJitter(0.4, 0.4, 0.4, 0.4),
+        ColorJitter(0.4, 0.4, 0.4, 0.4),
         T.RandomHorizontalFlip(),
     ] + _normalize(cfg))]
 
