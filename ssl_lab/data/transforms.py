@@ -2,7 +2,7 @@
 transform. Every op works on uint8 PIL images; the only float step is the last one
 (:class:`ToNormalizedTensor`)."""
 import torch
-from PIL import ImageFilter
+from PIL import Image, ImageFilter
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 from torchvision.transforms.v2 import functional as TF
@@ -50,6 +50,16 @@ class ColorJitter(T.ColorJitter):
             if factors[i] is not None:
                 img = adjust[i](img, factors[i])
         return img
+
+
+class RandomGrayscale(T.RandomGrayscale):
+    """torchvision's RandomGrayscale, the same draw and output, with an RGB PIL image greyed by
+    PIL's own L -> RGB conversion instead of torchvision's round trip through numpy."""
+
+    def forward(self, img):
+        if not (isinstance(img, Image.Image) and img.mode == "RGB"):
+            return super().forward(img)
+        return img.convert("L").convert("RGB") if torch.rand(1) < self.p else img
 
 
 class GaussianBlur:
@@ -102,7 +112,7 @@ def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grays
     ops = [T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE))]
     if right_angle_rotations:
         ops.append(T.RandomChoice([T.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]))
-    ops += [T.RandomApply([ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=grayscale_p)]
+    ops += [T.RandomApply([ColorJitter(*jitter)], p=0.8), RandomGrayscale(p=grayscale_p)]
     if blur_p > 0:
         ops.append(_blur(blur_p))
     if solarize_p > 0:
@@ -117,7 +127,7 @@ def MoCoV1(cfg):
     size = cfg.INPUT.CROP_SIZE
     return [T.Compose([
         T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
-        T.RandomGrayscale(p=0.2),
+        RandomGrayscale(p=0.2),
         ColorJitter(0.4, 0.4, 0.4, 0.4),
         T.RandomHorizontalFlip(),
     ] + _normalize(cfg))]

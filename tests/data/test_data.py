@@ -183,6 +183,23 @@ def test_color_jitter_is_torchvisions_under_the_same_draws():
             assert ours.tobytes() == T.ColorJitter(*jitter)(image).tobytes(), (jitter, seed)
 
 
+def test_random_grayscale_is_torchvisions_under_the_same_draws():
+    import numpy as np
+    from torchvision import transforms as T
+
+    from ssl_lab.data.transforms import RandomGrayscale
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8))
+    greyed = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        ours, next_draw = RandomGrayscale(p=0.4)(image), torch.rand(1)
+        torch.manual_seed(seed)
+        assert ours.tobytes() == T.RandomGrayscale(p=0.4)(image).tobytes() and torch.equal(next_draw, torch.rand(1))
+        greyed += ours.tobytes() != image.tobytes()
+    assert 0 < greyed < 20
+
+
 @pytest.mark.parametrize("sigma", [0.8, 1.5])
 def test_pil_blur_spreads_an_impulse_by_sigma(sigma):
     """A blurred impulse is the kernel: its spread along each axis is sigma (a Gaussian's variance)."""
