@@ -36,12 +36,7 @@ class MultiViewTransform:
 class ColorJitter(T.ColorJitter):
     """torchvision's ColorJitter, the same draws, order of ops and output, with the hue shift of
     RGB PIL images through lookup tables (:func:`~ssl_lab.data.pil_hue.adjust_hue`: 1.5-2x faster).
-    The tables are built when the jitter is, so that forked loader workers share them."""
-
-    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
-        super().__init__(brightness, contrast, saturation, hue)
-        if self.hue is not None:
-            hue_tables()
+    The tables are built at first use, or by :func:`build_train_transform`."""
 
     def forward(self, img):
         order, *factors = self.get_params(self.brightness, self.contrast, self.saturation, self.hue)
@@ -200,10 +195,20 @@ def describe_crops(cfg) -> str:
     return crops
 
 
+def _jitters_hue(transform) -> bool:
+    """Whether `transform` (an op, or a Compose / RandomApply of them) has a ColorJitter with hue."""
+    if isinstance(transform, ColorJitter):
+        return transform.hue is not None
+    return any(_jitters_hue(op) for op in getattr(transform, "transforms", ()))
+
+
 def build_train_transform(cfg) -> MultiViewTransform:
     """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` global views, then
-    `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops."""
+    `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops. The hue tables are built here if a view needs
+    them, in the process that forks the loader workers, so that the workers share them."""
     views = view_transforms(cfg)
+    if any(_jitters_hue(view) for view in views):
+        hue_tables()
     return MultiViewTransform(views, len(views))
 
 

@@ -183,6 +183,25 @@ def test_color_jitter_is_torchvisions_under_the_same_draws():
             assert ours.tobytes() == T.ColorJitter(*jitter)(image).tobytes(), (jitter, seed)
 
 
+def test_hue_tables_are_built_with_the_pil_recipe_only():
+    """Before the loader forks its workers (so that they share the 128 MB), and not for the batched
+    path, which only reads the recipe's parameters."""
+    from ssl_lab.data.batched_augment import build_batched_augmentation
+    from ssl_lab.data.pil_hue import hue_tables
+
+    cfg = get_cfg()
+    cfg.INPUT.AUGMENTATION = "MoCoV2"
+    hue_tables.cache_clear()
+    build_batched_augmentation(cfg)
+    assert hue_tables.cache_info().currsize == 0
+    cfg.INPUT.AUGMENTATION = "LinearEval"
+    build_train_transform(cfg)
+    assert hue_tables.cache_info().currsize == 0
+    cfg.INPUT.AUGMENTATION = "MoCoV2"
+    build_train_transform(cfg)
+    assert hue_tables.cache_info().currsize == 1
+
+
 def test_random_grayscale_is_torchvisions_under_the_same_draws():
     import numpy as np
     from torchvision import transforms as T
