@@ -52,6 +52,7 @@ def adjust_hue(image, hue_factor: float):
         return F.adjust_hue(image, hue_factor)
     shift = int(hue_factor * 255) % 256  # torchvision: np.int32(hue_factor * 255) as uint8
     rgb_to_hsv, hsv_to_rgb = hue_tables()
-    hsv = rgb_to_hsv.take(_pack(image))
+    # the codes are < 2^24 by construction; "clip" spares numpy's bounds check (~20% of a gather)
+    hsv = rgb_to_hsv.take(_pack(image), mode="clip")
     hsv = (hsv & 0xFFFF00) | ((hsv + shift) & 0xFF)
-    return _unpack(hsv_to_rgb.take(hsv), "RGB", image.size)
+    return _unpack(hsv_to_rgb.take(hsv, mode="clip"), "RGB", image.size)
