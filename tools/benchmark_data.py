@@ -18,6 +18,8 @@ images per CPU-second, i.e. per fully used loader core. Paths:
   uint8 square), the work left to a loader core when the recipe runs on the GPU;
 - batched_recipe_cpu: the batched MoCo v2 recipe (both views) on the CPU, per image, in batches;
 - gpu_decode_worker: the loader side of INPUT.GPU_DECODE (the file's bytes).
+
+--op-profile N then times the reference's and pil_reduced's ops one by one on N images.
 """
 import argparse
 import json
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from tabulate import tabulate
+from torchvision.transforms import RandomApply
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -134,6 +137,16 @@ class OfficialGaussianBlur:
         return x.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
 
 
+class OfficialTwoCropsTransform:
+    """facebookresearch/moco moco/loader.py TwoCropsTransform: the base transform, twice."""
+
+    def __init__(self, base_transform):
+        self.base_transform = base_transform
+
+    def __call__(self, x):
+        return [self.base_transform(x), self.base_transform(x)]
+
+
 def reference_dataset(train_dir: str):
     """torchvision ImageFolder + main_moco.py's MoCo v2 augmentation (`--aug-plus`) + TwoCropsTransform."""
     from torchvision import datasets, transforms
@@ -148,7 +161,7 @@ def reference_dataset(train_dir: str):
         transforms.ToTensor(),
         normalize,
     ])
-    return datasets.ImageFolder(train_dir, lambda image: [view(image), view(image)])
+    return datasets.ImageFolder(train_dir, OfficialTwoCropsTransform(view))
 
 
 def ssl_lab_cfg(train_dir: str, **opts):
@@ -194,6 +207,43 @@ def build_paths(train_dir: str, batch: int) -> dict:
         "batched_recipe_cpu": batched_recipe,
         "gpu_decode_worker": per_item(dataset(INPUT__BATCHED_AUGMENTATION=True, INPUT__GPU_DECODE=True)),
     }
+
+
+class TimedOp:
+    """A view's op that adds the CPU seconds of each call to ``seconds[its name]`` (RandomApply
+    named after the op it applies)."""
+
+    def __init__(self, op, seconds: dict):
+        self.op, self.seconds = op, seconds
+        self.name = type(op.transforms[0] if isinstance(op, RandomApply) else op).__name__.removeprefix("Official")
+
+    def __call__(self, image):
+        start = time.process_time()
+        out = self.op(image)
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.process_time() - start
+        return out
+
+
+def op_profile(train_dir: str, indices: list) -> dict:
+    """{path: {op: CPU ms per image}} for the reference and pil_reduced, their views' ops timed one
+    by one; "rest" is what happens outside them: opening and decoding the file (and, for pil_reduced,
+    the two crops, which ReducedDecodeMultiView cuts before the view's other ops)."""
+    reference = reference_dataset(train_dir)
+    ours = build_train_dataset(ssl_lab_cfg(train_dir, INPUT__REDUCED_DECODE=True))
+    items = {"reference": (reference, [reference.transform.base_transform], lambda i: i),
+             "pil_reduced": (SeededAugmentedDataset(ours, 0), ours.transform.rests, lambda i: (i, i))}
+    profile = {}
+    for name, (dataset, views, key) in items.items():
+        seconds: dict = {}
+        for view in views:
+            view.transforms = [TimedOp(op, seconds) for op in view.transforms]
+        start = time.process_time()
+        for i in indices:
+            dataset[key(i)]
+        rest = time.process_time() - start - sum(seconds.values())
+        profile[name] = {op: 1000 * s / len(indices) for op, s in sorted(seconds.items(), key=lambda kv: -kv[1])}
+        profile[name]["rest"] = 1000 * rest / len(indices)
+    return profile
 
 
 def measure(paths: dict, num_images: int, rounds: int, per_round: int, seed: int = 0) -> dict:
@@ -262,6 +312,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64, help="batch of the batched recipe")
     parser.add_argument("--decode-device", default="", metavar="DEVICE",
                         help="also time INPUT.GPU_DECODE's decode of one batch of --batch files on DEVICE (e.g. cuda)")
+    parser.add_argument("--op-profile", type=int, default=0, metavar="N",
+                        help="also time the reference's and pil_reduced's ops one by one on N random images")
     parser.add_argument("--output", default="", metavar="FILE", help="write the rates and ratios as JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a loader worker's setting
@@ -279,6 +331,13 @@ def main(argv=None):
     rows = summarize(seconds, args.per_round)
     print(f"data: {train_dir} {json.dumps(stats)}")
     print(table(rows))
+    profile = None
+    if args.op_profile:
+        indices = np.random.default_rng(2).choice(num_images, args.op_profile, replace=False).tolist()
+        profile = op_profile(train_dir, indices)
+        ops = list(dict.fromkeys(op for path in profile.values() for op in path))
+        print(tabulate([[op] + [f"{profile[path].get(op, 0):.2f}" for path in profile] for op in ops],
+                       headers=["op (CPU ms per image)"] + list(profile), tablefmt="github"))
     device_rate = None
     if args.decode_device:
         device_rate = device_decode_rate(train_dir, args.decode_device, args.batch, num_images)
@@ -286,6 +345,7 @@ def main(argv=None):
     if args.output:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
         record = {"command": " ".join(sys.argv), "commit": commit, "data": stats, "rows": rows, "cpu_seconds": seconds,
+                  "op_ms_per_image": profile,
                   "device_decode": {"device": args.decode_device, "batch": args.batch, "images_per_s": device_rate},
                   "wall_seconds": time.time() - start, "load_average": os.getloadavg(), "torch": torch.__version__,
                   "pillow": Image.__version__}

@@ -162,8 +162,61 @@ def test_to_normalized_tensor_matches_the_float64_formula():
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     expected = (pixels.astype(np.float64) / 255 - np.array(mean)) / np.array(std)
     out = ToNormalizedTensor(mean, std)(Image.fromarray(pixels))
-    assert out.dtype == torch.float32 and out.shape == (3, 5, 7)
+    assert out.dtype == torch.float32 and out.shape == (3, 5, 7) and out.is_contiguous()
     torch.testing.assert_close(out.double(), torch.from_numpy(expected).permute(2, 0, 1), atol=1e-5, rtol=0)
+
+
+def test_color_jitter_is_torchvisions_under_the_same_draws():
+    """The same seed gives torchvision's ColorJitter output byte for byte (order of the four ops
+    and their factors drawn alike); hue 0.5 makes every shift possible."""
+    import numpy as np
+    from torchvision import transforms as T
+
+    from ssl_lab.data.transforms import ColorJitter
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    for jitter in [(0.4, 0.4, 0.4, 0.1), (0.8, 0.8, 0.8, 0.5)]:
+        for seed in range(25):
+            torch.manual_seed(seed)
+            ours = ColorJitter(*jitter)(image)
+            torch.manual_seed(seed)
+            assert ours.tobytes() == T.ColorJitter(*jitter)(image).tobytes(), (jitter, seed)
+
+
+def test_hue_tables_are_built_with_the_pil_recipe_only():
+    """Before the loader forks its workers (so that they share the 128 MB), and not for the batched
+    path, which only reads the recipe's parameters."""
+    from ssl_lab.data.batched_augment import build_batched_augmentation
+    from ssl_lab.data.pil_hue import hue_tables
+
+    cfg = get_cfg()
+    cfg.INPUT.AUGMENTATION = "MoCoV2"
+    hue_tables.cache_clear()
+    build_batched_augmentation(cfg)
+    assert hue_tables.cache_info().currsize == 0
+    cfg.INPUT.AUGMENTATION = "LinearEval"
+    build_train_transform(cfg)
+    assert hue_tables.cache_info().currsize == 0
+    cfg.INPUT.AUGMENTATION = "MoCoV2"
+    build_train_transform(cfg)
+    assert hue_tables.cache_info().currsize == 1
+
+
+def test_random_grayscale_is_torchvisions_under_the_same_draws():
+    import numpy as np
+    from torchvision import transforms as T
+
+    from ssl_lab.data.transforms import RandomGrayscale
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8))
+    greyed = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        ours, next_draw = RandomGrayscale(p=0.4)(image), torch.rand(1)
+        torch.manual_seed(seed)
+        assert ours.tobytes() == T.RandomGrayscale(p=0.4)(image).tobytes() and torch.equal(next_draw, torch.rand(1))
+        greyed += ours.tobytes() != image.tobytes()
+    assert 0 < greyed < 20
 
 
 @pytest.mark.parametrize("sigma", [0.8, 1.5])

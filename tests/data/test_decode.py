@@ -67,6 +67,19 @@ def test_reduced_crop_matches_the_full_decode(big_jpeg, box):
     assert psnr(reduced_resized_crop(image, applied, box, (224, 224)), reference) >= MIN_PSNR
 
 
+def test_full_decode_is_torchvisions_loader(big_jpeg, tmp_path):
+    """load_rgb and decode_reduced at reduction 1 (which decode RGB files in place) give the pixels
+    of torchvision's ImageFolder loader (decode, then convert to RGB), for an RGB and a grey JPEG."""
+    from torchvision.datasets.folder import pil_loader
+
+    grey = str(tmp_path / "grey.jpg")
+    Image.open(big_jpeg).convert("L").save(grey, quality=90)
+    for path in (big_jpeg, grey):
+        expected = pil_loader(path)
+        for image in (load_rgb(path), decode_reduced(open_image(path), 1)[0]):
+            assert image.mode == "RGB" and image.tobytes() == expected.tobytes(), path
+
+
 def test_reduction_one_is_torchvisions_crop(big_jpeg):
     box = (101, 203, 300, 250)
     expected = T.functional.resized_crop(load_rgb(big_jpeg), *box, [224, 224], T.InterpolationMode.BILINEAR)

@@ -37,6 +37,9 @@ def to_rgb(image: Image.Image, path: str = "image") -> Image.Image:
         raise BadImageError(f"Image '{path}' has floating-point pixels (mode F); convert it to 8-bit RGB")
     elif image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
+    if image.mode == "RGB":
+        image.load()  # decoded in place: convert would decode, then copy
+        return image
     return image.convert("RGB")
 
 
