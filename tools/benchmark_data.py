@@ -40,8 +40,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.data import build_train_dataset  # noqa: E402
-from ssl_lab.data.build import SeededAugmentedDataset  # noqa: E402
 from ssl_lab.data.batched_augment import build_batched_augmentation  # noqa: E402
+from ssl_lab.data.build import SeededAugmentedDataset  # noqa: E402
 from ssl_lab.utils.download import cache_dir  # noqa: E402
 from ssl_lab.utils.files import atomic_write  # noqa: E402
 

@@ -47,11 +47,11 @@ def ssl_lab_cfg(args, batched: bool):
 
 def ssl_lab_stepper(args, batched: bool, output_dir: str):
     """One ssl_lab iteration (data + step, as TrainerBase.train runs it) per call."""
-    from benchmark import ssl_lab_step
-
     from ssl_lab.engine import DefaultTrainer, validate
     from ssl_lab.utils.events import EventStorage
     from ssl_lab.utils.host_memory import keep_freed_host_memory
+
+    from benchmark import ssl_lab_step
 
     cfg = ssl_lab_cfg(args, batched)
     cfg.OUTPUT_DIR = output_dir

@@ -19,9 +19,10 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
+
 import sweep  # noqa: E402
 import sweep_results  # noqa: E402
-from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 CLAIMS_FILE = os.path.join(REPO_ROOT, "tools", "claims.yaml")
 METRICS = {"knn_top1": "kNN", "linear_top1": "linear"}

@@ -8,8 +8,8 @@ import argparse
 import os
 import sys
 
-from ssl_lab.utils.model_catalog import PROJECT_ROOT, load_catalog
 from ssl_lab.utils.files import atomic_write
+from ssl_lab.utils.model_catalog import PROJECT_ROOT, load_catalog
 
 CATALOG = os.path.join(PROJECT_ROOT, "model_zoo", "catalog.yaml")
 OUTPUT = os.path.join(PROJECT_ROOT, "model_zoo", "MODEL_ZOO.md")

@@ -51,7 +51,6 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-import sweep_results  # noqa: E402
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.config.config import invalid_yaml_message  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, default_setup, setup_cfg  # noqa: E402
@@ -59,6 +58,8 @@ from ssl_lab.utils.errors import UserError, exit_on_user_error  # noqa: E402
 from ssl_lab.utils.files import atomic_write, replace_marked_block  # noqa: E402
 from ssl_lab.utils.metrics_file import read_metrics  # noqa: E402
 from ssl_lab.utils.provenance import run_provenance  # noqa: E402
+
+import sweep_results  # noqa: E402
 
 # Reported name -> (key in a run's metrics.json, how a run's value is read): "final" is the
 # evaluation after the last iteration; "tail" the mean of the logged values in the last 10 % of

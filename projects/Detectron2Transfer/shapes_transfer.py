@@ -12,13 +12,12 @@ import argparse
 import os
 import sys
 
-from d2_transfer import Trainer, add_transfer_config, register_shapes  # first: patches detectron2
-
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 from detectron2.utils.env import seed_all_rng  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
+from d2_transfer import Trainer, add_transfer_config, register_shapes  # first: patches detectron2
 from ssl_lab.checkpoint.d2_conversion import convert_checkpoint_file  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "shapes_R_18_FPN_cpu.yaml")

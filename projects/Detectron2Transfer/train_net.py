@@ -7,11 +7,11 @@
     python projects/Detectron2Transfer/train_net.py --config-file CFG --eval-only \
         MODEL.WEIGHTS output/model_final.pth
 """
-from d2_transfer import Trainer, add_transfer_config, register_shapes  # first: patches detectron2
-
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+
+from d2_transfer import Trainer, add_transfer_config, register_shapes  # first: patches detectron2
 
 
 def setup(args):

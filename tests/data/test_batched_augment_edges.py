@@ -8,8 +8,7 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 from ssl_lab.config import get_cfg
-from ssl_lab.data.batched_augment import (BatchedColorJitter, BatchedGaussianBlur, BatchedRandomResizedCrop,
-                                      BatchedSolarize, batched_view)
+from ssl_lab.data.batched_augment import BatchedColorJitter, BatchedGaussianBlur, BatchedRandomResizedCrop, BatchedSolarize, batched_view
 from ssl_lab.data.transforms import TRANSFORM_REGISTRY, GaussianBlur
 
 

@@ -8,12 +8,18 @@ from PIL import Image
 from torchvision import transforms as T
 
 from ssl_lab.config import get_cfg
+from ssl_lab.data.batched_augment import UInt8ResizeCrop
 from ssl_lab.data.datasets.image_folder import BadImageError, RobustImageFolder, load_rgb, open_image
 from ssl_lab.data.decode import (
-    ReducedDecode, ReducedDecodeMultiView, ShipEncoded, build_decoding, collate_encoded, dct_reduction,
-    decode_reduced, reduced_resized_crop,
+    ReducedDecode,
+    ReducedDecodeMultiView,
+    ShipEncoded,
+    build_decoding,
+    collate_encoded,
+    dct_reduction,
+    decode_reduced,
+    reduced_resized_crop,
 )
-from ssl_lab.data.batched_augment import UInt8ResizeCrop
 from ssl_lab.data.transforms import MultiViewTransform
 
 # Lowest PSNR (dB) allowed between a crop decoded at reduced size and the same crop of the full

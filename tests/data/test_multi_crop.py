@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from ssl_lab.config import get_cfg
-from ssl_lab.data import build_train_loader, build_train_dataset
+from ssl_lab.data import build_train_dataset, build_train_loader
 from ssl_lab.data.batched_augment import BatchedRandomResizedCrop, build_batched_augmentation
 from ssl_lab.data.transforms import ToNormalizedTensor, build_train_transform
 from ssl_lab.modeling import build_model

@@ -9,9 +9,9 @@ import time
 import pytest
 import torch.distributed as dist
 
-from conftest import REPO_ROOT
-
 from ssl_lab.engine.launch import LaunchError, check_launch
+
+from conftest import REPO_ROOT
 
 
 def _victim_and_survivor(mode: str, pid_file: str):

@@ -6,11 +6,11 @@ import os
 import pytest
 import torch
 
+from ssl_lab.data import build_test_loader
 from ssl_lab.engine import DefaultTrainer
 from ssl_lab.engine.online_probe import LinearProbe, OnlineProbe, _ProbedBackbone
 from ssl_lab.evaluation.classification import ClassificationEvaluator
 from ssl_lab.evaluation.evaluator import inference_on_dataset
-from ssl_lab.data import build_test_loader
 from ssl_lab.utils.logger import setup_logger
 
 from resume_testing import _cfg, _kill_and_resume, _reseed

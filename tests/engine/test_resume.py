@@ -18,8 +18,16 @@ from ssl_lab.engine import HOOK_REGISTRY, HookBase, setup_cfg
 from ssl_lab.engine.launch import find_free_port, launch
 from ssl_lab.utils.env import RNGState
 
-from resume_testing import (_args, _cfg, _kill_and_resume, _losses, _reseed, _trainer, assert_kill_and_resume_is_bitwise,
-                            check_two_rank_resume)
+from resume_testing import (
+    _args,
+    _cfg,
+    _kill_and_resume,
+    _losses,
+    _reseed,
+    _trainer,
+    assert_kill_and_resume_is_bitwise,
+    check_two_rank_resume,
+)
 
 
 def _draws():

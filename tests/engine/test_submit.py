@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 from submitit.core.utils import pickle_load
+from test_reliability import _env, _final_weights, _losses
 
 from conftest import REPO_ROOT
-from test_reliability import _env, _final_weights, _losses
 
 MAX_ITER = 16
 

@@ -3,8 +3,15 @@ import pytest
 import torch
 from torch import nn
 
-from ssl_lab.evaluation import (EVALUATOR_REGISTRY, ClassificationEvaluator, DatasetEvaluator, KNNEvaluator,
-                                build_evaluators, inference_on_dataset, inference_on_evaluators)
+from ssl_lab.evaluation import (
+    EVALUATOR_REGISTRY,
+    ClassificationEvaluator,
+    DatasetEvaluator,
+    KNNEvaluator,
+    build_evaluators,
+    inference_on_dataset,
+    inference_on_evaluators,
+)
 
 
 class _Features(nn.Module):

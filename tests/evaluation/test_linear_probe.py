@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ssl_lab.evaluation import linear_probe as linear_probe_module
-from ssl_lab.evaluation.linear_probe import (fit_softmax_classifier, linear_probe, standardize,
-                                             stratified_holdout)
+from ssl_lab.evaluation.linear_probe import fit_softmax_classifier, linear_probe, standardize, stratified_holdout
 
 
 def _blobs(n_per_class: int, num_classes: int, dim: int, spread: float, seed: int):

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO_ROOT, tiny_overrides
 from PIL import Image
 
 import ssl_lab
@@ -20,6 +19,8 @@ from ssl_lab.engine import HookBase, setup_cfg
 from ssl_lab.evaluation import DatasetEvaluator
 from ssl_lab.registry import REGISTRIES
 from ssl_lab.utils.registry import Registry
+
+from conftest import REPO_ROOT, tiny_overrides
 
 PROJECTS = [os.path.join(REPO_ROOT, path) for path in
             ("projects/EqCo/eqco", "projects/SiMo/simo", "projects/MSBReg/msbreg",

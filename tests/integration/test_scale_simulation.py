@@ -17,11 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
-
 from ssl_lab.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup, launch, setup_cfg
-from ssl_lab.utils.comm import unwrap_model
 from ssl_lab.utils import comm
+from ssl_lab.utils.comm import unwrap_model
+
+from conftest import REPO_ROOT
 
 CONFIG = os.path.join(REPO_ROOT, "projects/SiMo/configs/r50_200ep.yaml")
 

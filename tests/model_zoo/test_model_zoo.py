@@ -17,9 +17,9 @@ import yaml
 
 from ssl_lab import model_zoo
 from ssl_lab.model_zoo import ModelZooError, UnknownModelError, import_backbone_state_dict, load_backbone_weights
-from ssl_lab.utils.model_catalog import PROJECT_ROOT
 from ssl_lab.modeling.backbones import ResNet
 from ssl_lab.utils.file_io import PathManager
+from ssl_lab.utils.model_catalog import PROJECT_ROOT
 
 
 def _load_tool(name):

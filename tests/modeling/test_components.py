@@ -7,8 +7,8 @@ from torch import nn
 from ssl_lab.layers import NaiveSyncBatchNorm
 from ssl_lab.modeling.backbones import ResNet
 from ssl_lab.modeling.heads import MLPHead
-from ssl_lab.modeling.queues import MoCoQueue
 from ssl_lab.modeling.negative_samplers import RandomNegatives
+from ssl_lab.modeling.queues import MoCoQueue
 
 
 @pytest.mark.parametrize("depth,width,dim", [(18, 1, 512), (50, 1, 2048), (18, 2, 1024)])

@@ -1,6 +1,5 @@
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

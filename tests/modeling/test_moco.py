@@ -5,8 +5,8 @@ from torch import nn
 
 from ssl_lab.modeling.losses import InfoNCELoss
 from ssl_lab.modeling.meta_arch.moco import MoCo
-from ssl_lab.modeling.queues import MoCoQueue
 from ssl_lab.modeling.negative_samplers import AllNegatives
+from ssl_lab.modeling.queues import MoCoQueue
 
 
 def _linear_moco(temperature):

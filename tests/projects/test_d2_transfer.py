@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from ssl_lab.checkpoint.backbone_weights import KNOWN_LAYOUTS
 from ssl_lab.checkpoint.d2_conversion import (
     NoBackboneError,
     convert_to_d2,
     d2_resnet_config,
     extract_backbone_state_dict,
 )
-from ssl_lab.checkpoint.backbone_weights import KNOWN_LAYOUTS
 from ssl_lab.modeling.backbones import ResNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -17,15 +17,14 @@ PROJECT = os.path.join(REPO_ROOT, "projects", "EqCo")
 sys.path.insert(0, PROJECT)
 sys.path.insert(0, os.path.join(PROJECT, "tools"))
 
-from eqco import ContrastiveMonitor, EqCoLoss, EqCoMonitor, add_eqco_config, negatives_per_query  # noqa: E402
-from eqco.toy_mi import critic_losses, rho_for_mi  # noqa: E402
 from make_configs import build_configs  # noqa: E402
 
+from eqco import ContrastiveMonitor, EqCoLoss, EqCoMonitor, add_eqco_config, negatives_per_query  # noqa: E402
+from eqco.toy_mi import critic_losses, rho_for_mi  # noqa: E402
 from ssl_lab.config import get_cfg  # noqa: E402
 from ssl_lab.engine import HOOK_REGISTRY, DefaultTrainer, HookBase, build_extra_hooks, setup_cfg  # noqa: E402
 from ssl_lab.modeling import build_loss, build_model  # noqa: E402
-from ssl_lab.modeling.losses import SIMILARITIES  # noqa: E402
-from ssl_lab.modeling.losses import InfoNCELoss  # noqa: E402
+from ssl_lab.modeling.losses import SIMILARITIES, InfoNCELoss  # noqa: E402
 from ssl_lab.solver import scaled_lr  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
 

@@ -17,8 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROJECT = os.path.join(ROOT, "projects", "MSBReg")
 sys.path.insert(0, PROJECT)
 
-from msbreg import (BrownianDiffusiveLoss, add_msbreg_config, brownian_diffusive_loss, collapse_stats,  # noqa: E402
-                    multiview_centroid_loss, singular_value_loss)
+from msbreg import (  # noqa: E402
+    BrownianDiffusiveLoss,
+    add_msbreg_config,
+    brownian_diffusive_loss,
+    collapse_stats,
+    multiview_centroid_loss,
+    singular_value_loss,
+)
 from msbreg.losses import direction_seed, random_directions  # noqa: E402
 
 CONFIGS = sorted(glob.glob(os.path.join(PROJECT, "configs", "**", "*.yaml"), recursive=True))

@@ -159,8 +159,9 @@ def test_detection_val_subset_is_the_first_val_images_with_their_boxes(tmp_path)
     project = os.path.join(REPO_ROOT, "projects", "Detectron2Transfer")
     sys.path.insert(0, project)
     try:
-        from d2_transfer import Trainer, register_shapes
         from shapes_transfer import shapes_cfg
+
+        from d2_transfer import Trainer, register_shapes
     finally:
         sys.path.remove(project)
     from detectron2.data import DatasetCatalog

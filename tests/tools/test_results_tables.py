@@ -6,6 +6,7 @@ import re
 import sys
 
 import pytest
+
 from conftest import REPO_ROOT
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))

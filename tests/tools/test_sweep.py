@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+
 from conftest import REPO_ROOT
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
