@@ -21,10 +21,11 @@ demo: d2
 test: d2
 	$(PY) -m pytest -q tests
 
-# Lint rules + import order (ruff) and the types of ssl_lab/config, ssl_lab/utils, ssl_lab/solver (mypy),
-# as configured in pyproject.toml; run by .ci/run before the tests.
+# Lint rules + import order + formatting (ruff) and the types of ssl_lab/config, ssl_lab/utils,
+# ssl_lab/solver (mypy), as configured in pyproject.toml; run by .ci/run before the tests.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 clean:

@@ -1,6 +1,7 @@
 """`pip install .` installs ssl_lab, the project packages (eqco, simo, msbreg, d2_transfer) and a copy of the
 configs and the model-zoo catalog inside the package (ssl_lab/_resources), found through
 ssl_lab.utils.resources when ssl_lab runs outside a checkout."""
+
 import glob
 import os
 import shutil

@@ -7,6 +7,7 @@ returning its keyword arguments; a function entry takes the same arguments. The 
 beside each registry reads the entry's name from `key` and makes that call. docs/extend.md
 describes each kind with an example.
 """
+
 from typing import Callable, NamedTuple, Tuple
 
 from ssl_lab.data import DATASET_REGISTRY, TRANSFORM_REGISTRY, build_dataset, build_train_transform
@@ -48,25 +49,60 @@ class RegistryInfo(NamedTuple):
 
 
 REGISTRIES = (
-    RegistryInfo("backbone", BACKBONE_REGISTRY, build_backbone, "MODEL.BACKBONE.NAME", (),
-                 "nn.Module (N, 3, H, W) -> (N, out_dim), with `out_dim`"),
-    RegistryInfo("head", HEAD_REGISTRY, build_head, "MODEL.PROJECTOR.NAME, MODEL.PREDICTOR.NAME", ("in_dim",),
-                 "nn.Module (N, in_dim) -> (N, out_dim), with `out_dim`; its cfg is its own node "
-                 "(cfg.MODEL.PROJECTOR or cfg.MODEL.PREDICTOR)"),
-    RegistryInfo("loss", LOSS_REGISTRY, build_loss, "MODEL.LOSS.NAME", (),
-                 "nn.Module with `INPUTS` (a kind of ssl_lab.modeling.losses) -> scalar"),
-    RegistryInfo("queue", QUEUE_REGISTRY, build_queue, "MODEL.QUEUE.NAME", ("dim",),
-                 "nn.Module memory bank of `dim`-dim keys: negatives() (K, dim), enqueue(keys)"),
-    RegistryInfo("negative sampler", NEGATIVE_SAMPLER_REGISTRY, build_negative_sampler,
-                 "MODEL.NEGATIVE_SAMPLER.NAME", (),
-                 "nn.Module (N, M) -> (N, K), with negatives_per_query(M, source) -> K"),
-    RegistryInfo("meta-architecture", META_ARCH_REGISTRY, build_model, "MODEL.META_ARCHITECTURE", (),
-                 "nn.Module: forward(list of V (N, 3, H, W)) -> dict of losses and metrics, with `backbone`"),
+    RegistryInfo(
+        "backbone", BACKBONE_REGISTRY, build_backbone, "MODEL.BACKBONE.NAME", (), "nn.Module (N, 3, H, W) -> (N, out_dim), with `out_dim`"
+    ),
+    RegistryInfo(
+        "head",
+        HEAD_REGISTRY,
+        build_head,
+        "MODEL.PROJECTOR.NAME, MODEL.PREDICTOR.NAME",
+        ("in_dim",),
+        "nn.Module (N, in_dim) -> (N, out_dim), with `out_dim`; its cfg is its own node (cfg.MODEL.PROJECTOR or cfg.MODEL.PREDICTOR)",
+    ),
+    RegistryInfo(
+        "loss", LOSS_REGISTRY, build_loss, "MODEL.LOSS.NAME", (), "nn.Module with `INPUTS` (a kind of ssl_lab.modeling.losses) -> scalar"
+    ),
+    RegistryInfo(
+        "queue",
+        QUEUE_REGISTRY,
+        build_queue,
+        "MODEL.QUEUE.NAME",
+        ("dim",),
+        "nn.Module memory bank of `dim`-dim keys: negatives() (K, dim), enqueue(keys)",
+    ),
+    RegistryInfo(
+        "negative sampler",
+        NEGATIVE_SAMPLER_REGISTRY,
+        build_negative_sampler,
+        "MODEL.NEGATIVE_SAMPLER.NAME",
+        (),
+        "nn.Module (N, M) -> (N, K), with negatives_per_query(M, source) -> K",
+    ),
+    RegistryInfo(
+        "meta-architecture",
+        META_ARCH_REGISTRY,
+        build_model,
+        "MODEL.META_ARCHITECTURE",
+        (),
+        "nn.Module: forward(list of V (N, 3, H, W)) -> dict of losses and metrics, with `backbone`",
+    ),
     RegistryInfo("hook", HOOK_REGISTRY, build_extra_hooks, "EXTRA_HOOKS", (), "HookBase"),
-    RegistryInfo("evaluator", EVALUATOR_REGISTRY, build_evaluators, "TEST.EVALUATORS", (),
-                 "DatasetEvaluator on DATASETS.TEST[0]"),
-    RegistryInfo("dataset", DATASET_REGISTRY, build_dataset, "DATASETS.TRAIN, DATASETS.TEST (<family>_<split>)",
-                 ("split", "transform"), "Dataset of (transform(image), label), with `labels`"),
-    RegistryInfo("augmentation recipe", TRANSFORM_REGISTRY, build_train_transform, "INPUT.AUGMENTATION", (),
-                 "list of per-view transforms (PIL image -> (3, H, W) tensor)"),
+    RegistryInfo("evaluator", EVALUATOR_REGISTRY, build_evaluators, "TEST.EVALUATORS", (), "DatasetEvaluator on DATASETS.TEST[0]"),
+    RegistryInfo(
+        "dataset",
+        DATASET_REGISTRY,
+        build_dataset,
+        "DATASETS.TRAIN, DATASETS.TEST (<family>_<split>)",
+        ("split", "transform"),
+        "Dataset of (transform(image), label), with `labels`",
+    ),
+    RegistryInfo(
+        "augmentation recipe",
+        TRANSFORM_REGISTRY,
+        build_train_transform,
+        "INPUT.AUGMENTATION",
+        (),
+        "list of per-view transforms (PIL image -> (3, H, W) tensor)",
+    ),
 )

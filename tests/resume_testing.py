@@ -1,6 +1,7 @@
 """Helpers the resume tests share (tests in several folders kill a toy run and resume it): toy
 configs and trainers, the kill after iteration 1, the bitwise comparison with an uninterrupted run,
 and the two-rank data-stream check."""
+
 import json
 import os
 import random
@@ -26,8 +27,9 @@ def _reseed(seed):
 
 def _args(config_file, output_dir, shapes_root, *opts):
     """Command-line arguments of a toy-size run of `config_file`."""
-    return SimpleNamespace(config_file=os.path.join(REPO_ROOT, config_file),
-                           opts=[*tiny_overrides(shapes_root, output_dir), "DATASETS.TEST", "()", *opts])
+    return SimpleNamespace(
+        config_file=os.path.join(REPO_ROOT, config_file), opts=[*tiny_overrides(shapes_root, output_dir), "DATASETS.TEST", "()", *opts]
+    )
 
 
 def _cfg(*args):
@@ -97,8 +99,7 @@ class _IndexDataset(torch.utils.data.Dataset):
 def _global_stream(size, seed, length):
     """The documented stream: epoch e is torch.randperm(size) under seed + e, epochs back to back."""
     epochs = (length + size - 1) // size
-    return torch.cat([torch.randperm(size, generator=torch.Generator().manual_seed(seed + e))
-                      for e in range(epochs)])[:length].tolist()
+    return torch.cat([torch.randperm(size, generator=torch.Generator().manual_seed(seed + e)) for e in range(epochs)])[:length].tolist()
 
 
 def _loader_ids(start_iter, iterations):

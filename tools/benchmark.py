@@ -14,6 +14,7 @@
 With --augmentation-ops, only the batched recipe is timed, op by op, on a random uint8 batch.
 The JSON also records the provenance of the run (commit, uncommitted changes, torch, machine).
 """
+
 import argparse
 import inspect
 import itertools
@@ -167,8 +168,7 @@ def time_augmentation_ops(cfg, warmup: int, iters: int, device: torch.device) ->
     augment = build_batched_augmentation(cfg).to(device)
     size = cfg.INPUT.BATCHED_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
     generator = torch.Generator().manual_seed(cfg.SEED)
-    images = torch.randint(0, 256, (cfg.SOLVER.IMS_PER_BATCH, 3, size, size), dtype=torch.uint8,
-                           generator=generator).to(device)
+    images = torch.randint(0, 256, (cfg.SOLVER.IMS_PER_BATCH, 3, size, size), dtype=torch.uint8, generator=generator).to(device)
     view = augment.views[0]
     times = [[] for _ in range(len(view) + 1)]
     for _ in range(warmup + iters):
@@ -291,8 +291,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="SOLVER.COMPILE")
     parser.add_argument("--grad-accum", type=int, default=0, metavar="N", help="SOLVER.GRAD_ACCUM_STEPS")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--augmentation-ops", action="store_true",
-                        help="only time the batched recipe op by op (milliseconds, minimum over --iters)")
+    parser.add_argument(
+        "--augmentation-ops", action="store_true", help="only time the batched recipe op by op (milliseconds, minimum over --iters)"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides")
     return parser
 
@@ -308,9 +309,14 @@ def main(argv=None) -> dict:
     cfg.INPUT.BATCHED_AUGMENTATION = False
     if args.augmentation_ops:
         times = time_augmentation_ops(cfg, args.warmup, args.iters, torch.device(cfg.MODEL.DEVICE))
-        result = {"config": args.config_file, "augmentation": cfg.INPUT.AUGMENTATION, "batch": cfg.SOLVER.IMS_PER_BATCH,
-                  "threads": torch.get_num_threads(), "ops_ms": {op: 1000 * min(t) for op, t in times.items()},
-                  "ops_times_s": times}
+        result = {
+            "config": args.config_file,
+            "augmentation": cfg.INPUT.AUGMENTATION,
+            "batch": cfg.SOLVER.IMS_PER_BATCH,
+            "threads": torch.get_num_threads(),
+            "ops_ms": {op: 1000 * min(t) for op, t in times.items()},
+            "ops_times_s": times,
+        }
         print(tabulate(result["ops_ms"].items(), headers=["op", "ms (minimum)"], tablefmt="github", floatfmt=".1f"))
     else:
         with tempfile.TemporaryDirectory(prefix="ssl_lab_benchmark_") as output_dir:

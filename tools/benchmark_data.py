@@ -21,6 +21,7 @@ images per CPU-second, i.e. per fully used loader core. Paths:
 
 --op-profile N then times the reference's and pil_reduced's ops one by one on N images.
 """
+
 import argparse
 import json
 import math
@@ -80,8 +81,9 @@ def photo_like(rng, width: int, height: int) -> Image.Image:
     fy = np.fft.fftfreq(height).astype(np.float32)[:, None]
     fx = np.fft.rfftfreq(width).astype(np.float32)[None, :]
     amplitude = np.hypot(fx, fy).clip(min=1 / max(width, height)) ** -SPECTRAL_SLOPE
-    fields = [np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape, dtype=np.float32)),
-                            s=(height, width)) for _ in range(3)]
+    fields = [
+        np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape, dtype=np.float32)), s=(height, width)) for _ in range(3)
+    ]
     pixels = np.stack(fields, -1) @ (np.eye(3) + 0.3 * rng.normal(size=(3, 3))).T
     pixels = (pixels - pixels.mean((0, 1))) * (50 / pixels.std()) + rng.uniform(80, 170, 3)
     pixels += rng.normal(0, SENSOR_NOISE, pixels.shape)
@@ -116,10 +118,15 @@ def generate(root: str, count: int) -> dict:
         sizes.append(os.path.getsize(path))
         pixels.append(width * height)
         short_sides.append(min(width, height))
-    stats = {"images": count, "mean_bytes": statistics.mean(sizes), "median_bytes": statistics.median(sizes),
-             "mean_pixels": statistics.mean(pixels), "bytes_per_pixel": sum(sizes) / sum(pixels),
-             "share_short_side_ge_448": sum(side >= 448 for side in short_sides) / count,
-             "grey_entropy_bits": statistics.mean(entropies)}
+    stats = {
+        "images": count,
+        "mean_bytes": statistics.mean(sizes),
+        "median_bytes": statistics.median(sizes),
+        "mean_pixels": statistics.mean(pixels),
+        "bytes_per_pixel": sum(sizes) / sum(pixels),
+        "share_short_side_ge_448": sum(side >= 448 for side in short_sides) / count,
+        "grey_entropy_bits": statistics.mean(entropies),
+    }
     with atomic_write(stats_path, "w") as f:
         json.dump(stats, f, indent=1)
     return stats
@@ -152,15 +159,17 @@ def reference_dataset(train_dir: str):
     from torchvision import datasets, transforms
 
     normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-    view = transforms.Compose([
-        transforms.RandomResizedCrop(224, scale=(0.2, 1.0)),
-        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.2),
-        transforms.RandomApply([OfficialGaussianBlur([0.1, 2.0])], p=0.5),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        normalize,
-    ])
+    view = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(224, scale=(0.2, 1.0)),
+            transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            transforms.RandomGrayscale(p=0.2),
+            transforms.RandomApply([OfficialGaussianBlur([0.1, 2.0])], p=0.5),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            normalize,
+        ]
+    )
     return datasets.ImageFolder(train_dir, OfficialTwoCropsTransform(view))
 
 
@@ -178,6 +187,7 @@ def ssl_lab_cfg(train_dir: str, **opts):
 def build_paths(train_dir: str, batch: int) -> dict:
     """{name: fn(indices) that processes those images as a loader core would}. A path may return
     the CPU seconds of its own work (the batched recipe: without the loading of its input)."""
+
     def per_item(dataset):
         return lambda indices: [dataset[i] for i in indices]
 
@@ -195,7 +205,7 @@ def build_paths(train_dir: str, batch: int) -> dict:
         images = torch.stack([squares[i][0] for i in indices])
         start = time.process_time()
         for k in range(0, len(images), batch):
-            recipe(images[k:k + batch])
+            recipe(images[k : k + batch])
         return time.process_time() - start
 
     return {
@@ -230,8 +240,10 @@ def op_profile(train_dir: str, indices: list) -> dict:
     the two crops, which ReducedDecodeMultiView cuts before the view's other ops)."""
     reference = reference_dataset(train_dir)
     ours = build_train_dataset(ssl_lab_cfg(train_dir, INPUT__REDUCED_DECODE=True))
-    items = {"reference": (reference, [reference.transform.base_transform], lambda i: i),
-             "pil_reduced": (SeededAugmentedDataset(ours, 0), ours.transform.rests, lambda i: (i, i))}
+    items = {
+        "reference": (reference, [reference.transform.base_transform], lambda i: i),
+        "pil_reduced": (SeededAugmentedDataset(ours, 0), ours.transform.rests, lambda i: (i, i)),
+    }
     profile = {}
     for name, (dataset, views, key) in items.items():
         seconds: dict = {}
@@ -254,7 +266,7 @@ def measure(paths: dict, num_images: int, rounds: int, per_round: int, seed: int
     seconds = {name: [] for name in names}
     for r in range(rounds):
         indices = rng.choice(num_images, per_round, replace=False).tolist()
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.process_time()
             result = paths[name](indices)
             elapsed = time.process_time() - start
@@ -286,21 +298,44 @@ def summarize(seconds: dict, per_round: int) -> list:
     rows = []
     for name, times in seconds.items():
         ratios = [ref / t for ref, t in zip(seconds["reference"], times)]
-        rows.append({"path": name, "images_per_core_s": per_round / statistics.median(times),
-                     "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)})
+        rows.append(
+            {
+                "path": name,
+                "images_per_core_s": per_round / statistics.median(times),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+        )
     worker = {row["path"]: row for row in rows}
     for loader in ("batched_worker", "batched_worker_reduced"):  # everything on one core
         rate = 1 / (1 / worker[loader]["images_per_core_s"] + 1 / worker["batched_recipe_cpu"]["images_per_core_s"])
-        rows.append({"path": f"{loader} + batched_recipe_cpu", "images_per_core_s": rate,
-                     "ratio": rate / worker["reference"]["images_per_core_s"], "ratio_min": None, "ratio_max": None})
+        rows.append(
+            {
+                "path": f"{loader} + batched_recipe_cpu",
+                "images_per_core_s": rate,
+                "ratio": rate / worker["reference"]["images_per_core_s"],
+                "ratio_min": None,
+                "ratio_max": None,
+            }
+        )
     return rows
 
 
 def table(rows: list) -> str:
-    return tabulate([[row["path"], f"{row['images_per_core_s']:.0f}", f"**{row['ratio']:.2f}**",
-                      "" if row["ratio_min"] is None else f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"]
-                     for row in rows], headers=["path", "img/s per core", "ratio to reference", "per-round range"],
-                    tablefmt="github")
+    return tabulate(
+        [
+            [
+                row["path"],
+                f"{row['images_per_core_s']:.0f}",
+                f"**{row['ratio']:.2f}**",
+                "" if row["ratio_min"] is None else f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}",
+            ]
+            for row in rows
+        ],
+        headers=["path", "img/s per core", "ratio to reference", "per-round range"],
+        tablefmt="github",
+    )
 
 
 def main(argv=None):
@@ -310,10 +345,19 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=40, help="images per path and round")
     parser.add_argument("--batch", type=int, default=64, help="batch of the batched recipe")
-    parser.add_argument("--decode-device", default="", metavar="DEVICE",
-                        help="also time INPUT.GPU_DECODE's decode of one batch of --batch files on DEVICE (e.g. cuda)")
-    parser.add_argument("--op-profile", type=int, default=0, metavar="N",
-                        help="also time the reference's and pil_reduced's ops one by one on N random images")
+    parser.add_argument(
+        "--decode-device",
+        default="",
+        metavar="DEVICE",
+        help="also time INPUT.GPU_DECODE's decode of one batch of --batch files on DEVICE (e.g. cuda)",
+    )
+    parser.add_argument(
+        "--op-profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the reference's and pil_reduced's ops one by one on N random images",
+    )
     parser.add_argument("--output", default="", metavar="FILE", help="write the rates and ratios as JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a loader worker's setting
@@ -336,19 +380,32 @@ def main(argv=None):
         indices = np.random.default_rng(2).choice(num_images, args.op_profile, replace=False).tolist()
         profile = op_profile(train_dir, indices)
         ops = list(dict.fromkeys(op for path in profile.values() for op in path))
-        print(tabulate([[op] + [f"{profile[path].get(op, 0):.2f}" for path in profile] for op in ops],
-                       headers=["op (CPU ms per image)"] + list(profile), tablefmt="github"))
+        print(
+            tabulate(
+                [[op] + [f"{profile[path].get(op, 0):.2f}" for path in profile] for op in ops],
+                headers=["op (CPU ms per image)"] + list(profile),
+                tablefmt="github",
+            )
+        )
     device_rate = None
     if args.decode_device:
         device_rate = device_decode_rate(train_dir, args.decode_device, args.batch, num_images)
         print(f"EncodedBatch.to({args.decode_device!r}), batch {args.batch}: {device_rate:.0f} images/s")
     if args.output:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        record = {"command": " ".join(sys.argv), "commit": commit, "data": stats, "rows": rows, "cpu_seconds": seconds,
-                  "op_ms_per_image": profile,
-                  "device_decode": {"device": args.decode_device, "batch": args.batch, "images_per_s": device_rate},
-                  "wall_seconds": time.time() - start, "load_average": os.getloadavg(), "torch": torch.__version__,
-                  "pillow": Image.__version__}
+        record = {
+            "command": " ".join(sys.argv),
+            "commit": commit,
+            "data": stats,
+            "rows": rows,
+            "cpu_seconds": seconds,
+            "op_ms_per_image": profile,
+            "device_decode": {"device": args.decode_device, "batch": args.batch, "images_per_s": device_rate},
+            "wall_seconds": time.time() - start,
+            "load_average": os.getloadavg(),
+            "torch": torch.__version__,
+            "pillow": Image.__version__,
+        }
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with atomic_write(args.output, "w") as f:
             json.dump(record, f, indent=1)

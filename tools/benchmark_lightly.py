@@ -21,6 +21,7 @@ iterations (the loader's prefetched batches of the idle time) and ``--iters`` ti
 rotating from round to round, so load from other processes falls on all paths alike. Printed:
 median s/it per path, and the ratios to lightly (overall, and per round for the spread).
 """
+
 import argparse
 import json
 import os
@@ -68,8 +69,7 @@ def ssl_lab_stepper(args, batched: bool, output_dir: str):
 def lightly_transform(spec: dict):
     from lightly.transforms import MoCoV2Transform
 
-    return MoCoV2Transform(input_size=spec["crop_size"], min_scale=spec["min_scale"],
-                           normalize={"mean": spec["mean"], "std": spec["std"]})
+    return MoCoV2Transform(input_size=spec["crop_size"], min_scale=spec["min_scale"], normalize={"mean": spec["mean"], "std": spec["std"]})
 
 
 def lightly_stepper(spec: dict):
@@ -84,8 +84,13 @@ def lightly_stepper(spec: dict):
     from torch import nn
 
     loader = torch.utils.data.DataLoader(
-        LightlyDataset(spec["image_dir"], transform=lightly_transform(spec)), batch_size=spec["batch"], shuffle=True,
-        drop_last=True, num_workers=spec["workers"], persistent_workers=spec["workers"] > 0)
+        LightlyDataset(spec["image_dir"], transform=lightly_transform(spec)),
+        batch_size=spec["batch"],
+        shuffle=True,
+        drop_last=True,
+        num_workers=spec["workers"],
+        persistent_workers=spec["workers"] > 0,
+    )
     resnet = getattr(torchvision.models, f"resnet{spec['depth']}")()
     backbone = nn.Sequential(*list(resnet.children())[:-1], nn.Flatten(1))
     head = MoCoProjectionHead(resnet.fc.in_features, spec["hidden_dim"], spec["out_dim"])
@@ -125,17 +130,26 @@ def lightly_spec(args) -> dict:
     if len(cfg.DATASETS.TRAIN) != 1:
         raise SystemExit("benchmark_lightly.py compares one training set")
     dataset = build_dataset(cfg, cfg.DATASETS.TRAIN[0], None)
-    image_dir = getattr(dataset, "root", None) if not hasattr(dataset, "file_names") \
-        else os.path.dirname(dataset.file_names[0])
+    image_dir = getattr(dataset, "root", None) if not hasattr(dataset, "file_names") else os.path.dirname(dataset.file_names[0])
     if not image_dir:
         raise SystemExit(f"cannot tell the image folder of {cfg.DATASETS.TRAIN[0]} for lightly's LightlyDataset")
     m = cfg.MODEL
     return {
-        "image_dir": image_dir, "crop_size": cfg.INPUT.CROP_SIZE, "min_scale": cfg.INPUT.CROP_SCALE[0],
-        "mean": list(cfg.INPUT.PIXEL_MEAN), "std": list(cfg.INPUT.PIXEL_STD), "batch": cfg.SOLVER.IMS_PER_BATCH,
-        "workers": cfg.DATALOADER.NUM_WORKERS, "depth": m.BACKBONE.DEPTH, "hidden_dim": m.PROJECTOR.HIDDEN_DIM,
-        "out_dim": m.PROJECTOR.OUT_DIM, "temperature": m.LOSS.TEMPERATURE, "queue": m.QUEUE.SIZE,
-        "ema": m.MOMENTUM.BASE, "lr": cfg.SOLVER.BASE_LR, "momentum": cfg.SOLVER.MOMENTUM,
+        "image_dir": image_dir,
+        "crop_size": cfg.INPUT.CROP_SIZE,
+        "min_scale": cfg.INPUT.CROP_SCALE[0],
+        "mean": list(cfg.INPUT.PIXEL_MEAN),
+        "std": list(cfg.INPUT.PIXEL_STD),
+        "batch": cfg.SOLVER.IMS_PER_BATCH,
+        "workers": cfg.DATALOADER.NUM_WORKERS,
+        "depth": m.BACKBONE.DEPTH,
+        "hidden_dim": m.PROJECTOR.HIDDEN_DIM,
+        "out_dim": m.PROJECTOR.OUT_DIM,
+        "temperature": m.LOSS.TEMPERATURE,
+        "queue": m.QUEUE.SIZE,
+        "ema": m.MOMENTUM.BASE,
+        "lr": cfg.SOLVER.BASE_LR,
+        "momentum": cfg.SOLVER.MOMENTUM,
         "weight_decay": cfg.SOLVER.WEIGHT_DECAY,
     }
 
@@ -267,40 +281,57 @@ def coordinate(args) -> dict:
     times = {path: [] for path in PATHS}
     try:
         for r in range(args.rounds):
-            for path in PATHS[r % len(PATHS):] + PATHS[:r % len(PATHS)]:
-                times[path].append(workers[path].run(args.warmup + args.iters)[args.warmup:])
+            for path in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
+                times[path].append(workers[path].run(args.warmup + args.iters)[args.warmup :])
                 print(f"round {r + 1}/{args.rounds} {path}: {statistics.median(times[path][-1]):.3f} s/it", flush=True)
     finally:
         for worker in workers.values():
             worker.close()
     rows = ratio_rows(times, args.rounds)
-    print(f"{spec['batch']} images x 2 views x {spec['crop_size']} px, ResNet-{spec['depth']}, queue {spec['queue']}, "
-          f"{spec['workers']} loader worker(s), {args.threads or torch.get_num_threads()} torch threads; "
-          f"{args.rounds} rounds x {args.iters} timed iterations per path")
+    print(
+        f"{spec['batch']} images x 2 views x {spec['crop_size']} px, ResNet-{spec['depth']}, queue {spec['queue']}, "
+        f"{spec['workers']} loader worker(s), {args.threads or torch.get_num_threads()} torch threads; "
+        f"{args.rounds} rounds x {args.iters} timed iterations per path"
+    )
     print(f"load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'path':<16} {'s/it':>7} {'/ lightly':>10}   per round")
     for path, seconds, ratio, per_round in rows:
         print(f"{path:<16} {seconds:7.3f} {ratio:10.3f}   " + " ".join(f"{x:.3f}" for x in per_round))
-    return {"spec": spec, "times": times, "ratios": {path: ratio for path, _, ratio, _ in rows},
-            "load_before": load_before, "load_after": os.getloadavg()}
+    return {
+        "spec": spec,
+        "times": times,
+        "ratios": {path: ratio for path, _, ratio, _ in rows},
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
 
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default="configs/Shapes/mocov2_r18.yaml", metavar="FILE")
-    parser.add_argument("--lightly-python", default="/work/venvs/lightly/bin/python", metavar="PYTHON",
-                        help="python of a virtual environment with lightly==1.6.0 (see BENCHMARKS.md)")
+    parser.add_argument(
+        "--lightly-python",
+        default="/work/venvs/lightly/bin/python",
+        metavar="PYTHON",
+        help="python of a virtual environment with lightly==1.6.0 (see BENCHMARKS.md)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=8, help="timed iterations per path and round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations per path and round")
     parser.add_argument("--threads", type=int, default=0, help="torch threads of every path (default: torch's)")
     parser.add_argument("--output", default="", metavar="FILE", help="write the times and ratios as JSON")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="instead: microseconds per image of each op of one view, on the first N images")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="instead: microseconds per image of each op of one view, on the first N images"
+    )
     parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
-                        help="config overrides of the ssl_lab paths (lightly follows the model, data and solver keys)")
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        default=[],
+        metavar="KEY VALUE",
+        help="config overrides of the ssl_lab paths (lightly follows the model, data and solver keys)",
+    )
     return parser
 
 
@@ -309,8 +340,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker and args.profile:
-        profile = lightly_profile(json.loads(args.spec), args.profile) if args.worker == "lightly" \
-            else ssl_lab_profile(args, args.profile)
+        profile = lightly_profile(json.loads(args.spec), args.profile) if args.worker == "lightly" else ssl_lab_profile(args, args.profile)
         return print(json.dumps(profile), flush=True)
     if args.worker == "lightly":
         return serve(lightly_stepper(json.loads(args.spec)))

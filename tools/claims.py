@@ -9,6 +9,7 @@ paper expects of that difference: `higher` (> 0), `lower` (< 0) or `equal` (with
 points). A claim without a grid is listed as not measured. The verdict follows the 95 % t interval
 of the paired difference (`verdict_of`); both cells must also beat random init in that grid.
 """
+
 import argparse
 import os
 import sys
@@ -39,7 +40,7 @@ RULE = (
 
 
 def verdict_of(interval: Optional[dict], expect: str, margin: float = 0.0) -> str:
-    """"reproduced" / "contradicted" / "not resolved at this n" for `expect` in {higher, lower, equal}."""
+    """ "reproduced" / "contradicted" / "not resolved at this n" for `expect` in {higher, lower, equal}."""
     if interval is None:
         return "not resolved at this n"
     low, high = interval["low"], interval["high"]
@@ -94,19 +95,19 @@ def _measured_row(claim: dict) -> tuple:
             continue
         n = interval["n"]
         half = (interval["high"] - interval["low"]) / 2
-        effects.append(f"{name} {interval['mean']:+.1f} [{interval['low']:.1f}, {interval['high']:.1f}] "
-                       f"(±{half:.1f})")
+        effects.append(f"{name} {interval['mean']:+.1f} [{interval['low']:.1f}, {interval['high']:.1f}] (±{half:.1f})")
     commits = sorted({r["commit"][:12] for r in rows if r["cell"] in (base, other)})
     expect = claim["expect"] + (f" (±{claim['margin']:g})" if claim["expect"] == "equal" else "")
     comparison = f"`{other}` − `{base}`, expect {expect}"
-    return (n, comparison, "<br>".join(effects), "<br>".join(verdicts),
-            f"`{claim['grid']}` @ {', '.join(commits)}"), None
+    return (n, comparison, "<br>".join(effects), "<br>".join(verdicts), f"`{claim['grid']}` @ {', '.join(commits)}"), None
 
 
 def claims_table(claims: List[dict]) -> str:
     """The README block: the rule, one row per measured claim, then the claims not measured."""
-    measured = ["| claim (paper) | comparison | n | difference, points [95 % CI] (CI half-width) | verdict "
-                "| grid @ commit |", "|---|---|---|---|---|---|"]
+    measured = [
+        "| claim (paper) | comparison | n | difference, points [95 % CI] (CI half-width) | verdict | grid @ commit |",
+        "|---|---|---|---|---|---|",
+    ]
     unmeasured = ["| claim (paper) | status |", "|---|---|"]
     for claim in claims:
         statement = f"{claim['claim']} ({claim['source']})"

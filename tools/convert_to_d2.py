@@ -7,6 +7,7 @@
 Reads ssl_lab, official MoCo and torchvision checkpoints (paths or URLs); keeps the
 query/online backbone; fine-tune with projects/Detectron2Transfer/train_net.py.
 """
+
 import argparse
 import collections
 import os
@@ -21,7 +22,7 @@ from ssl_lab.utils.errors import UserError  # noqa: E402
 def _group(key: str, prefix: str) -> str:
     """What a dropped key belongs to: 'momentum_backbone', 'module.encoder_k', 'backbone.fc'."""
     head = next(h for h in (prefix, "module.", "") if key.startswith(h))
-    return head + key[len(head):].split(".")[0]
+    return head + key[len(head) :].split(".")[0]
 
 
 def main(argv=None) -> int:
@@ -35,15 +36,15 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     dropped = collections.Counter(_group(k, result["prefix"]) for k in result["dropped"])
-    print(f"Wrote {len(result['weights'])} tensors to {args.output} "
-          f"(backbone found under prefix '{result['prefix']}').")
-    print("Dropped {} keys: {}".format(
-        len(result["dropped"]), ", ".join(f"{g}.* ({n})" for g, n in sorted(dropped.items())) or "none"))
+    print(f"Wrote {len(result['weights'])} tensors to {args.output} (backbone found under prefix '{result['prefix']}').")
+    print("Dropped {} keys: {}".format(len(result["dropped"]), ", ".join(f"{g}.* ({n})" for g, n in sorted(dropped.items())) or "none"))
     print("detectron2 options for this backbone: " + " ".join(map(str, result["d2_opts"])))
     stem = result["weights"]["stem.conv1.weight"].shape
     if stem[-1] != 7:
-        print(f"warning: conv1 is {stem[-1]}x{stem[-1]} (small-image stem); detectron2's stem is "
-              "7x7, so stem.conv1.weight will not load.", file=sys.stderr)
+        print(
+            f"warning: conv1 is {stem[-1]}x{stem[-1]} (small-image stem); detectron2's stem is 7x7, so stem.conv1.weight will not load.",
+            file=sys.stderr,
+        )
     return 0
 
 

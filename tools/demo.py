@@ -14,6 +14,7 @@ KEY VALUE pairs override the pretraining config. Finished steps are not run agai
 their results are kept in OUTPUT_DIR/results.json, with the provenance of the run (commit, uncommitted
 changes, torch, machine); finishing them from other code is refused.
 """
+
 import argparse
 import json
 import os
@@ -34,20 +35,31 @@ PRETRAIN_CONFIG = "projects/SiMo/configs/shapes_r18.yaml"
 # batch as a negative (EqCo keeps the loss equivalent to the paper's K = 16 with alpha = 256),
 # and the batched augmentation, which leaves the cores to the model (0.40 instead of 0.55 s/it).
 DEMO_OPTS = [
-    "DATASETS.SHAPES.IMAGE_SIZE", "32", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32",
-    "SOLVER.MAX_ITER", "500", "SOLVER.BASE_LR", "0.12", "TEST.EVAL_PERIOD", "250",
-    "MODEL.NEGATIVE_SAMPLER.NAME", "AllNegatives", "INPUT.BATCHED_AUGMENTATION", "True",
+    "DATASETS.SHAPES.IMAGE_SIZE",
+    "32",
+    "INPUT.CROP_SIZE",
+    "32",
+    "INPUT.TEST_RESIZE",
+    "32",
+    "SOLVER.MAX_ITER",
+    "500",
+    "SOLVER.BASE_LR",
+    "0.12",
+    "TEST.EVAL_PERIOD",
+    "250",
+    "MODEL.NEGATIVE_SAMPLER.NAME",
+    "AllNegatives",
+    "INPUT.BATCHED_AUGMENTATION",
+    "True",
 ]
 LINEAR_CONFIG = "configs/Shapes/linear_eval_r18.yaml"
 DETECTION_ITERS = 100
 # The detectron2 step is a smoke test of the transfer path: scoring the first 200 of the 1000
 # validation images keeps its evaluation short (the COCO configs' protocol is unchanged).
 DETECTION_VAL_IMAGES = 200
-TABLE_ROWS = [("kNN top-1 (%)", "knn"), ("linear top-1 (%)", "linear"),
-              (f"box AP ({DETECTION_VAL_IMAGES} val)", "box_ap")]
+TABLE_ROWS = [("kNN top-1 (%)", "knn"), ("linear top-1 (%)", "linear"), (f"box AP ({DETECTION_VAL_IMAGES} val)", "box_ap")]
 REGENERATE = "make demo, then .venv/bin/python tools/demo.py --update-readme"
-README_MARKERS = ("<!-- demo-table: `tools/demo.py --update-readme` writes it from output/demo/results.json -->",
-                  "<!-- /demo-table -->")
+README_MARKERS = ("<!-- demo-table: `tools/demo.py --update-readme` writes it from output/demo/results.json -->", "<!-- /demo-table -->")
 
 
 def _banner(text: str) -> None:
@@ -65,8 +77,11 @@ def _knn_at_start_and_end(metrics_file: str):
 
 def pretrain(output_dir: str, opts, before_training=lambda: None) -> dict:
     """Pretrain (or finish pretraining); `before_training()` runs once the config and output dir are accepted."""
-    args = argparse.Namespace(config_file=os.path.join(REPO_ROOT, PRETRAIN_CONFIG), resume=True,
-                              opts=[*DEMO_OPTS, "OUTPUT_DIR", output_dir, "TEST.EVAL_AT_START", "True", *opts])
+    args = argparse.Namespace(
+        config_file=os.path.join(REPO_ROOT, PRETRAIN_CONFIG),
+        resume=True,
+        opts=[*DEMO_OPTS, "OUTPUT_DIR", output_dir, "TEST.EVAL_AT_START", "True", *opts],
+    )
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     trainer = DefaultTrainer(cfg)
@@ -74,8 +89,12 @@ def pretrain(output_dir: str, opts, before_training=lambda: None) -> dict:
     before_training()
     trainer.train()
     random_init, pretrained = _knn_at_start_and_end(os.path.join(output_dir, "metrics.json"))
-    return {"knn_random_init": random_init, "knn_pretrained": pretrained,
-            "weights": os.path.join(output_dir, "model_final.pth"), "config": cfg}
+    return {
+        "knn_random_init": random_init,
+        "knn_pretrained": pretrained,
+        "weights": os.path.join(output_dir, "model_final.pth"),
+        "config": cfg,
+    }
 
 
 def linear_eval(weights: str, output_dir: str, pretrain_cfg) -> float:
@@ -83,9 +102,16 @@ def linear_eval(weights: str, output_dir: str, pretrain_cfg) -> float:
     data, image size, batch and backbone of the pretraining run."""
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(REPO_ROOT, LINEAR_CONFIG))
-    for group, key in [("DATASETS", "ROOT"), ("DATASETS", "SHAPES"), ("INPUT", "CROP_SIZE"), ("INPUT", "TEST_RESIZE"),
-                       ("MODEL", "BACKBONE"), ("SOLVER", "IMS_PER_BATCH"), ("DATALOADER", "NUM_WORKERS"),
-                       ("TEST", "IMS_PER_BATCH")]:
+    for group, key in [
+        ("DATASETS", "ROOT"),
+        ("DATASETS", "SHAPES"),
+        ("INPUT", "CROP_SIZE"),
+        ("INPUT", "TEST_RESIZE"),
+        ("MODEL", "BACKBONE"),
+        ("SOLVER", "IMS_PER_BATCH"),
+        ("DATALOADER", "NUM_WORKERS"),
+        ("TEST", "IMS_PER_BATCH"),
+    ]:
         cfg[group][key] = pretrain_cfg[group][key]
     cfg.merge_from_list(["MODEL.WEIGHTS", weights, "OUTPUT_DIR", output_dir, "SEED", str(pretrain_cfg.SEED)])
     trainer = DefaultTrainer(cfg)
@@ -101,11 +127,24 @@ def detection_ap(weights: str, output_dir: str, pretrain_cfg) -> float:
     from shapes_transfer import run_shapes_transfer
 
     shapes = pretrain_cfg.DATASETS.SHAPES
-    opts = ["SOLVER.MAX_ITER", DETECTION_ITERS, "SOLVER.STEPS", (int(DETECTION_ITERS * 0.7),),
-            "SOLVER.WARMUP_ITERS", DETECTION_ITERS // 10,
-            "DATASETS.SHAPES.ROOT", pretrain_cfg.DATASETS.ROOT, "DATASETS.SHAPES.IMAGE_SIZE", shapes.IMAGE_SIZE,
-            "DATASETS.SHAPES.NUM_TRAIN", shapes.NUM_TRAIN, "DATASETS.SHAPES.NUM_VAL", shapes.NUM_VAL,
-            "DATASETS.SHAPES.SEED", shapes.SEED]
+    opts = [
+        "SOLVER.MAX_ITER",
+        DETECTION_ITERS,
+        "SOLVER.STEPS",
+        (int(DETECTION_ITERS * 0.7),),
+        "SOLVER.WARMUP_ITERS",
+        DETECTION_ITERS // 10,
+        "DATASETS.SHAPES.ROOT",
+        pretrain_cfg.DATASETS.ROOT,
+        "DATASETS.SHAPES.IMAGE_SIZE",
+        shapes.IMAGE_SIZE,
+        "DATASETS.SHAPES.NUM_TRAIN",
+        shapes.NUM_TRAIN,
+        "DATASETS.SHAPES.NUM_VAL",
+        shapes.NUM_VAL,
+        "DATASETS.SHAPES.SEED",
+        shapes.SEED,
+    ]
     return run_shapes_transfer(weights, output_dir, opts, val_images=DETECTION_VAL_IMAGES)["AP"]
 
 
@@ -121,18 +160,23 @@ def results_table(results: dict) -> str:
 def provenance_line(provenance: dict) -> str:
     """The line under the README table: the run's code, torch and machine, and how to regenerate it."""
     dirty = " with uncommitted changes" if provenance["dirty"] else ""
-    return (f"Source: commit {provenance['commit']}{dirty}, torch {provenance['torch']}, {provenance['machine']}, "
-            f"{provenance['date']}; regenerate: {REGENERATE}")
+    return (
+        f"Source: commit {provenance['commit']}{dirty}, torch {provenance['torch']}, {provenance['machine']}, "
+        f"{provenance['date']}; regenerate: {REGENERATE}"
+    )
 
 
 def update_readme(readme: str, results: dict) -> None:
     """Put results_table(results) in a code block, and its provenance_line under it, between
     README_MARKERS of `readme`."""
-    missing = [f"{key}_{side}" for _, key in TABLE_ROWS for side in ("random_init", "pretrained")
-               if f"{key}_{side}" not in results] + ([] if "provenance" in results else ["provenance"])
+    missing = [f"{key}_{side}" for _, key in TABLE_ROWS for side in ("random_init", "pretrained") if f"{key}_{side}" not in results] + (
+        [] if "provenance" in results else ["provenance"]
+    )
     if missing:
-        raise UserError(f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
-                        "in a new --output-dir if its results.json was written before the demo recorded its provenance")
+        raise UserError(
+            f"the demo's results lack {missing}: run the whole demo (`make demo`) first, "
+            "in a new --output-dir if its results.json was written before the demo recorded its provenance"
+        )
     block = f"```\n{results_table(results)}\n```\n{provenance_line(results['provenance'])}"
     replace_marked_block(readme, *README_MARKERS, block)
 
@@ -140,21 +184,22 @@ def update_readme(readme: str, results: dict) -> None:
 def check_same_code(results: dict, provenance: dict, results_file: str, steps_left: bool) -> None:
     """Refuse to add results from other code (commit or uncommitted changes) to those of results_file."""
     recorded = results.get("provenance", {})
-    if steps_left and results and [recorded.get(k) for k in ("commit", "dirty")] != [
-            provenance[k] for k in ("commit", "dirty")]:
+    if steps_left and results and [recorded.get(k) for k in ("commit", "dirty")] != [provenance[k] for k in ("commit", "dirty")]:
         raise UserError(
             f"{results_file} holds results of commit {recorded.get('commit', 'unrecorded')} "
             f"(uncommitted changes: {recorded.get('dirty', 'unrecorded')}); this is commit {provenance['commit']} "
             f"(uncommitted changes: {provenance['dirty']}).\n"
-            "Finish the demo with the code that started it, or run it in a new --output-dir.")
+            "Finish the demo with the code that started it, or run it in a new --output-dir."
+        )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--skip-detection", action="store_true", help="leave out step 3 (detectron2)")
-    parser.add_argument("--update-readme", action="store_true",
-                        help="write OUTPUT_DIR/results.json's table into README.md and exit (nothing is run)")
+    parser.add_argument(
+        "--update-readme", action="store_true", help="write OUTPUT_DIR/results.json's table into README.md and exit (nothing is run)"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE")
     args = parser.parse_args(argv)
     results_file = os.path.join(args.output_dir, "results.json")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Write model_zoo/MODEL_ZOO.md from model_zoo/catalog.yaml.
 
-    python tools/gen_model_zoo_md.py           # regenerate
-    python tools/gen_model_zoo_md.py --check   # exit 1 if MODEL_ZOO.md is out of date
+python tools/gen_model_zoo_md.py           # regenerate
+python tools/gen_model_zoo_md.py --check   # exit 1 if MODEL_ZOO.md is out of date
 """
+
 import argparse
 import os
 import sys
@@ -82,10 +83,14 @@ def _row(entry) -> str:
         config += " " + " ".join(f"`{o}`" for o in entry.opts)
     size = f"{entry.size / 2**20:.1f} MiB" if entry.size else "–"
     cells = [
-        f"[{entry.name}]({entry.url})", config, entry.format,
-        _metrics(entry.metrics.get("paper", {})), _metrics(entry.metrics.get("measured", {})),
+        f"[{entry.name}]({entry.url})",
+        config,
+        entry.format,
+        _metrics(entry.metrics.get("paper", {})),
+        _metrics(entry.metrics.get("measured", {})),
         f"{entry.checksum.algorithm}{' prefix' if entry.checksum.is_prefix else ''} `{entry.checksum.value[:16]}`",
-        size, entry.source,
+        size,
+        entry.source,
     ]
     return "| " + " | ".join(cells) + " |"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Draw loss, learning rate, kNN and online-probe accuracy of a run against iteration.
 
-    python tools/plot_metrics.py OUTPUT_DIR [--output metrics.png]
+python tools/plot_metrics.py OUTPUT_DIR [--output metrics.png]
 """
+
 import argparse
 import os
 import sys
@@ -15,8 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ssl_lab.utils.metrics_file import MetricsFileError, read_metrics  # noqa: E402
 
-PANELS = (("total_loss", "loss"), ("lr", "learning rate"), ("knn/top1", "kNN top-1 (%)"),
-          ("online_probe/top1", "online probe top-1 (%)"))
+PANELS = (("total_loss", "loss"), ("lr", "learning rate"), ("knn/top1", "kNN top-1 (%)"), ("online_probe/top1", "online probe top-1 (%)"))
 
 
 def plot_metrics(records, output: str, title: str = "") -> None:

@@ -10,6 +10,7 @@ to paste into model_zoo/catalog.yaml.
         --name mocov2_r50_200ep --config-file configs/ImageNet/mocov2_r50_200ep.yaml \\
         --url-prefix https://example.org/ssl_lab/
 """
+
 import argparse
 import hashlib
 import io
@@ -82,8 +83,11 @@ def main(argv=None) -> int:
         "metrics": {"paper": {}, "measured": {}},
     }
     modules = sorted({k.split(".")[0] for k in dropped})
-    print(f"Wrote {output}: kept {len(kept)} tensors; dropped {len(dropped)} tensors of {modules} "
-          f"and the checkpoint entries {sorted(k for k in checkpoint if k != 'model')}", file=sys.stderr)
+    print(
+        f"Wrote {output}: kept {len(kept)} tensors; dropped {len(dropped)} tensors of {modules} "
+        f"and the checkpoint entries {sorted(k for k in checkpoint if k != 'model')}",
+        file=sys.stderr,
+    )
     print(yaml.safe_dump({name: entry}, sort_keys=False), end="")
     return 0
 

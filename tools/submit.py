@@ -15,6 +15,7 @@ check and exits) and returns the same job, which submitit requeues. The job alwa
 here too), so a requeued job, by submitit or by SLURM itself, continues from its last checkpoint.
 Logs of the tasks: --job-dir.
 """
+
 import argparse
 import os
 import signal
@@ -58,16 +59,29 @@ class TrainJob:
         if env.num_nodes > 1:
             torch_env = submitit.helpers.TorchDistributedEnvironment()
             dist_url = f"tcp://{torch_env.master_addr}:{torch_env.master_port}"
-        return [sys.executable, TRAIN_NET, "--resume", "--num-gpus", str(self.gpus_per_node),
-                "--num-machines", str(env.num_nodes), "--machine-rank", str(env.node), "--dist-url", dist_url,
-                *self.train_args]
+        return [
+            sys.executable,
+            TRAIN_NET,
+            "--resume",
+            "--num-gpus",
+            str(self.gpus_per_node),
+            "--num-machines",
+            str(env.num_nodes),
+            "--machine-rank",
+            str(env.node),
+            "--dist-url",
+            dist_url,
+            *self.train_args,
+        ]
 
     def __call__(self):
         self._process = subprocess.Popen(self.command(), preexec_fn=_ignore_preemption_signal)
         code = self._process.wait()
         if code != 0:
-            raise RuntimeError(f"train_net.py exited with status {code}" + (
-                " (stopped by a signal after saving a checkpoint; resubmit to continue)" if code in (130, 143) else ""))
+            raise RuntimeError(
+                f"train_net.py exited with status {code}"
+                + (" (stopped by a signal after saving a checkpoint; resubmit to continue)" if code in (130, 143) else "")
+            )
 
     def checkpoint(self):
         """submitit's requeue hook: stop train_net.py through its SIGTERM path (it checkpoints and exits),
@@ -87,20 +101,28 @@ class TrainJob:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True, metavar="FILE")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in OUTPUT_DIR (without it, an OUTPUT_DIR with checkpoints is refused)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in OUTPUT_DIR (without it, an OUTPUT_DIR with checkpoints is refused)"
+    )
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--gpus-per-node", type=int, default=8, help="train_net.py processes per node")
     parser.add_argument("--partition", default="", help="SLURM partition ('' : the cluster's default)")
     parser.add_argument("--timeout", type=int, default=60 * 72, metavar="MIN", help="time limit of one allocation")
     parser.add_argument("--cpus-per-gpu", type=int, default=8)
-    parser.add_argument("--signal-delay", type=int, default=120, metavar="S",
-                        help="seconds before the time limit at which SLURM signals the job to checkpoint")
+    parser.add_argument(
+        "--signal-delay",
+        type=int,
+        default=120,
+        metavar="S",
+        help="seconds before the time limit at which SLURM signals the job to checkpoint",
+    )
     parser.add_argument("--job-dir", default="", help="submitit's folder (default: OUTPUT_DIR/submitit)")
-    parser.add_argument("--cluster", default=None, choices=("slurm", "local", "debug"),
-                        help="submitit's executor (default: SLURM if available, else local)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
-                        help="config overrides, passed on to train_net.py")
+    parser.add_argument(
+        "--cluster", default=None, choices=("slurm", "local", "debug"), help="submitit's executor (default: SLURM if available, else local)"
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides, passed on to train_net.py"
+    )
     return parser
 
 
@@ -112,12 +134,16 @@ def submit(args):
     args.config_file = os.path.abspath(args.config_file)
     cfg = setup_cfg(args)
     validate(cfg, args.nodes * args.gpus_per_node, resume=args.resume)  # the job itself always resumes
-    executor = submitit.AutoExecutor(folder=args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit"),
-                                     cluster=args.cluster)
+    executor = submitit.AutoExecutor(folder=args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit"), cluster=args.cluster)
     executor.update_parameters(
-        name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)), nodes=args.nodes, tasks_per_node=1,
-        gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_gpu * args.gpus_per_node,
-        timeout_min=args.timeout, slurm_partition=args.partition or None, slurm_signal_delay_s=args.signal_delay,
+        name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)),
+        nodes=args.nodes,
+        tasks_per_node=1,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_gpu * args.gpus_per_node,
+        timeout_min=args.timeout,
+        slurm_partition=args.partition or None,
+        slurm_signal_delay_s=args.signal_delay,
     )
     return executor.submit(TrainJob(["--config-file", args.config_file, *args.opts], args.gpus_per_node))
 

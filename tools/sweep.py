@@ -37,6 +37,7 @@ and a killed sweep leaves checkpoints that `--resume` continues. A run is finish
 result.json is written; finished runs are never run again. The first run's measured wall time and
 s/it give the estimate for the rest of the grid, printed before the rest starts.
 """
+
 import argparse
 import json
 import os
@@ -81,13 +82,28 @@ class Run:
         self.dir = os.path.join(spec["output_dir"], cell["name"], f"seed{seed}")
         self.num_gpus = int(cell.get("num_gpus", 1))
         self.trains = cell["name"] != RANDOM_INIT  # random_init: the seeded initial weights, evaluated
-        self.pretrain = ("pretrain", cell["config"],
-                         [*spec.get("data_opts", []), *spec.get("opts", []), *cell.get("opts", []), "SEED", seed])
+        self.pretrain = (
+            "pretrain",
+            cell["config"],
+            [*spec.get("data_opts", []), *spec.get("opts", []), *cell.get("opts", []), "SEED", seed],
+        )
         linear = spec.get("linear_eval")
-        self.linear = None if not linear else (
-            "linear", linear["config"],
-            [*spec.get("data_opts", []), *linear.get("opts", []), "SEED", seed,
-             "MODEL.WEIGHTS", os.path.join(self.dir, "pretrain", "model_final.pth") if self.trains else ""])
+        self.linear = (
+            None
+            if not linear
+            else (
+                "linear",
+                linear["config"],
+                [
+                    *spec.get("data_opts", []),
+                    *linear.get("opts", []),
+                    "SEED",
+                    seed,
+                    "MODEL.WEIGHTS",
+                    os.path.join(self.dir, "pretrain", "model_final.pth") if self.trains else "",
+                ],
+            )
+        )
 
     @property
     def result_file(self) -> str:
@@ -113,33 +129,37 @@ def load_spec(path: str) -> dict:
         raise SpecError(f"cannot read the sweep spec {path}: {err.strerror}") from None
     fmt = "see `tools/sweep.py --help` for its format"
     if not isinstance(spec, dict):
-        raise SpecError(f"{path} is {'empty' if spec is None else 'not a mapping'}: a sweep spec names the grid, "
-                        f"its output_dir, seeds and cells; {fmt}")
+        raise SpecError(
+            f"{path} is {'empty' if spec is None else 'not a mapping'}: a sweep spec names the grid, its output_dir, seeds and cells; {fmt}"
+        )
     missing = [k for k in ("name", "output_dir", "seeds", "cells") if k not in spec]
     if missing:
         raise SpecError(f"{path}: the sweep spec lacks {missing}; {fmt}")
-    if not (isinstance(spec["seeds"], list) and spec["seeds"]
-            and all(isinstance(s, int) and not isinstance(s, bool) for s in spec["seeds"])):
+    if not (
+        isinstance(spec["seeds"], list) and spec["seeds"] and all(isinstance(s, int) and not isinstance(s, bool) for s in spec["seeds"])
+    ):
         raise SpecError(f"{path}: seeds = {spec['seeds']!r} must be a non-empty list of integers, e.g. [0, 1, 2]")
     if not (isinstance(spec["cells"], list) and spec["cells"] and all(isinstance(c, dict) for c in spec["cells"])):
-        raise SpecError(f"{path}: cells must be a non-empty list of mappings like "
-                        f"{{name: k16, config: configs/Shapes/mocov2_r18.yaml}}")
+        raise SpecError(f"{path}: cells must be a non-empty list of mappings like {{name: k16, config: configs/Shapes/mocov2_r18.yaml}}")
     for i, cell in enumerate(spec["cells"]):
         lacking = [k for k in ("name", "config") if k not in cell]
         if lacking:
-            raise SpecError(f"{path}: cell {i + 1} ({cell.get('name', 'unnamed')}) lacks {lacking}: each cell needs "
-                            f"a name and a config file")
+            raise SpecError(
+                f"{path}: cell {i + 1} ({cell.get('name', 'unnamed')}) lacks {lacking}: each cell needs a name and a config file"
+            )
         if not os.path.isfile(os.path.join(REPO_ROOT, cell["config"])):
-            raise SpecError(f"{path}: cell {cell['name']}: config {cell['config']} does not exist (paths are "
-                            f"relative to the repository root)")
+            raise SpecError(
+                f"{path}: cell {cell['name']}: config {cell['config']} does not exist (paths are relative to the repository root)"
+            )
     names = [c["name"] for c in spec["cells"]]
     if len(set(names)) != len(names):
         raise SpecError(f"{path}: cell names repeat: {names}")
     if RANDOM_INIT not in names:
-        raise SpecError(f"{path}: every grid has a cell named '{RANDOM_INIT}' (the same config, evaluated "
-                        f"without training), e.g. `- {{name: {RANDOM_INIT}, config: {spec['cells'][0]['config']}}}`")
-    spec.setdefault("results", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "results",
-                                            f"{spec['name']}.csv"))
+        raise SpecError(
+            f"{path}: every grid has a cell named '{RANDOM_INIT}' (the same config, evaluated "
+            f"without training), e.g. `- {{name: {RANDOM_INIT}, config: {spec['cells'][0]['config']}}}`"
+        )
+    spec.setdefault("results", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "results", f"{spec['name']}.csv"))
     spec.setdefault("compare", [[RANDOM_INIT, name] for name in names if name != RANDOM_INIT])
     for pair in spec["compare"]:
         if not isinstance(pair, list) or len(pair) != 2 or any(c not in names for c in pair):
@@ -158,8 +178,7 @@ def expand(spec: dict) -> List[Run]:
 
 def stage_cfg(config_file: str, opts):
     """The merged (not yet scheduled) config of one stage; raises on a bad key or value."""
-    return setup_cfg(argparse.Namespace(config_file=os.path.join(REPO_ROOT, config_file),
-                                        opts=[str(v) for v in opts]))
+    return setup_cfg(argparse.Namespace(config_file=os.path.join(REPO_ROOT, config_file), opts=[str(v) for v in opts]))
 
 
 def git_state() -> dict:
@@ -203,11 +222,9 @@ def collect_stage(stage_dir: str, metrics: Dict[str, tuple], max_iter: int) -> d
     values = {name: read_value(records, key, how, max_iter) for name, (key, how) in metrics.items()}
     if any(values[name] is None and key in EVALUATED_KEYS for name, (key, _) in metrics.items()):
         evaluated = evaluate_final_weights(stage_dir)
-        values.update({name: float(evaluated[key]) for name, (key, _) in metrics.items()
-                       if values[name] is None and key in evaluated})
+        values.update({name: float(evaluated[key]) for name, (key, _) in metrics.items() if values[name] is None and key in evaluated})
     times = [r["time"] for r in records if "time" in r]
-    return {"values": {k: v for k, v in values.items() if v is not None},
-            "s_per_iter": statistics.median(times) if times else None}
+    return {"values": {k: v for k, v in values.items() if v is not None}, "s_per_iter": statistics.median(times) if times else None}
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -219,8 +236,15 @@ def run_stage(run: Run, stage) -> int:
     if name == "pretrain" and not run.trains:
         cmd = [sys.executable, os.path.abspath(__file__), "--evaluate-init", os.path.join(REPO_ROOT, config_file)]
     else:
-        cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
-               os.path.join(REPO_ROOT, config_file), "--resume", "--num-gpus", str(processes)]
+        cmd = [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools", "train_net.py"),
+            "--config-file",
+            os.path.join(REPO_ROOT, config_file),
+            "--resume",
+            "--num-gpus",
+            str(processes),
+        ]
     cmd += [*[str(v) for v in opts], "OUTPUT_DIR", os.path.join(run.dir, name)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.run(cmd, env=env).returncode
@@ -234,8 +258,7 @@ def stage_commands(run: Run) -> List[list]:
 def with_current_key_names(stages: List[list]) -> List[list]:
     """Stage commands ([stage, config, KEY, VALUE, ...]) with each KEY registered as renamed under its new name."""
     cfg = get_cfg()
-    return [[name, config, *[cfg.renamed_to(v) if i % 2 == 0 else v for i, v in enumerate(opts)]]
-            for name, config, *opts in stages]
+    return [[name, config, *[cfg.renamed_to(v) if i % 2 == 0 else v for i, v in enumerate(opts)]] for name, config, *opts in stages]
 
 
 def check_unchanged(runs: List[Run]) -> None:
@@ -249,10 +272,12 @@ def check_unchanged(runs: List[Run]) -> None:
             if stored is not None and with_current_key_names(stored) != stage_commands(run):
                 changed.append(f"{run.cell} seed {run.seed}")
     if changed:
-        raise SpecError(f"{len(changed)} finished run(s) were made with other settings than the spec now gives "
-                        f"({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): their results would be "
-                        f"labelled with the new values. Restore the spec, or delete those runs' folders under "
-                        f"the output_dir to run them again.")
+        raise SpecError(
+            f"{len(changed)} finished run(s) were made with other settings than the spec now gives "
+            f"({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): their results would be "
+            f"labelled with the new values. Restore the spec, or delete those runs' folders under "
+            f"the output_dir to run them again."
+        )
 
 
 def evaluate_init(config_file: str, opts: List[str]) -> None:
@@ -284,14 +309,22 @@ def execute(run: Run, max_iters: Dict[str, int], extra_monitors: Dict[str, tuple
     and tree state of the code that ran it."""
     start = time.perf_counter()
     before = git_state()
-    result = {"grid": run.grid, "cell": run.cell, "seed": run.seed, "labels": run.labels, "values": {},
-              "iterations": max_iters["pretrain"] if run.trains else 0}
+    result = {
+        "grid": run.grid,
+        "cell": run.cell,
+        "seed": run.seed,
+        "labels": run.labels,
+        "values": {},
+        "iterations": max_iters["pretrain"] if run.trains else 0,
+    }
     result["images_seen"] = result["iterations"] * images_per_step
     for stage in run.stages():
         code = run_stage(run, stage)
         if code != 0:
-            raise SystemExit(f"{run.cell} seed {run.seed}: the {stage[0]} stage exited with {code}; "
-                             f"see {os.path.join(run.dir, stage[0], 'log.txt')}. Rerun the sweep to continue.")
+            raise SystemExit(
+                f"{run.cell} seed {run.seed}: the {stage[0]} stage exited with {code}; "
+                f"see {os.path.join(run.dir, stage[0], 'log.txt')}. Rerun the sweep to continue."
+            )
         is_pretrain = stage[0] == "pretrain"
         # with a linear_eval stage, linear_top1 is that stage's; otherwise the LinearProbe evaluator's
         accuracy = {k: v for k, v in ACCURACY_METRICS.items() if not (run.linear and k in LINEAR_METRICS)}
@@ -350,14 +383,18 @@ def check_provenance(spec: dict, state: dict, allow_mixed: bool) -> None:
     if allow_mixed:
         return
     if state["dirty"]:
-        raise SystemExit(f"The checkout has uncommitted changes to tracked files: rows of {spec['name']} could not "
-                         f"be traced to a commit. Commit (or stash) them, or pass --allow-mixed.")
+        raise SystemExit(
+            f"The checkout has uncommitted changes to tracked files: rows of {spec['name']} could not "
+            f"be traced to a commit. Commit (or stash) them, or pass --allow-mixed."
+        )
     if os.path.isfile(spec["results"]):
         commits = {r["commit"] for r in sweep_results.read_rows(spec["results"])}
         if commits - {state["commit"]}:
-            raise SystemExit(f"{spec['results']} holds rows of commit(s) {sorted(c[:12] for c in commits)}, this "
-                             f"checkout is {state['commit'][:12]}: re-run the whole grid into a fresh --output-dir, "
-                             f"or pass --allow-mixed (the table will say that its commits are mixed).")
+            raise SystemExit(
+                f"{spec['results']} holds rows of commit(s) {sorted(c[:12] for c in commits)}, this "
+                f"checkout is {state['commit'][:12]}: re-run the whole grid into a fresh --output-dir, "
+                f"or pass --allow-mixed (the table will say that its commits are mixed)."
+            )
 
 
 def run_grid(spec: dict, runs: List[Run]) -> None:
@@ -365,20 +402,25 @@ def run_grid(spec: dict, runs: List[Run]) -> None:
     check_unchanged(runs)
     stages = {d: stage_costs(c) for d, c in costs.items()}
     pending = [r for r in runs if not os.path.isfile(r.result_file)]
-    print(f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
-          f"{len(runs) - len(pending)} finished, {len(pending)} to run -> {spec['output_dir']}", flush=True)
+    print(
+        f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
+        f"{len(runs) - len(pending)} finished, {len(pending)} to run -> {spec['output_dir']}",
+        flush=True,
+    )
     measured = next((r for r in runs if r.trains and os.path.isfile(r.result_file)), None)
     for i, run in enumerate(pending):
         if measured is not None:
             with open(measured.result_file) as f:
                 reference = json.load(f)
             left = sum(estimate_seconds(reference, stages[measured.dir], stages[r.dir]) for r in pending[i:])
-            print(f"[sweep] estimated time for the {len(pending) - i} runs left: {format_duration(left)} "
-                  f"(from {measured.cell} seed {measured.seed}: {reference['pretrain_s_per_iter'] or 0:.2f} s/it, "
-                  f"{format_duration(reference['wall_s'])} a run)", flush=True)
+            print(
+                f"[sweep] estimated time for the {len(pending) - i} runs left: {format_duration(left)} "
+                f"(from {measured.cell} seed {measured.seed}: {reference['pretrain_s_per_iter'] or 0:.2f} s/it, "
+                f"{format_duration(reference['wall_s'])} a run)",
+                flush=True,
+            )
         print(f"[sweep] run {len(runs) - len(pending) + i + 1}/{len(runs)}: {run.cell} seed {run.seed}", flush=True)
-        execute(run, {name: it for name, (it, _) in stages[run.dir].items()}, monitors(spec),
-                costs[run.dir]["images_per_step"])
+        execute(run, {name: it for name, (it, _) in stages[run.dir].items()}, monitors(spec), costs[run.dir]["images_per_step"])
         if measured is None and run.trains:
             measured = run
 
@@ -401,8 +443,10 @@ def write_results(spec: dict, results: List[dict], allow_mixed: bool) -> None:
     """The grid's committed CSV (and with `curve:` its curve CSV) from the finished runs' result.json."""
     commits = {(r["commit"], r["dirty"]) for r in results}
     if not allow_mixed and (len(commits) > 1 or any(dirty for _, dirty in commits)):
-        raise SystemExit(f"The finished runs of {spec['name']} come from {len(commits)} commit/tree states "
-                         f"{sorted((c[:12], d) for c, d in commits)}; pass --allow-mixed to write them together.")
+        raise SystemExit(
+            f"The finished runs of {spec['name']} come from {len(commits)} commit/tree states "
+            f"{sorted((c[:12], d) for c, d in commits)}; pass --allow-mixed to write them together."
+        )
     os.makedirs(os.path.dirname(spec["results"]) or ".", exist_ok=True)
     labels = sorted({k for r in results for k in r["labels"]})
     sweep_results.write_rows(spec["results"], results, labels, sorted(monitors(spec)))
@@ -416,8 +460,10 @@ def readme_block(spec: dict) -> str:
     """The README block of the grid, computed from its committed CSV only (the "not run" note when
     there is no CSV yet); figures are linked from results/ beside the README."""
     if not os.path.isfile(spec["results"]):
-        return (f"*Not run yet.* `python tools/sweep.py {spec['path']}` runs the grid and writes "
-                f"`{os.path.relpath(spec['results'], REPO_ROOT)}`; `--update-readme` puts its table here.")
+        return (
+            f"*Not run yet.* `python tools/sweep.py {spec['path']}` runs the grid and writes "
+            f"`{os.path.relpath(spec['results'], REPO_ROOT)}`; `--update-readme` puts its table here."
+        )
     rows = sweep_results.read_rows(spec["results"])
     cells = [c["name"] for c in spec["cells"]]
     labels = sorted({k for c in spec["cells"] for k in c.get("labels", {})})
@@ -435,11 +481,13 @@ def draw_figures(spec: dict, figure_dir: str) -> None:
         return
     os.makedirs(figure_dir, exist_ok=True)
     cells = [c["name"] for c in spec["cells"]]
-    sweep_results.plot_grid(sweep_results.read_rows(spec["results"]), cells, spec.get("plot", {}), spec["name"],
-                            os.path.join(figure_dir, f"{spec['name']}.png"))
+    sweep_results.plot_grid(
+        sweep_results.read_rows(spec["results"]), cells, spec.get("plot", {}), spec["name"], os.path.join(figure_dir, f"{spec['name']}.png")
+    )
     if spec.get("curve") and os.path.isfile(curve_path(spec)):
-        sweep_results.plot_curves(sweep_results.read_curve(curve_path(spec)), cells, spec["name"],
-                                  os.path.join(figure_dir, f"{spec['name']}_curve.png"))
+        sweep_results.plot_curves(
+            sweep_results.read_curve(curve_path(spec)), cells, spec["name"], os.path.join(figure_dir, f"{spec['name']}_curve.png")
+        )
 
 
 def update_readme(path: str, name: str, table: str) -> None:
@@ -455,10 +503,10 @@ def main(argv=None) -> None:
     parser.add_argument("--output-dir", help="instead of the spec's output_dir")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and what is finished; run nothing")
     parser.add_argument("--table", action="store_true", help="print the README block of the committed CSV")
-    parser.add_argument("--update-readme", action="store_true",
-                        help="put that block between the sweep markers of the spec's `readme:` file")
-    parser.add_argument("--allow-mixed", action="store_true",
-                        help="add rows from a dirty tree or another commit to the grid's CSV")
+    parser.add_argument(
+        "--update-readme", action="store_true", help="put that block between the sweep markers of the spec's `readme:` file"
+    )
+    parser.add_argument("--allow-mixed", action="store_true", help="add rows from a dirty tree or another commit to the grid's CSV")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     spec["path"] = os.path.relpath(os.path.abspath(args.spec), REPO_ROOT)
@@ -469,8 +517,7 @@ def main(argv=None) -> None:
         costs = plan(runs)
         for run in runs:
             iters = ", ".join(f"{name} {it} it" for name, (it, _) in stage_costs(costs[run.dir]).items())
-            print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  "
-                  f"{iters}  {run.pretrain[1]}")
+            print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  {iters}  {run.pretrain[1]}")
         return
     if not (args.table or args.update_readme):
         check_provenance(spec, git_state(), args.allow_mixed)

@@ -8,6 +8,7 @@ The CSV has one row per run (a cell at one seed). Its first columns are FIXED_CO
 grid's labels and monitors, sorted by name. The curve CSV has one row per evaluation of a run
 (CURVE_COLUMNS).
 """
+
 import csv
 import math
 import statistics
@@ -18,8 +19,7 @@ from scipy import stats
 from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.files import atomic_write
 
-FIXED_COLUMNS = ["grid", "cell", "seed", "commit", "dirty", "iterations", "images_seen", "wall_s",
-                 "knn_top1", "linear_top1"]
+FIXED_COLUMNS = ["grid", "cell", "seed", "commit", "dirty", "iterations", "images_seen", "wall_s", "knn_top1", "linear_top1"]
 CURVE_COLUMNS = ["grid", "cell", "seed", "commit", "iteration", "knn_top1", "linear_top1"]
 ACCURACIES = ["knn_top1", "linear_top1"]
 RANDOM_INIT = "random_init"
@@ -28,8 +28,7 @@ RANDOM_INIT = "random_init"
 # ------------------------------------------------------------------------------------------- the CSV
 def write_rows(path: str, rows: List[dict], labels: Sequence[str], monitors: Sequence[str]) -> None:
     """Write `rows` (dicts with the fixed columns, "labels" and "values") to `path`, atomically."""
-    _write(path, [*FIXED_COLUMNS, *labels, *monitors],
-           [{**row, **row.get("labels", {}), **row.get("values", {})} for row in rows])
+    _write(path, [*FIXED_COLUMNS, *labels, *monitors], [{**row, **row.get("labels", {}), **row.get("values", {})} for row in rows])
 
 
 def write_curve(path: str, points: List[dict]) -> None:
@@ -63,22 +62,30 @@ def read_rows(path: str) -> List[dict]:
             raise UserError(f"{path}: a results CSV starts with the columns {','.join(FIXED_COLUMNS)}")
         rows = []
         for raw in reader:
-            rows.append({
-                "grid": raw["grid"], "cell": raw["cell"], "seed": int(raw["seed"]), "commit": raw["commit"],
-                "dirty": raw["dirty"] == "true", "iterations": int(raw["iterations"]),
-                "images_seen": int(raw["images_seen"]), "wall_s": _number(raw["wall_s"]),
-                **{m: _number(raw[m]) for m in ACCURACIES},
-                "extra": {k: _number(v) if _number(v) is not None else v
-                          for k, v in raw.items() if k not in FIXED_COLUMNS},
-            })
+            rows.append(
+                {
+                    "grid": raw["grid"],
+                    "cell": raw["cell"],
+                    "seed": int(raw["seed"]),
+                    "commit": raw["commit"],
+                    "dirty": raw["dirty"] == "true",
+                    "iterations": int(raw["iterations"]),
+                    "images_seen": int(raw["images_seen"]),
+                    "wall_s": _number(raw["wall_s"]),
+                    **{m: _number(raw[m]) for m in ACCURACIES},
+                    "extra": {k: _number(v) if _number(v) is not None else v for k, v in raw.items() if k not in FIXED_COLUMNS},
+                }
+            )
     return rows
 
 
 def read_curve(path: str) -> List[dict]:
     """The curve CSV's rows: cell, seed, iteration and the accuracies (None where not evaluated)."""
     with open(path, newline="") as f:
-        return [{"cell": r["cell"], "seed": int(r["seed"]), "iteration": int(r["iteration"]),
-                 **{m: _number(r[m]) for m in ACCURACIES}} for r in csv.DictReader(f)]
+        return [
+            {"cell": r["cell"], "seed": int(r["seed"]), "iteration": int(r["iteration"]), **{m: _number(r[m]) for m in ACCURACIES}}
+            for r in csv.DictReader(f)
+        ]
 
 
 def _number(text: str) -> Optional[float]:
@@ -92,8 +99,7 @@ def _number(text: str) -> Optional[float]:
 # ------------------------------------------------------------------------------------ the statistics
 def mean_std(values: Sequence[float]) -> dict:
     """{"n", "mean", "std"}: the sample std (n - 1), NaN for one value."""
-    return {"n": len(values), "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else float("nan")}
+    return {"n": len(values), "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else float("nan")}
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
@@ -125,7 +131,7 @@ def paired_difference(rows: List[dict], metric: str, base: str, other: str) -> O
 
 
 def verdict(interval: Optional[dict]) -> str:
-    """"higher" / "lower" when the 95 % interval excludes 0, otherwise "not resolved"."""
+    """ "higher" / "lower" when the 95 % interval excludes 0, otherwise "not resolved"."""
     if interval is None:
         return "not resolved"
     if interval["low"] > 0:
@@ -147,12 +153,21 @@ def provenance(rows: List[dict]) -> str:
     if len(commits) == 1 and not dirty:
         return f"All {len(rows)} runs at commit `{commits[0][:12]}` (clean tree)."
     parts = ", ".join(f"`{c[:12]}` ({sum(r['commit'] == c for r in rows)} runs)" for c in commits)
-    return (f"**Mixed provenance**: the {len(rows)} runs come from {len(commits)} commit(s): {parts}"
-            + (f"; {dirty} from a tree with uncommitted changes" if dirty else "") + ".")
+    return (
+        f"**Mixed provenance**: the {len(rows)} runs come from {len(commits)} commit(s): {parts}"
+        + (f"; {dirty} from a tree with uncommitted changes" if dirty else "")
+        + "."
+    )
 
 
-def markdown_table(rows: List[dict], cells: Sequence[str], labels: Sequence[str], monitors: Sequence[str],
-                   comparisons: Sequence[Sequence[str]], csv_path: str) -> str:
+def markdown_table(
+    rows: List[dict],
+    cells: Sequence[str],
+    labels: Sequence[str],
+    monitors: Sequence[str],
+    comparisons: Sequence[Sequence[str]],
+    csv_path: str,
+) -> str:
     """The grid's tables: per cell n, mean ± sample std of the accuracies and monitors; then per
     comparison the paired difference by seed with its 95 % t interval and verdict."""
     metrics = [m for m in [*ACCURACIES, *monitors] if by_cell(rows, m)]
@@ -169,11 +184,11 @@ def markdown_table(rows: List[dict], cells: Sequence[str], labels: Sequence[str]
             values = list(by_cell(rows, metric).get(cell, {}).values())
             stat = mean_std(values) if values else None
             digits = 1 if metric in ACCURACIES else 2
-            entries.append("-" if stat is None else
-                           _fmt(stat["mean"], digits) + ("" if math.isnan(stat["std"]) else f" ± {_fmt(stat['std'], digits)}"))
+            entries.append(
+                "-" if stat is None else _fmt(stat["mean"], digits) + ("" if math.isnan(stat["std"]) else f" ± {_fmt(stat['std'], digits)}")
+            )
         lines.append("| " + " | ".join(entries) + " |")
-    text = "\n".join(lines) + ("\n\nmean ± sample std over seeds (n = seeds); accuracies in % on Shapes val; "
-                               "monitors as logged.")
+    text = "\n".join(lines) + ("\n\nmean ± sample std over seeds (n = seeds); accuracies in % on Shapes val; monitors as logged.")
     if comparisons:
         lines = ["| comparison (paired by seed) | metric | n | difference | 95 % CI | verdict |", "|---|---|---|---|---|---|"]
         for base, other in comparisons:
@@ -181,11 +196,15 @@ def markdown_table(rows: List[dict], cells: Sequence[str], labels: Sequence[str]
                 d = paired_difference(rows, metric, base, other)
                 if d is None:
                     continue
-                lines.append(f"| {other} − {base} | {metric} | {d['n']} | {_fmt(d['mean'])} ± {_fmt(d['std'])} | "
-                             f"[{_fmt(d['low'])}, {_fmt(d['high'])}] | {verdict(d)} |")
-        text += ("\n\n" + "\n".join(lines) + "\n\ndifference: mean ± sample std of the per-seed differences; "
-                 "95 % CI: t interval of their mean (n − 1 degrees of freedom); verdict \"higher\"/\"lower\" "
-                 "only when the CI excludes 0.")
+                lines.append(
+                    f"| {other} − {base} | {metric} | {d['n']} | {_fmt(d['mean'])} ± {_fmt(d['std'])} | "
+                    f"[{_fmt(d['low'])}, {_fmt(d['high'])}] | {verdict(d)} |"
+                )
+        text += (
+            "\n\n" + "\n".join(lines) + "\n\ndifference: mean ± sample std of the per-seed differences; "
+            '95 % CI: t interval of their mean (n − 1 degrees of freedom); verdict "higher"/"lower" '
+            "only when the CI excludes 0."
+        )
     return text + f"\n\n{provenance(rows)} Data: `{csv_path}`."
 
 
@@ -210,8 +229,7 @@ def plot_grid(rows: List[dict], cells: Sequence[str], plot: dict, title: str, pa
     label_of = {r["cell"]: r["extra"] for r in rows}
     series = list(dict.fromkeys(_label(label_of[c].get(series_key, "")) for c in shown)) if series_key else [""]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.5, 0.8 * len(shown) + 2) * len(metrics) / 1.3, 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.5, 0.8 * len(shown) + 2) * len(metrics) / 1.3, 4), squeeze=False)
     n_max = max((len(v) for m in metrics for v in by_cell(rows, m).values()), default=0)
     for ax, metric in zip(axes[0], metrics):
         values = by_cell(rows, metric)
@@ -223,8 +241,16 @@ def plot_grid(rows: List[dict], cells: Sequence[str], plot: dict, title: str, pa
             colour = colours[series.index(s) % len(colours)]
             ci = t_interval(list(seeds.values()))
             err = 0 if math.isnan(ci["low"]) else ci["mean"] - ci["low"]
-            ax.errorbar([x], [ci["mean"]], yerr=[err], fmt="s", color=colour, capsize=5, markersize=7,
-                        label=s if s and s not in ax.get_legend_handles_labels()[1] else None)
+            ax.errorbar(
+                [x],
+                [ci["mean"]],
+                yerr=[err],
+                fmt="s",
+                color=colour,
+                capsize=5,
+                markersize=7,
+                label=s if s and s not in ax.get_legend_handles_labels()[1] else None,
+            )
             ax.scatter([x + 0.12] * len(seeds), list(seeds.values()), color=colour, s=14, alpha=0.6, zorder=3)
         if RANDOM_INIT in values:
             ax.axhline(statistics.fmean(values[RANDOM_INIT].values()), color="grey", ls="--", label="random init")
@@ -264,9 +290,8 @@ def plot_curves(curve_rows: List[dict], cells: Sequence[str], title: str, path: 
                 ax.axhline(statistics.fmean(points[its[-1]]), color="grey", ls="--", label="random init")
                 continue
             mean = [statistics.fmean(points[i]) for i in its]
-            line, = ax.plot(its, mean, marker="o", markersize=3, label=cell)
-            ax.fill_between(its, [min(points[i]) for i in its], [max(points[i]) for i in its],
-                            color=line.get_color(), alpha=0.2)
+            (line,) = ax.plot(its, mean, marker="o", markersize=3, label=cell)
+            ax.fill_between(its, [min(points[i]) for i in its], [max(points[i]) for i in its], color=line.get_color(), alpha=0.2)
         ax.set_xlabel("training iteration")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """The one entry point for pretraining and evaluation.
 
-    python tools/train_net.py --config-file configs/Shapes/mocov2_r18.yaml
-    python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 512
-    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
-    python tools/train_net.py --config-file CFG --num-gpus 8 --dry-run
+python tools/train_net.py --config-file configs/Shapes/mocov2_r18.yaml
+python tools/train_net.py --config-file CFG --num-gpus 8 SOLVER.IMS_PER_BATCH 512
+python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+python tools/train_net.py --config-file CFG --num-gpus 8 --dry-run
 """
+
 import logging
 import os
 import sys
@@ -62,10 +63,14 @@ def run(argv=None):
             dry_run(cfg, args)
             return
         # refuse what the run would refuse before training, before starting any process
-        validate(cfg, args.num_gpus * args.num_machines, resume=args.resume,
-                 allow_config_change=args.allow_config_change, eval_only=args.eval_only)
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        validate(
+            cfg,
+            args.num_gpus * args.num_machines,
+            resume=args.resume,
+            allow_config_change=args.allow_config_change,
+            eval_only=args.eval_only,
+        )
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 configs/shapes_R_18_FPN_cpu.yaml is the recipe; the backbone depth and width follow the
 checkpoint. Without --weights the ResNet-18 starts from random init.
 """
+
 import argparse
 import os
 import sys
@@ -41,8 +42,11 @@ def register_val_subset(num_images: int) -> str:
         MetadataCatalog.remove(name)
     DatasetCatalog.register(name, lambda: full[:num_images])
     source = MetadataCatalog.get("shapes_val")
-    MetadataCatalog.get(name).set(thing_classes=source.thing_classes, evaluator_type="coco",
-                                  thing_dataset_id_to_contiguous_id=source.thing_dataset_id_to_contiguous_id)
+    MetadataCatalog.get(name).set(
+        thing_classes=source.thing_classes,
+        evaluator_type="coco",
+        thing_dataset_id_to_contiguous_id=source.thing_dataset_id_to_contiguous_id,
+    )
     return name
 
 
@@ -79,7 +83,7 @@ def train_and_evaluate(cfg) -> dict:
     register_shapes(cfg)
     for name in cfg.DATASETS.TEST:
         if name.startswith(VAL_SUBSET_PREFIX):
-            register_val_subset(int(name[len(VAL_SUBSET_PREFIX):]))
+            register_val_subset(int(name[len(VAL_SUBSET_PREFIX) :]))
     seed_all_rng(cfg.SEED)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
@@ -109,8 +113,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     metrics = train_and_evaluate(cfg)
-    print(f"Shapes box AP ({args.weights or 'random init'}): "
-          + "  ".join(f"{k} {metrics[k]:.1f}" for k in METRICS))
+    print(f"Shapes box AP ({args.weights or 'random init'}): " + "  ".join(f"{k} {metrics[k]:.1f}" for k in METRICS))
     return 0
 
 

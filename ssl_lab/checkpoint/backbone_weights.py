@@ -10,6 +10,7 @@ The prefix is found from the ResNet stem and first stage (`<prefix>conv1.weight`
 over momentum/target/teacher copies. A file without such a backbone, or whose backbone
 does not fit the model, is refused with a message naming its first keys and shapes.
 """
+
 import logging
 import re
 from collections.abc import Mapping
@@ -23,21 +24,35 @@ from ssl_lab.utils.errors import MissingFileError, UserError
 from ssl_lab.utils.file_io import PathManager
 
 __all__ = [
-    "FORMAT_PREFIXES", "ImportReport", "NoBackboneError", "UnreadableCheckpointError", "checkpoint_state_dict",
-    "extract_backbone_state_dict", "find_backbone_prefix", "find_timm_prefix", "import_backbone_state_dict",
-    "import_timm_state_dict", "is_momentum_copy", "is_resnet_key", "is_timm_target", "load_backbone_weights",
-    "load_checkpoint", "MOMENTUM_COPY_WORDS", "PRETRAINING_HEADS",
+    "FORMAT_PREFIXES",
+    "ImportReport",
+    "NoBackboneError",
+    "UnreadableCheckpointError",
+    "checkpoint_state_dict",
+    "extract_backbone_state_dict",
+    "find_backbone_prefix",
+    "find_timm_prefix",
+    "import_backbone_state_dict",
+    "import_timm_state_dict",
+    "is_momentum_copy",
+    "is_resnet_key",
+    "is_timm_target",
+    "load_backbone_weights",
+    "load_checkpoint",
+    "MOMENTUM_COPY_WORDS",
+    "PRETRAINING_HEADS",
 ]
 
 logger = logging.getLogger(__name__)
 
 # The prefix each catalog format must use.
-FORMAT_PREFIXES = {"ssl_lab": "backbone.", "moco": "module.encoder_q.", "torchvision": "", "timm": "",
-                   "mocov3": "module.base_encoder."}
-KNOWN_LAYOUTS = ("ssl_lab checkpoint {'model': {'backbone.conv1.weight': ...}}; "
-                 "official MoCo {'state_dict': {'module.encoder_q.conv1.weight': ...}}; "
-                 "torchvision ResNet {'conv1.weight': ..., 'layer1.0.conv1.weight': ...}; "
-                 "or one of these under another key prefix (e.g. 'online_network.')")
+FORMAT_PREFIXES = {"ssl_lab": "backbone.", "moco": "module.encoder_q.", "torchvision": "", "timm": "", "mocov3": "module.base_encoder."}
+KNOWN_LAYOUTS = (
+    "ssl_lab checkpoint {'model': {'backbone.conv1.weight': ...}}; "
+    "official MoCo {'state_dict': {'module.encoder_q.conv1.weight': ...}}; "
+    "torchvision ResNet {'conv1.weight': ..., 'layer1.0.conv1.weight': ...}; "
+    "or one of these under another key prefix (e.g. 'online_network.')"
+)
 _STEM = "conv1.weight"
 _IN_BLOCK = re.compile(r"layer\d+\.\d+\.$")
 # The one list of the names of what pretraining adds around a backbone. A momentum/target copy of the
@@ -71,6 +86,7 @@ def is_resnet_key(name: str) -> bool:
 
 def _first_entries(state_dict: Mapping, n: int = 5) -> str:
     """'key (shape), ...' of the first `n` entries, to show what a file holds."""
+
     def describe(key, value):
         shape = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
         return f"{key} {shape}"
@@ -81,8 +97,7 @@ def _first_entries(state_dict: Mapping, n: int = 5) -> str:
 
 
 def _no_backbone(source: str, state_dict: Mapping, why: str) -> NoBackboneError:
-    return NoBackboneError(f"{source}: {why}.\n  It holds: {_first_entries(state_dict) or 'nothing'}\n"
-                           f"  Known layouts: {KNOWN_LAYOUTS}")
+    return NoBackboneError(f"{source}: {why}.\n  It holds: {_first_entries(state_dict) or 'nothing'}\n  Known layouts: {KNOWN_LAYOUTS}")
 
 
 # torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle (protocol 2+).
@@ -97,8 +112,10 @@ def _unreadable_reason(head: bytes, err: Exception) -> str:
         return f"it is {kind}, starting with {head[:32]!r}; a torch checkpoint is a zip archive or a pickle"
     found = _UNSUPPORTED_GLOBAL.search(str(err))
     if found:
-        return (f"it holds a Python object of type {found.group(1)}, which ssl_lab does not unpickle "
-                f"(only tensors and plain containers are loaded)")
+        return (
+            f"it holds a Python object of type {found.group(1)}, which ssl_lab does not unpickle "
+            f"(only tensors and plain containers are loaded)"
+        )
     reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"truncated or damaged ({type(err).__name__}: {reason[:200]})"
 
@@ -118,16 +135,14 @@ def load_checkpoint(path: str):
     except UserError:
         raise
     except Exception as e:  # torch.load raises many types for a file it cannot parse
-        raise UnreadableCheckpointError(f"{path}: not a readable torch checkpoint: {_unreadable_reason(head, e)}") \
-            from None
+        raise UnreadableCheckpointError(f"{path}: not a readable torch checkpoint: {_unreadable_reason(head, e)}") from None
 
 
 def checkpoint_state_dict(obj, source: str = "checkpoint") -> Mapping:
     """The ResNet state dict in a loaded checkpoint: itself, or a nested one such as
     ['model'] / ['state_dict'] holding '<prefix>conv1.weight'."""
     if not isinstance(obj, Mapping):
-        raise NoBackboneError(f"{source}: expected a checkpoint dict, got {type(obj).__name__}.\n"
-                              f"  Known layouts: {KNOWN_LAYOUTS}")
+        raise NoBackboneError(f"{source}: expected a checkpoint dict, got {type(obj).__name__}.\n  Known layouts: {KNOWN_LAYOUTS}")
     for candidate in (obj, *(v for v in obj.values() if isinstance(v, Mapping))):
         if any(isinstance(k, str) and k.endswith(_STEM) for k in candidate):
             return candidate
@@ -140,8 +155,7 @@ def find_backbone_prefix(state_dict: Mapping, source: str = "checkpoint") -> str
 
     A prefix counts when it holds a stem (`conv1.weight`) and a first stage (`layer1.*`).
     """
-    stems = {k[: -len(_STEM)] for k in state_dict
-             if isinstance(k, str) and k.endswith(_STEM) and not _IN_BLOCK.search(k[: -len(_STEM)])}
+    stems = {k[: -len(_STEM)] for k in state_dict if isinstance(k, str) and k.endswith(_STEM) and not _IN_BLOCK.search(k[: -len(_STEM)])}
     prefixes = [p for p in stems if any(isinstance(k, str) and k.startswith(p + "layer1.") for k in state_dict)]
     if not prefixes:
         raise _no_backbone(source, state_dict, "no ResNet backbone ('<prefix>conv1.weight' with '<prefix>layer1.*')")
@@ -164,10 +178,12 @@ def extract_backbone_state_dict(obj, source: str = "checkpoint") -> Tuple[str, D
     """
     state_dict = checkpoint_state_dict(obj, source)
     prefix = find_backbone_prefix(state_dict, source)
-    backbone = {k[len(prefix):]: v for k, v in state_dict.items()
-                if k.startswith(prefix) and is_resnet_key(k[len(prefix):])}
-    bad = [f"{k} {tuple(v.shape) if hasattr(v, 'shape') else type(v).__name__}" for k, v in backbone.items()
-           if not isinstance(v, torch.Tensor) or (k.endswith(".weight") and "conv" in k and v.dim() != 4)][:5]
+    backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix) and is_resnet_key(k[len(prefix) :])}
+    bad = [
+        f"{k} {tuple(v.shape) if hasattr(v, 'shape') else type(v).__name__}"
+        for k, v in backbone.items()
+        if not isinstance(v, torch.Tensor) or (k.endswith(".weight") and "conv" in k and v.dim() != 4)
+    ][:5]
     if bad:
         raise _no_backbone(source, state_dict, f"backbone entries are not ResNet tensors: {', '.join(bad)}")
     return prefix, backbone
@@ -188,8 +204,10 @@ class ImportReport:
     other_modules: List[str] = field(default_factory=list)
 
     def __str__(self):
-        lines = [f"Loaded {len(self.matched)} backbone tensors from {self.source} (prefix '{self.prefix}'); "
-                 f"ignored {self.dropped} other entries (heads, momentum encoders, queues)."]
+        lines = [
+            f"Loaded {len(self.matched)} backbone tensors from {self.source} (prefix '{self.prefix}'); "
+            f"ignored {self.dropped} other entries (heads, momentum encoders, queues)."
+        ]
         for what in ("missing", "unexpected", "mismatched"):
             keys = getattr(self, what)
             if keys:
@@ -224,8 +242,12 @@ def find_timm_prefix(state_dict: Mapping, timm_keys: List[str], source: str = "c
 
     best = min(prefixes, key=lambda p: (is_momentum_copy(p), -held(p), len(p)), default=None)
     if best is None or 2 * held(best) < len(timm_keys):
-        raise _no_backbone(source, state_dict, f"no timm model with this backbone's keys ('<prefix>{anchor}' and "
-                                               f"at least half of its {len(timm_keys)} keys under that prefix)")
+        raise _no_backbone(
+            source,
+            state_dict,
+            f"no timm model with this backbone's keys ('<prefix>{anchor}' and "
+            f"at least half of its {len(timm_keys)} keys under that prefix)",
+        )
     return best
 
 
@@ -239,10 +261,11 @@ def _timm_state_dict(obj, anchor: str, source: str) -> Mapping:
     raise _no_backbone(source, found, f"no timm model ('<prefix>{anchor}') at the top level or one level down")
 
 
-def import_timm_state_dict(checkpoint, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
-                           source: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], ImportReport]:
+def import_timm_state_dict(
+    checkpoint, target: Dict[str, torch.Tensor], fmt: Optional[str] = None, source: str = "checkpoint"
+) -> Tuple[Dict[str, torch.Tensor], ImportReport]:
     """:func:`import_backbone_state_dict` for a TimmBackbone's `target` ("model." + timm keys)."""
-    timm_keys = [k[len(TIMM_MODULE):] for k in target]
+    timm_keys = [k[len(TIMM_MODULE) :] for k in target]
     state_dict = _timm_state_dict(checkpoint, timm_keys[0], source)
     if fmt is None:
         prefix = find_timm_prefix(state_dict, timm_keys, source)
@@ -250,12 +273,19 @@ def import_timm_state_dict(checkpoint, target: Dict[str, torch.Tensor], fmt: Opt
         prefix = FORMAT_PREFIXES[fmt] + (TIMM_MODULE if fmt == "ssl_lab" else "")
         if prefix + timm_keys[0] not in state_dict:
             raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{timm_keys[0]}'")
-    return _convert(state_dict, target, prefix, source, rename=lambda name: TIMM_MODULE + name,
-                    is_head=lambda name: TIMM_MODULE + name not in target and name.startswith(_TIMM_HEADS))
+    return _convert(
+        state_dict,
+        target,
+        prefix,
+        source,
+        rename=lambda name: TIMM_MODULE + name,
+        is_head=lambda name: TIMM_MODULE + name not in target and name.startswith(_TIMM_HEADS),
+    )
 
 
-def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tensor], fmt: Optional[str] = None,
-                               source: str = "checkpoint") -> Tuple[Dict[str, torch.Tensor], ImportReport]:
+def import_backbone_state_dict(
+    checkpoint: Mapping, target: Dict[str, torch.Tensor], fmt: Optional[str] = None, source: str = "checkpoint"
+) -> Tuple[Dict[str, torch.Tensor], ImportReport]:
     """Convert `checkpoint` to the keys of the backbone state dict `target`.
 
     Args:
@@ -273,8 +303,7 @@ def import_backbone_state_dict(checkpoint: Mapping, target: Dict[str, torch.Tens
     prefix = find_backbone_prefix(state_dict, source) if fmt is None else FORMAT_PREFIXES[fmt]
     if prefix + _STEM not in state_dict:
         raise _no_backbone(source, state_dict, f"not in '{fmt}' format: no key '{prefix}{_STEM}'")
-    return _convert(state_dict, target, prefix, source, rename=lambda name: name,
-                    is_head=lambda name: name.startswith(_HEADS))
+    return _convert(state_dict, target, prefix, source, rename=lambda name: name, is_head=lambda name: name.startswith(_HEADS))
 
 
 def _convert(state_dict, target, prefix: str, source: str, rename, is_head):
@@ -283,7 +312,7 @@ def _convert(state_dict, target, prefix: str, source: str, rename, is_head):
     unexpected and shape-mismatched. Returns (converted state dict, ImportReport)."""
     converted, unexpected, mismatched, dropped = {}, [], [], 0
     for key, value in state_dict.items():
-        stripped = key[len(prefix):]
+        stripped = key[len(prefix) :]
         name = rename(stripped)
         if not key.startswith(prefix) or is_head(stripped):
             dropped += 1
@@ -302,21 +331,27 @@ def _other_module_tensors(saved: Mapping, target: Mapping, path: str, allow_part
     """The tensors of `saved` (an ssl_lab checkpoint's model) for `target`'s modules other than the
     backbone. One of another shape refuses the load unless `allow_partial` (then it is skipped)."""
     shared = {k: v for k, v in saved.items() if not k.startswith("backbone.") and k in target}
-    mismatched = [f"{k}: {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
-                  for k, v in shared.items() if tuple(v.shape) != tuple(target[k].shape)]
+    mismatched = [
+        f"{k}: {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
+        for k, v in shared.items()
+        if tuple(v.shape) != tuple(target[k].shape)
+    ]
     if mismatched and not allow_partial:
         shown = "\n  ".join(mismatched[:8]) + (f"\n  ... ({len(mismatched)} in all)" if len(mismatched) > 8 else "")
-        raise NoBackboneError(f"The weights in {path} do not fit the model: {len(mismatched)} tensors have another "
-                              f"shape; nothing was loaded.\n  {shown}\nMatch the config to the checkpoint (e.g. "
-                              f"MODEL.PROJECTOR.*), or set MODEL.WEIGHTS_ALLOW_PARTIAL True to keep the "
-                              f"initialization of these tensors.")
+        raise NoBackboneError(
+            f"The weights in {path} do not fit the model: {len(mismatched)} tensors have another "
+            f"shape; nothing was loaded.\n  {shown}\nMatch the config to the checkpoint (e.g. "
+            f"MODEL.PROJECTOR.*), or set MODEL.WEIGHTS_ALLOW_PARTIAL True to keep the "
+            f"initialization of these tensors."
+        )
     for line in mismatched:
         logger.warning(f"MODEL.WEIGHTS_ALLOW_PARTIAL: kept the initialization of {line}")
     return {k: v for k, v in shared.items() if tuple(v.shape) == tuple(target[k].shape)}
 
 
-def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None,
-                          other_modules: bool = False, allow_partial: bool = False) -> ImportReport:
+def load_backbone_weights(
+    model: nn.Module, path: str, fmt: Optional[str] = None, other_modules: bool = False, allow_partial: bool = False
+) -> ImportReport:
     """Load the ResNet weights in `path` (file, URL or `ssl_lab://<name>`) into `model.backbone`.
 
     `model` may also be the backbone itself. Nothing is loaded unless every backbone
@@ -331,15 +366,13 @@ def load_backbone_weights(model: nn.Module, path: str, fmt: Optional[str] = None
     checkpoint = load_checkpoint(path)
     converted, report = import_backbone_state_dict(checkpoint, backbone.state_dict(), fmt, source=path)
     if report.missing or report.mismatched:
-        raise NoBackboneError(f"The weights in {path} do not fit the backbone "
-                              f"({type(backbone).__name__}); nothing was loaded.\n{report}")
+        raise NoBackboneError(f"The weights in {path} do not fit the backbone ({type(backbone).__name__}); nothing was loaded.\n{report}")
     saved = checkpoint.get("model") if isinstance(checkpoint, Mapping) else None
     if other_modules and backbone is not model and isinstance(saved, Mapping):
         others = _other_module_tensors(saved, model.state_dict(), path, allow_partial)
         model.load_state_dict(others, strict=False)
         report.other_modules = sorted({k.split(".")[0] for k in others})
-        logger.info(f"Loaded {len(others)} tensors of other modules ({', '.join(report.other_modules) or 'none'}) "
-                    f"from {path}")
+        logger.info(f"Loaded {len(others)} tensors of other modules ({', '.join(report.other_modules) or 'none'}) from {path}")
     backbone.load_state_dict(converted, strict=False)
     (logger.warning if report.unexpected else logger.info)(str(report))
     return report

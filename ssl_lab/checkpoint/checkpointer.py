@@ -1,5 +1,6 @@
 """fvcore's Checkpointer with atomic writes, a fallback past corrupt files on resume,
 and reads through ssl_lab's PathManager (URLs, ssl_lab://)."""
+
 import errno
 import glob
 import os
@@ -41,8 +42,13 @@ def estimate_checkpoint_bytes(model, optimizer=None) -> int:
     if optimizer is not None:
         size += _tensor_bytes(optimizer.state_dict()["state"])
         if not optimizer.state:  # before the first step
-            size += sum(p.numel() * p.element_size() for group in optimizer.param_groups if group.get("momentum")
-                        for p in group["params"] if p.requires_grad)
+            size += sum(
+                p.numel() * p.element_size()
+                for group in optimizer.param_groups
+                if group.get("momentum")
+                for p in group["params"]
+                if p.requires_grad
+            )
     return size
 
 
@@ -105,12 +111,16 @@ class Checkpointer(_FvcoreCheckpointer):
         """The error of a save that ran out of space: the file, the space, and what is intact."""
         free = shutil.disk_usage(self.save_dir).free
         last = self.get_checkpoint_file() if self.has_checkpoint() else ""
-        intact = (f"the last checkpoint {last} is intact (last_checkpoint names it; --resume continues from it)"
-                  if last else "no earlier checkpoint of this run exists")
+        intact = (
+            f"the last checkpoint {last} is intact (last_checkpoint names it; --resume continues from it)"
+            if last
+            else "no earlier checkpoint of this run exists"
+        )
         return DiskFullError(
             f"No space left while writing checkpoint {path} ({os.strerror(err.errno)}): {free / 2**20:.0f} MiB free, "
             f"the checkpoint needs about {_tensor_bytes(data) / 2**20:.0f} MiB. The partial file was removed and "
-            f"{intact}. Free space, lower SOLVER.MAX_TO_KEEP or choose another OUTPUT_DIR, then run with --resume.")
+            f"{intact}. Free space, lower SOLVER.MAX_TO_KEEP or choose another OUTPUT_DIR, then run with --resume."
+        )
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
@@ -132,8 +142,9 @@ class Checkpointer(_FvcoreCheckpointer):
             try:
                 checkpoint = self.load(candidate)  # torch.load fails before anything is modified
             except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
-                self.logger.error(f"Checkpoint {candidate} is corrupt or truncated ({type(err).__name__}: {err}); "
-                                  f"falling back to an older one")
+                self.logger.error(
+                    f"Checkpoint {candidate} is corrupt or truncated ({type(err).__name__}: {err}); falling back to an older one"
+                )
                 bad.append(candidate)
                 continue
             self.resumed_past_corrupt = bool(bad)
@@ -142,4 +153,5 @@ class Checkpointer(_FvcoreCheckpointer):
             return checkpoint
         raise CorruptCheckpointError(
             f"No readable checkpoint in {self.save_dir}: {', '.join(bad)} cannot be read. Delete them to start "
-            f"over, or set OUTPUT_DIR to a new directory.")
+            f"over, or set OUTPUT_DIR to a new directory."
+        )

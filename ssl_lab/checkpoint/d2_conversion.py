@@ -5,6 +5,7 @@ MoCo ones (`{"state_dict": {"module.encoder_q.conv1.weight": ...}}`) and plain
 torchvision state dicts. Only the query/online backbone is kept; momentum encoders,
 heads, queues and `fc` are dropped.
 """
+
 import os
 import pickle
 import re
@@ -27,9 +28,13 @@ from .backbone_weights import (
 __all__ = ["convert_to_d2", "d2_resnet_config", "save_d2_checkpoint", "convert_checkpoint_file"]
 
 _BLOCK_MODULES = {"downsample.0": "shortcut", "downsample.1": "shortcut.norm"}
-_DEPTHS = {("basic", (2, 2, 2, 2)): 18, ("basic", (3, 4, 6, 3)): 34,
-           ("bottleneck", (3, 4, 6, 3)): 50, ("bottleneck", (3, 4, 23, 3)): 101,
-           ("bottleneck", (3, 8, 36, 3)): 152}
+_DEPTHS = {
+    ("basic", (2, 2, 2, 2)): 18,
+    ("basic", (3, 4, 6, 3)): 34,
+    ("bottleneck", (3, 4, 6, 3)): 50,
+    ("bottleneck", (3, 4, 23, 3)): 101,
+    ("bottleneck", (3, 8, 36, 3)): 152,
+}
 
 
 def _d2_name(name: str) -> str:
@@ -73,8 +78,7 @@ def d2_resnet_config(state_dict: Mapping[str, torch.Tensor]) -> list:
     if block == "basic":
         return opts + ["MODEL.RESNETS.RES2_OUT_CHANNELS", stem]
     bottleneck = state_dict["layer1.0.conv1.weight"].shape[0]
-    return opts + ["MODEL.RESNETS.RES2_OUT_CHANNELS", 4 * bottleneck,
-                   "MODEL.RESNETS.WIDTH_PER_GROUP", bottleneck]
+    return opts + ["MODEL.RESNETS.RES2_OUT_CHANNELS", 4 * bottleneck, "MODEL.RESNETS.WIDTH_PER_GROUP", bottleneck]
 
 
 def save_d2_checkpoint(weights: Mapping[str, np.ndarray], path: str) -> None:
@@ -95,8 +99,7 @@ def convert_checkpoint_file(src: str, dst: str) -> dict:
         arrays), "dropped" (keys left out, sorted) and "d2_opts" (see d2_resnet_config).
     """
     if not dst.endswith(".pkl"):
-        raise ValueError(f"{dst}: the output must end in .pkl (detectron2 reads .pkl files as "
-                         "converted weights)")
+        raise ValueError(f"{dst}: the output must end in .pkl (detectron2 reads .pkl files as converted weights)")
     if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
         raise ValueError(f"{dst}: the output would overwrite the input")
     obj = load_checkpoint(src)

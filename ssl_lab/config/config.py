@@ -1,4 +1,5 @@
 """CfgNode with `_BASE_` inheritance (from fvcore) and helpful errors for bad keys and files."""
+
 import difflib
 import os
 from typing import List
@@ -16,7 +17,7 @@ class ConfigError(UserError, ValueError):
 
 
 def invalid_yaml_message(subject: str, err: yaml.YAMLError) -> str:
-    """"<subject> is not valid YAML at line L, column C: <problem>", one line for a YAML parse error."""
+    """ "<subject> is not valid YAML at line L, column C: <problem>", one line for a YAML parse error."""
     mark = getattr(err, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -77,12 +78,11 @@ class CfgNode(_FvcoreCfgNode):
         """fvcore's reader, refusing missing files, non-YAML, non-mappings and _BASE_ cycles by name."""
         path = os.path.abspath(filename)
         if os.path.isdir(filename):
-            raise ConfigError(f"Config file '{filename}' is a directory; pass a .yaml file "
-                              f"(e.g. {filename}/<name>.yaml)")
+            raise ConfigError(f"Config file '{filename}' is a directory; pass a .yaml file (e.g. {filename}/<name>.yaml)")
         if not os.path.isfile(filename):
             raise ConfigError(f"Config file '{filename}' does not exist.")
         if path in cls._loading:
-            chain = " -> ".join(cls._loading[cls._loading.index(path):] + [path])
+            chain = " -> ".join(cls._loading[cls._loading.index(path) :] + [path])
             raise ConfigError(f"Config files inherit from each other in a cycle through _BASE_: {chain}")
         try:
             with open(filename) as f:
@@ -93,8 +93,7 @@ class CfgNode(_FvcoreCfgNode):
             raise ConfigError(f"Config file '{filename}' is not a text (YAML) file") from None
         if not isinstance(content, dict):
             what = "empty" if content is None else f"a YAML {type(content).__name__}"
-            raise ConfigError(f"Config file '{filename}' is {what}; it must be a mapping of config keys, "
-                              f"e.g. 'SOLVER:\\n  BASE_LR: 0.03'")
+            raise ConfigError(f"Config file '{filename}' is {what}; it must be a mapping of config keys, e.g. 'SOLVER:\\n  BASE_LR: 0.03'")
         if not isinstance(content.get(BASE_KEY, ""), str) and not isinstance(content.get(BASE_KEY), list):
             raise ConfigError(f"Config file '{filename}': {BASE_KEY} must be a file path or a list of paths")
         cls._loading.append(path)
@@ -115,9 +114,7 @@ class CfgNode(_FvcoreCfgNode):
 
     def merge_from_list(self, cfg_list):
         if len(cfg_list) % 2 != 0:
-            raise ConfigError(
-                f"Config overrides must be KEY VALUE pairs; got an odd number of items: {cfg_list}"
-            )
+            raise ConfigError(f"Config overrides must be KEY VALUE pairs; got an odd number of items: {cfg_list}")
         try:
             return super().merge_from_list(cfg_list)
         except ConfigError:

@@ -1,5 +1,6 @@
 """`@configurable`: build a component from a config or from explicit arguments (detectron2's
 `detectron2/config/config.py`, `configurable`, its `__init__` form)."""
+
 import functools
 import inspect
 

@@ -2,6 +2,7 @@
 
 Projects add their own keys with ``add_*_config(cfg)`` functions, as in detectron2.
 """
+
 from .config import CfgNode as CN
 
 _C = CN()

@@ -7,6 +7,7 @@ current directory or, failing that, to the ssl_lab checkout. A folder that is in
 installed from a wheel, which installs the project packages) and a plain module name
 (`IMPORTS: ("my_project.methods",)`) are imported as modules: the folder by its last component.
 """
+
 import importlib
 import os
 import sys
@@ -33,8 +34,10 @@ def _broken(entry: str, err: Exception) -> ConfigError:
     else:
         frame = traceback.extract_tb(err.__traceback__)[-1]
         where = f"{frame.filename}:{frame.lineno}"
-    return ConfigError(f"IMPORTS entry '{entry}' cannot be imported: {type(err).__name__}: {err} (at {where}); "
-                       f"fix that code or remove the entry (--debug shows the traceback)")
+    return ConfigError(
+        f"IMPORTS entry '{entry}' cannot be imported: {type(err).__name__}: {err} (at {where}); "
+        f"fix that code or remove the entry (--debug shows the traceback)"
+    )
 
 
 def _import(entry: str, name: str):
@@ -43,8 +46,10 @@ def _import(entry: str, name: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name is not None and (name == err.name or name.startswith(err.name + ".")):
-            raise ConfigError(f"IMPORTS entry '{entry}' is neither a Python package folder (relative to "
-                              f"'{os.getcwd()}' or '{resources_root()}') nor an importable module") from None
+            raise ConfigError(
+                f"IMPORTS entry '{entry}' is neither a Python package folder (relative to "
+                f"'{os.getcwd()}' or '{resources_root()}') nor an importable module"
+            ) from None
         if debug_enabled():
             raise
         raise _broken(entry, err) from None  # the module exists but imports something missing
@@ -64,8 +69,7 @@ def import_project(entry: str):
         sys.path.insert(0, parent)
     module = _import(entry, name)
     if os.path.dirname(os.path.abspath(module.__file__)) != folder:
-        raise ConfigError(f"IMPORTS entry '{entry}': another module named '{name}' is already imported "
-                          f"from {module.__file__}")
+        raise ConfigError(f"IMPORTS entry '{entry}': another module named '{name}' is already imported from {module.__file__}")
     return module
 
 

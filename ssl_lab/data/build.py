@@ -1,4 +1,5 @@
 """Data loaders for pretraining (multi-view, infinite) and evaluation (labelled, one pass)."""
+
 import random
 
 import torch
@@ -73,8 +74,7 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     dataset = dataset if dataset is not None else build_train_dataset(cfg)
     batch_size = per_rank_batch_size(cfg)
     seed = max(cfg.SEED, 0)
-    sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size,
-                              with_positions=True)
+    sampler = TrainingSampler(len(dataset), shuffle=True, seed=seed, start=start_iter * batch_size, with_positions=True)
     return DataLoader(
         SeededAugmentedDataset(dataset, seed),
         batch_sampler=BatchSampler(sampler, batch_size // cfg.SOLVER.GRAD_ACCUM_STEPS, drop_last=True),

@@ -9,6 +9,7 @@
   (:class:`EncodedBatch`) is decoded on the model's device (nvJPEG through
   ``torchvision.io.decode_jpeg``) and cut to uint8 squares there.
 """
+
 import math
 import warnings
 
@@ -25,9 +26,18 @@ from .datasets.image_folder import BadImageError, open_image, to_rgb
 from .transforms import MultiViewTransform
 
 __all__ = [
-    "open_image", "is_undecoded_jpeg", "dct_reduction", "decode_reduced", "reduced_resized_crop",
-    "ReducedDecode", "ReducedDecodeMultiView", "EncodedImage", "EncodedBatch", "ShipEncoded",
-    "collate_encoded", "build_decoding",
+    "open_image",
+    "is_undecoded_jpeg",
+    "dct_reduction",
+    "decode_reduced",
+    "reduced_resized_crop",
+    "ReducedDecode",
+    "ReducedDecodeMultiView",
+    "EncodedImage",
+    "EncodedBatch",
+    "ShipEncoded",
+    "collate_encoded",
+    "build_decoding",
 ]
 
 DCT_REDUCTIONS = (8, 4, 2, 1)  # the scalings PIL's draft asks libjpeg for
@@ -107,8 +117,7 @@ class ReducedDecodeMultiView:
 
     def __init__(self, multiview: MultiViewTransform):
         if not self.supports(multiview):
-            raise ValueError(f"ReducedDecodeMultiView needs views that start with a bilinear RandomResizedCrop; "
-                             f"got {multiview!r}")
+            raise ValueError(f"ReducedDecodeMultiView needs views that start with a bilinear RandomResizedCrop; got {multiview!r}")
         self.multiview = multiview
         self.crops = [view.transforms[0] for view in multiview.view_transforms]
         self.rests = [T.Compose(view.transforms[1:]) for view in multiview.view_transforms]
@@ -117,8 +126,12 @@ class ReducedDecodeMultiView:
     def supports(multiview) -> bool:
         """Whether every view of `multiview` starts with a bilinear RandomResizedCrop."""
         return isinstance(multiview, MultiViewTransform) and all(
-            isinstance(view, T.Compose) and view.transforms and isinstance(view.transforms[0], T.RandomResizedCrop)
-            and view.transforms[0].interpolation == InterpolationMode.BILINEAR for view in multiview.view_transforms)
+            isinstance(view, T.Compose)
+            and view.transforms
+            and isinstance(view.transforms[0], T.RandomResizedCrop)
+            and view.transforms[0].interpolation == InterpolationMode.BILINEAR
+            for view in multiview.view_transforms
+        )
 
     def __call__(self, image):
         if not is_undecoded_jpeg(image):
@@ -126,11 +139,9 @@ class ReducedDecodeMultiView:
         views = [i % len(self.crops) for i in range(self.multiview.num_views)]
         boxes = [self.crops[v].get_params(image, self.crops[v].scale, self.crops[v].ratio) for v in views]
         sizes = [self.crops[v].size for v in views]
-        reduction = min(min(dct_reduction(box[2], size[0]), dct_reduction(box[3], size[1]))
-                        for box, size in zip(boxes, sizes))
+        reduction = min(min(dct_reduction(box[2], size[0]), dct_reduction(box[3], size[1])) for box, size in zip(boxes, sizes))
         image, reduction = decode_reduced(image, reduction)
-        return [self.rests[v](reduced_resized_crop(image, reduction, box, size))
-                for v, box, size in zip(views, boxes, sizes)]
+        return [self.rests[v](reduced_resized_crop(image, reduction, box, size)) for v, box, size in zip(views, boxes, sizes)]
 
     def __repr__(self):
         return f"ReducedDecodeMultiView({self.multiview!r})"

@@ -7,6 +7,7 @@ one 24-bit colour to another, so each is tabulated once, by PIL itself, for all 
 (64 MB a table, built on first use in ~1 s; forked loader workers share them): the adjustment is
 then two gathers with the same output.
 """
+
 import functools
 
 import numpy as np
@@ -40,8 +41,8 @@ def hue_tables() -> tuple:
     size = (1024, _CHUNK // 1024)
     for start in range(0, _COLOURS, _CHUNK):
         codes = np.arange(start, start + _CHUNK, dtype=np.uint32)
-        rgb_to_hsv[start:start + _CHUNK] = _pack(_unpack(codes, "RGB", size).convert("HSV"))
-        hsv_to_rgb[start:start + _CHUNK] = _pack(_unpack(codes, "HSV", size).convert("RGB"))
+        rgb_to_hsv[start : start + _CHUNK] = _pack(_unpack(codes, "RGB", size).convert("HSV"))
+        hsv_to_rgb[start : start + _CHUNK] = _pack(_unpack(codes, "HSV", size).convert("RGB"))
     return rgb_to_hsv, hsv_to_rgb
 
 

@@ -57,5 +57,3 @@ class InferenceSampler(Sampler):
 
     def __len__(self):
         return len(self._indices)
-
-

@@ -1,6 +1,7 @@
 """Multi-view augmentation recipes (torchvision on PIL images) in a registry, plus the evaluation
 transform. Every op works on uint8 PIL images; the only float step is the last one
 (:class:`ToNormalizedTensor`)."""
+
 import torch
 from PIL import Image, ImageFilter
 from torchvision import transforms as T
@@ -101,8 +102,7 @@ def _blur(p: float):
     return T.RandomApply([GaussianBlur(sigma=(0.1, 2.0))], p=p)
 
 
-def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grayscale_p: float = 0.2,
-                right_angle_rotations: bool = False):
+def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grayscale_p: float = 0.2, right_angle_rotations: bool = False):
     size = cfg.INPUT.CROP_SIZE
     ops = [T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE))]
     if right_angle_rotations:
@@ -120,12 +120,17 @@ def _color_view(cfg, jitter, blur_p: float = 0.0, solarize_p: float = 0.0, grays
 def MoCoV1(cfg):
     """Crop, grayscale 0.2, colour jitter 0.4 (always), flip."""
     size = cfg.INPUT.CROP_SIZE
-    return [T.Compose([
-        T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
-        RandomGrayscale(p=0.2),
-        ColorJitter(0.4, 0.4, 0.4, 0.4),
-        T.RandomHorizontalFlip(),
-    ] + _normalize(cfg))]
+    return [
+        T.Compose(
+            [
+                T.RandomResizedCrop(size, scale=tuple(cfg.INPUT.CROP_SCALE)),
+                RandomGrayscale(p=0.2),
+                ColorJitter(0.4, 0.4, 0.4, 0.4),
+                T.RandomHorizontalFlip(),
+            ]
+            + _normalize(cfg)
+        )
+    ]
 
 
 @TRANSFORM_REGISTRY.register()
@@ -158,8 +163,9 @@ def Shapes(cfg):
 @TRANSFORM_REGISTRY.register()
 def LinearEval(cfg):
     """Linear-evaluation training view: crop (default scale 0.08-1) and flip."""
-    return [T.Compose([T.RandomResizedCrop(cfg.INPUT.CROP_SIZE, scale=tuple(cfg.INPUT.CROP_SCALE)),
-                       T.RandomHorizontalFlip()] + _normalize(cfg))]
+    return [
+        T.Compose([T.RandomResizedCrop(cfg.INPUT.CROP_SIZE, scale=tuple(cfg.INPUT.CROP_SCALE)), T.RandomHorizontalFlip()] + _normalize(cfg))
+    ]
 
 
 def local_crop_config(cfg):

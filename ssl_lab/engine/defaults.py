@@ -1,5 +1,6 @@
 """The command line and the set-up every entry point shares: argument parser, config
 assembly, and the logger + seeding that start a run."""
+
 import argparse
 import logging
 import sys
@@ -34,21 +35,27 @@ def default_argument_parser(description: str = "ssl_lab training / evaluation") 
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last_checkpoint")
-    parser.add_argument("--allow-config-change", action="store_true",
-                        help="with --resume: continue even though the config changes what defines the saved run "
-                             "(model, method, batch, schedule, augmentation)")
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue even though the config changes what defines the saved run "
+        "(model, method, batch, schedule, augmentation)",
+    )
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="resolve the config, build model/optimizer/schedule/hooks without data, print "
-                             "batch, lr, schedule, K, alpha, parameter counts and the recipe row; exit")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve the config, build model/optimizer/schedule/hooks without data, print "
+        "batch, lr, schedule, K, alpha, parameter counts and the recipe row; exit",
+    )
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes without GPUs)")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines - 1)")
     parser.add_argument("--dist-url", default="auto", help="tcp://host:port of machine 0, or 'auto' on one machine")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error (same as SSL_LAB_DEBUG=1)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
-                        help="config overrides, e.g. SOLVER.MAX_ITER 100 OUTPUT_DIR out/")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (same as SSL_LAB_DEBUG=1)")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE", help="config overrides, e.g. SOLVER.MAX_ITER 100 OUTPUT_DIR out/"
+    )
     return parser
 
 

@@ -4,6 +4,7 @@ The model is built on the meta device (no memory, no initialization), so a ResNe
 resolves in about a second on a CPU; the schedule uses the nominal size of the training set
 (ImageNet: 1,281,167 images) instead of reading it from disk. Nothing is written.
 """
+
 import glob
 import logging
 import os
@@ -91,8 +92,7 @@ def summarize(cfg, world_size: int, **validate_args):
 def load_recipes(root: str = REPO_ROOT) -> list:
     """Every row of recipes.yaml (the built-in methods) and projects/*/recipes.yaml, each with its "table"."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(root, "recipes.yaml"))
-                       + glob.glob(os.path.join(root, "projects", "*", "recipes.yaml"))):
+    for path in sorted(glob.glob(os.path.join(root, "recipes.yaml")) + glob.glob(os.path.join(root, "projects", "*", "recipes.yaml"))):
         with open(path) as f:
             table = yaml.safe_load(f)
         rows += [dict(row, table=os.path.relpath(path, root)) for row in table["rows"]]
@@ -117,11 +117,9 @@ def compare_with_recipe(row: dict, cfg, summary: dict = None) -> list:
 
     Row "expect" holds config keys; row "resolved" holds summary values at the row's world size.
     """
-    diffs = [(key, _get(cfg, key), value) for key, value in row.get("expect", {}).items()
-             if not _same(_get(cfg, key), value)]
+    diffs = [(key, _get(cfg, key), value) for key, value in row.get("expect", {}).items() if not _same(_get(cfg, key), value)]
     if summary is not None and summary["world_size"] == row.get("world_size", 8):
-        diffs += [(key, summary[key], value) for key, value in row.get("resolved", {}).items()
-                  if not _same(summary[key], value)]
+        diffs += [(key, summary[key], value) for key, value in row.get("resolved", {}).items() if not _same(summary[key], value)]
     return diffs
 
 
@@ -163,7 +161,6 @@ def dry_run(cfg, args) -> dict:
     """Validate `cfg` for the run `args` asks for (processes, --resume, --eval-only), print the report."""
     setup_logger()  # the console only: a dry run writes no file
     world_size = args.num_gpus * args.num_machines
-    cfg, summary = summarize(cfg, world_size, resume=args.resume, allow_config_change=args.allow_config_change,
-                             eval_only=args.eval_only)
+    cfg, summary = summarize(cfg, world_size, resume=args.resume, allow_config_change=args.allow_config_change, eval_only=args.eval_only)
     print(format_report(args.config_file, cfg, summary))
     return summary

@@ -1,4 +1,5 @@
 """Hooks: each does one thing around the training loop."""
+
 import glob
 import logging
 import os
@@ -26,9 +27,15 @@ it is registered with is its `self.trainer` from `before_train` on.
 """
 
 __all__ = [
-    "HOOK_REGISTRY", "build_extra_hooks",
-    "IterationTimer", "LRScheduler", "MomentumUpdate", "PeriodicCheckpointer", "PreemptionCheckpointer",
-    "PeriodicWriter", "EvalHook",
+    "HOOK_REGISTRY",
+    "build_extra_hooks",
+    "IterationTimer",
+    "LRScheduler",
+    "MomentumUpdate",
+    "PeriodicCheckpointer",
+    "PreemptionCheckpointer",
+    "PeriodicWriter",
+    "EvalHook",
 ]
 
 
@@ -124,8 +131,7 @@ class PreemptionCheckpointer(HookBase):
         self._previous_handlers = {}
 
     def _on_signal(self, signum, frame):
-        logger.warning(f"{signal.Signals(signum).name} received: saving a checkpoint after this iteration, "
-                       f"then exiting")
+        logger.warning(f"{signal.Signals(signum).name} received: saving a checkpoint after this iteration, then exiting")
         self._requested = self._requested or signum
 
     def before_train(self):

@@ -8,6 +8,7 @@ reaches every worker, which saves a checkpoint and exits (143 / 130; see
 hooks.PreemptionCheckpointer); when one worker fails, the others are stopped; a worker
 whose launcher died (even by SIGKILL) stops itself the same way. No worker outlives it.
 """
+
 import logging
 import multiprocessing.connection
 import os
@@ -34,22 +35,25 @@ class LaunchError(UserError, ValueError):
     """--num-gpus / --num-machines / --machine-rank / --dist-url do not describe a job."""
 
 
-def check_launch(num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
-                 dist_url: str = "auto") -> None:
+def check_launch(num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto") -> None:
     """Refuse, before any process starts, a job shape that would wait forever at the rendezvous."""
     if num_gpus_per_machine < 1 or num_machines < 1:
         raise LaunchError(f"--num-gpus {num_gpus_per_machine} --num-machines {num_machines}: both must be >= 1")
     if not 0 <= machine_rank < num_machines:
-        raise LaunchError(f"--machine-rank {machine_rank} is not a machine of --num-machines {num_machines}; "
-                          f"number the machines 0 .. {num_machines - 1} (0 hosts --dist-url)")
+        raise LaunchError(
+            f"--machine-rank {machine_rank} is not a machine of --num-machines {num_machines}; "
+            f"number the machines 0 .. {num_machines - 1} (0 hosts --dist-url)"
+        )
     if num_machines > 1 and dist_url == "auto":
         raise LaunchError("--dist-url auto works on one machine only; pass tcp://<machine 0>:<port>")
 
 
 def _peer_lost(err: BaseException) -> bool:
     """Whether `err` is a collective failing because another process of the job died."""
-    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and any(
-        word in str(err) for word in ("gloo", "Connection closed by peer", "Connection reset by peer", "NCCL")))
+    return isinstance(err, dist.DistError) or (
+        isinstance(err, RuntimeError)
+        and any(word in str(err) for word in ("gloo", "Connection closed by peer", "Connection reset by peer", "NCCL"))
+    )
 
 
 def find_free_port() -> int:
@@ -76,19 +80,18 @@ def _init_process_group(dist_url: str, world_size: int, rank: int, local_rank: i
     if torch.cuda.is_available():
         if local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"--num-gpus asks for {procs_per_machine} processes per machine but only "
-                f"{torch.cuda.device_count()} GPUs are visible"
+                f"--num-gpus asks for {procs_per_machine} processes per machine but only {torch.cuda.device_count()} GPUs are visible"
             )
         torch.cuda.set_device(local_rank)
     else:  # share the CPU cores between the processes of this machine
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // procs_per_machine))
-    dist.init_process_group(_backend(), init_method=dist_url, world_size=world_size, rank=rank,
-                            timeout=timedelta(minutes=30))
+    dist.init_process_group(_backend(), init_method=dist_url, world_size=world_size, rank=rank, timeout=timedelta(minutes=30))
     dist.barrier()
 
 
 def _stop_when_orphaned(parent_pid: int, poll_s: float = 1.0) -> None:
     """SIGTERM this process (checkpoint, then exit) once its launcher `parent_pid` is gone."""
+
     def watch():
         while os.getppid() == parent_pid:
             time.sleep(poll_s)
@@ -109,8 +112,7 @@ def _worker(local_rank, main_func, world_size, procs_per_machine, machine_rank, 
                 raise
             # the launcher reports the process that died; its collective's traceback says nothing more
             reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-            print(f"ERROR (rank {rank}): another process of the job died, so this one stops ({reason})",
-                  file=sys.stderr)
+            print(f"ERROR (rank {rank}): another process of the job died, so this one stops ({reason})", file=sys.stderr)
             sys.exit(1)
         finally:
             dist.destroy_process_group()
@@ -150,8 +152,7 @@ def _supervise(procs) -> None:
             for p in [p for p in running if p.exitcode is not None]:
                 running.remove(p)
                 if p.exitcode != 0 and not received:
-                    how = (f"was killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else
-                           f"exited with status {p.exitcode}")
+                    how = f"was killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else f"exited with status {p.exitcode}"
                     logger.error(f"Worker {procs.index(p)} {how}; stopping the others")
                     _stop(running)
                     sys.exit(p.exitcode if p.exitcode > 0 else 128 - p.exitcode)
@@ -162,8 +163,7 @@ def _supervise(procs) -> None:
         sys.exit(128 + received[0])
 
 
-def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
-           dist_url: str = "auto", args=()):
+def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto", args=()):
     """Run `main_func(*args)` in every process of the job.
 
     num_gpus_per_machine: processes per machine (one per GPU; on a machine without
@@ -188,10 +188,12 @@ def launch(main_func, num_gpus_per_machine: int, num_machines: int = 1, machine_
     if dist_url == "auto":
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     context = mp.get_context("spawn")
-    procs = [context.Process(target=_worker, daemon=False,
-                             args=(i, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args,
-                                   os.getpid()))
-             for i in range(num_gpus_per_machine)]
+    procs = [
+        context.Process(
+            target=_worker, daemon=False, args=(i, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, os.getpid())
+        )
+        for i in range(num_gpus_per_machine)
+    ]
     for p in procs:
         p.start()
     _supervise(procs)

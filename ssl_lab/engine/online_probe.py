@@ -10,6 +10,7 @@ backbone, and neither its weights, its BN statistics nor the global RNG are touc
 TEST.EVAL_PERIOD iterations and after training, its top-1 (and top-5) on DATASETS.TEST[0] (the
 evaluation transform, backbone in eval mode) go to storage as online_probe/top1 (/top5).
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,8 +30,17 @@ __all__ = ["LinearProbe", "OnlineProbe", "build_online_probe"]
 class LinearProbe(nn.Module):
     """A linear classifier (D -> C) with its own SGD: `train_step(features (M, D), labels (M,))`."""
 
-    def __init__(self, in_dim: int, num_classes: int, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 init_std: float = 0.01, seed: int = 0, device="cpu"):
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        init_std: float = 0.01,
+        seed: int = 0,
+        device="cpu",
+    ):
         super().__init__()
         self.fc = nn.Linear(in_dim, num_classes)
         # a private generator: building the probe leaves the global RNG (the run's) where it was
@@ -134,9 +144,18 @@ def build_online_probe(cfg, backbone: nn.Module, labels, train_dataset=None) -> 
     node = cfg.TEST.ONLINE_PROBE
     known = getattr(train_dataset, "labels", None)
     if known is not None and len(known) and int(max(known)) >= node.NUM_CLASSES:
-        raise ConfigError(f"TEST.ONLINE_PROBE.NUM_CLASSES = {node.NUM_CLASSES} but the training data "
-                          f"{tuple(cfg.DATASETS.TRAIN)} has {int(max(known)) + 1} classes; set it to {int(max(known)) + 1}")
-    probe = LinearProbe(backbone.out_dim, node.NUM_CLASSES, node.BASE_LR, node.MOMENTUM, node.WEIGHT_DECAY,
-                        seed=max(cfg.SEED, 0), device=next(backbone.parameters()).device)
+        raise ConfigError(
+            f"TEST.ONLINE_PROBE.NUM_CLASSES = {node.NUM_CLASSES} but the training data "
+            f"{tuple(cfg.DATASETS.TRAIN)} has {int(max(known)) + 1} classes; set it to {int(max(known)) + 1}"
+        )
+    probe = LinearProbe(
+        backbone.out_dim,
+        node.NUM_CLASSES,
+        node.BASE_LR,
+        node.MOMENTUM,
+        node.WEIGHT_DECAY,
+        seed=max(cfg.SEED, 0),
+        device=next(backbone.parameters()).device,
+    )
     evaluator = ClassificationEvaluator(build_test_loader(cfg, cfg.DATASETS.TEST[0])) if cfg.DATASETS.TEST else None
     return OnlineProbe(probe, backbone, labels, evaluator, cfg.TEST.EVAL_PERIOD)

@@ -5,6 +5,7 @@ another run's checkpoints, no live run in it; on resume, the saved config.yaml d
 `accept` then takes the folder's lock (held until `release`, at the end of training, or the end of
 the process), removes temporary files of killed processes and writes config.yaml atomically.
 """
+
 import logging
 import os
 import shutil
@@ -18,8 +19,7 @@ from ssl_lab.config import ConfigError
 from ssl_lab.utils.errors import UserError
 from ssl_lab.utils.files import atomic_write, stale_temp_files
 
-__all__ = ["DEFINING_KEYS", "OutputDirError", "OutputDirInUseError", "ResumeConfigError", "RunDirectory",
-           "changed_keys"]
+__all__ = ["DEFINING_KEYS", "OutputDirError", "OutputDirInUseError", "ResumeConfigError", "RunDirectory", "changed_keys"]
 
 logger = logging.getLogger("ssl_lab")
 
@@ -27,9 +27,16 @@ logger = logging.getLogger("ssl_lab")
 # one of them would continue a different run from this run's weights and optimizer state.
 DEFINING_KEYS = ("SEED", "MODEL.", "SOLVER.", "INPUT.", "DATASETS.TRAIN")
 # Keys under those prefixes that change how a run is executed or saved, not what it computes.
-OPERATIONAL_KEYS = ("MODEL.DEVICE", "MODEL.WEIGHTS", "SOLVER.CHECKPOINT_PERIOD", "SOLVER.MAX_TO_KEEP",
-                    "SOLVER.NON_FINITE_LOSS", "SOLVER.NON_FINITE_CHECK_PERIOD", "SOLVER.COMPILE",
-                    "SOLVER.CHANNELS_LAST")
+OPERATIONAL_KEYS = (
+    "MODEL.DEVICE",
+    "MODEL.WEIGHTS",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.MAX_TO_KEEP",
+    "SOLVER.NON_FINITE_LOSS",
+    "SOLVER.NON_FINITE_CHECK_PERIOD",
+    "SOLVER.COMPILE",
+    "SOLVER.CHANNELS_LAST",
+)
 
 LOCK_FILE = "run.lock"
 
@@ -58,8 +65,7 @@ def _flatten(node, prefix: str = "") -> dict:
 
 
 def _defines_the_run(key: str) -> bool:
-    return key not in OPERATIONAL_KEYS and any(key == k or (k.endswith(".") and key.startswith(k))
-                                               for k in DEFINING_KEYS)
+    return key not in OPERATIONAL_KEYS and any(key == k or (k.endswith(".") and key.startswith(k)) for k in DEFINING_KEYS)
 
 
 def changed_keys(saved: dict, cfg) -> list:
@@ -109,8 +115,10 @@ class RunDirectory:
         except FileNotFoundError:
             return None
         except (OSError, yaml.YAMLError) as err:
-            raise OutputDirError(f"OUTPUT_DIR '{self.path}': config.yaml of the saved run cannot be read ({err}); "
-                                 f"restore it, or set OUTPUT_DIR to a new directory") from None
+            raise OutputDirError(
+                f"OUTPUT_DIR '{self.path}': config.yaml of the saved run cannot be read ({err}); "
+                f"restore it, or set OUTPUT_DIR to a new directory"
+            ) from None
         return saved if isinstance(saved, dict) else None
 
     def resumed_seed(self, cfg, resume: bool) -> int:
@@ -120,19 +128,19 @@ class RunDirectory:
             return cfg.SEED
         saved = self.saved_config()
         if saved is None or not isinstance(saved.get("SEED"), int) or saved["SEED"] < 0:
-            raise ResumeConfigError(f"--resume with SEED -1, but OUTPUT_DIR '{self.path}' has no config.yaml with the "
-                                    f"seed of the run it holds; set SEED to that run's seed (its log.txt names it)")
+            raise ResumeConfigError(
+                f"--resume with SEED -1, but OUTPUT_DIR '{self.path}' has no config.yaml with the "
+                f"seed of the run it holds; set SEED to that run's seed (its log.txt names it)"
+            )
         return saved["SEED"]
 
     def check_writable(self) -> None:
         """Refuse a path below a file, or one this user cannot write to."""
         existing = _existing_ancestor(self.path)
         if not os.path.isdir(existing):
-            raise OutputDirError(f"OUTPUT_DIR '{self.path}': '{existing}' is a file, not a directory; "
-                                 f"choose another OUTPUT_DIR")
+            raise OutputDirError(f"OUTPUT_DIR '{self.path}': '{existing}' is a file, not a directory; choose another OUTPUT_DIR")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputDirError(f"OUTPUT_DIR '{self.path}' is not writable ('{existing}' denies writing); "
-                                 f"choose another OUTPUT_DIR")
+            raise OutputDirError(f"OUTPUT_DIR '{self.path}' is not writable ('{existing}' denies writing); choose another OUTPUT_DIR")
 
     def check(self, cfg, resume: bool, allow_config_change: bool = False) -> None:
         """Refuse a folder this run cannot use; reads only, so a refused run leaves it as it was.
@@ -148,17 +156,25 @@ class RunDirectory:
         if not resume:
             raise OutputDirInUseError(
                 f"OUTPUT_DIR '{self.path}' already holds checkpoints of a run. Pass --resume to continue "
-                f"that run, or set OUTPUT_DIR to a new directory.")
+                f"that run, or set OUTPUT_DIR to a new directory."
+            )
         saved = self.saved_config()
         changes = changed_keys(saved, cfg) if saved is not None else []
         if changes and not allow_config_change:
             shown = [f"  {key}: {old!r} -> {new!r}" for key, old, new in changes[:8]]
             more = [f"  ... and {len(changes) - 8} more"] if len(changes) > 8 else []
-            raise ResumeConfigError("\n".join([
-                f"--resume: the config differs from the run saved in '{self.file('config.yaml')}' in what "
-                f"defines the run (saved -> now):", *shown, *more,
-                "Resume with the saved values, set OUTPUT_DIR to a new directory, or pass --allow-config-change "
-                "to continue the saved weights under the new values."]))
+            raise ResumeConfigError(
+                "\n".join(
+                    [
+                        f"--resume: the config differs from the run saved in '{self.file('config.yaml')}' in what "
+                        f"defines the run (saved -> now):",
+                        *shown,
+                        *more,
+                        "Resume with the saved values, set OUTPUT_DIR to a new directory, or pass --allow-config-change "
+                        "to continue the saved weights under the new values.",
+                    ]
+                )
+            )
         for key, old, new in changes:
             logger.warning(f"--allow-config-change: {key} changes from {old!r} to {new!r} on resume")
 
@@ -173,8 +189,10 @@ class RunDirectory:
                 portalocker.unlock(f)
             except portalocker.LockException:
                 owner = f.read().strip() or "another process"
-                raise OutputDirInUseError(f"OUTPUT_DIR '{self.path}' is in use by a live run (pid {owner}); wait "
-                                          f"for it to end, stop it, or set OUTPUT_DIR to a new directory") from None
+                raise OutputDirInUseError(
+                    f"OUTPUT_DIR '{self.path}' is in use by a live run (pid {owner}); wait "
+                    f"for it to end, stop it, or set OUTPUT_DIR to a new directory"
+                ) from None
 
     def check_free_space(self, bytes_per_checkpoint: int, max_to_keep: int, num_periodic: int) -> None:
         """Fail before training if the folder cannot hold the checkpoints this run will keep.
@@ -189,16 +207,19 @@ class RunDirectory:
         existing = sum(os.path.getsize(p) for p in checkpoint_files(self.path) if os.path.isfile(p))
         free = shutil.disk_usage(_existing_ancestor(self.path)).free
         if free + existing < needed:
-            raise OutputDirError(f"OUTPUT_DIR '{self.path}' has {free / 2**20:.0f} MiB free but checkpoints need "
-                                 f"about {(needed - existing) / 2**20:.0f} MiB more; free space or choose another "
-                                 f"OUTPUT_DIR (or lower SOLVER.MAX_TO_KEEP)")
+            raise OutputDirError(
+                f"OUTPUT_DIR '{self.path}' has {free / 2**20:.0f} MiB free but checkpoints need "
+                f"about {(needed - existing) / 2**20:.0f} MiB more; free space or choose another "
+                f"OUTPUT_DIR (or lower SOLVER.MAX_TO_KEEP)"
+            )
 
     def accept(self, cfg) -> None:
         """Take the folder for the run of `cfg`, once :meth:`check` passed and its weights are loaded: take
         the folder's lock, remove temporary files of killed processes, write config.yaml atomically."""
         os.makedirs(self.path, exist_ok=True)
-        lock = portalocker.Lock(self.file(LOCK_FILE), mode="a", timeout=0, fail_when_locked=True,
-                                flags=portalocker.LOCK_EX | portalocker.LOCK_NB)
+        lock = portalocker.Lock(
+            self.file(LOCK_FILE), mode="a", timeout=0, fail_when_locked=True, flags=portalocker.LOCK_EX | portalocker.LOCK_NB
+        )
         try:
             handle = lock.acquire()
         except portalocker.LockException:  # a run started since the check

@@ -4,6 +4,7 @@ The trainer knows nothing about models or methods: a step is "get a batch, call
 the model, sum its losses, backward, optimizer step". Everything else
 (schedules, EMA, checkpoints, logging, evaluation) is a hook.
 """
+
 import contextlib
 import inspect
 import logging
@@ -129,8 +130,7 @@ class TrainerBase:
             if name in by_name:
                 by_name[name].load_state_dict(hook_state)
             else:
-                logger.warning(f"The checkpoint holds the state of hook {name}, which this run does not have; "
-                               f"it is ignored")
+                logger.warning(f"The checkpoint holds the state of hook {name}, which this run does not have; it is ignored")
 
 
 class NonFiniteLossError(UserError, FloatingPointError):
@@ -150,17 +150,26 @@ class SimpleTrainer(TrainerBase):
     (`non_finite_check_period`), where the storage gets their means over the period.
     """
 
-    def __init__(self, model, data_loader, optimizer, non_finite_loss: str = "error", grad_accum_steps: int = 1,
-                 channels_last: bool = False, batch_augmentation=None, augmentation_seed: int = 0,
-                 log_period: int = 1, non_finite_check_period: int = 1):
+    def __init__(
+        self,
+        model,
+        data_loader,
+        optimizer,
+        non_finite_loss: str = "error",
+        grad_accum_steps: int = 1,
+        channels_last: bool = False,
+        batch_augmentation=None,
+        augmentation_seed: int = 0,
+        log_period: int = 1,
+        non_finite_check_period: int = 1,
+    ):
         super().__init__()
         if non_finite_loss not in ("error", "skip"):
             raise ConfigError(f"SOLVER.NON_FINITE_LOSS must be 'error' or 'skip', got '{non_finite_loss}'")
         self.non_finite_loss = non_finite_loss
         self.num_skipped_steps = 0
         if log_period < 1 or non_finite_check_period < 1:
-            raise ConfigError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD "
-                             f"({non_finite_check_period}) must be >= 1")
+            raise ConfigError(f"LOG_PERIOD ({log_period}) and SOLVER.NON_FINITE_CHECK_PERIOD ({non_finite_check_period}) must be >= 1")
         self.log_period = log_period
         self.non_finite_check_period = non_finite_check_period
         self._unread = []  # (iteration, (L,) rank-averaged losses on the device), not yet read to the host
@@ -272,8 +281,7 @@ class SimpleTrainer(TrainerBase):
                 raise NonFiniteLossError(f"Loss became non-finite at iteration {it}: {terms}")
             self._period.pop()  # "skip" reads every step: only this one can be non-finite
             self.num_skipped_steps += 1
-            logger.warning(f"Skipping iteration {it}, non-finite loss ({terms}); "
-                           f"{self.num_skipped_steps} skipped so far")
+            logger.warning(f"Skipping iteration {it}, non-finite loss ({terms}); {self.num_skipped_steps} skipped so far")
             get_event_storage().put_scalar("non_finite_steps", self.num_skipped_steps, smoothing_hint=False)
             return False
         return True
@@ -297,8 +305,12 @@ class SimpleTrainer(TrainerBase):
         if self._unread:
             self._read_losses()  # a checkpoint holds no unchecked non-finite loss
         period = [[it, losses, t] for it, losses, t in self._period]
-        return {**super().state_dict(), "num_skipped_steps": self.num_skipped_steps, "log_period": period,
-                "loss_names": list(getattr(self, "_loss_names", []))}
+        return {
+            **super().state_dict(),
+            "num_skipped_steps": self.num_skipped_steps,
+            "log_period": period,
+            "loss_names": list(getattr(self, "_loss_names", [])),
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

@@ -1,4 +1,5 @@
 """DefaultTrainer: builds a run from its config along the one data path, then trains it."""
+
 import logging
 import os
 import weakref
@@ -41,8 +42,10 @@ def check_num_classes(cfg, dataset) -> None:
         return
     num_classes = int(max(labels)) + 1
     if num_classes > cfg.MODEL.CLASSIFIER.NUM_CLASSES:
-        raise ConfigError(f"MODEL.CLASSIFIER.NUM_CLASSES = {cfg.MODEL.CLASSIFIER.NUM_CLASSES} but the training "
-                          f"data {tuple(cfg.DATASETS.TRAIN)} has {num_classes} classes; set it to {num_classes}")
+        raise ConfigError(
+            f"MODEL.CLASSIFIER.NUM_CLASSES = {cfg.MODEL.CLASSIFIER.NUM_CLASSES} but the training "
+            f"data {tuple(cfg.DATASETS.TRAIN)} has {num_classes} classes; set it to {num_classes}"
+        )
 
 
 @dataclass
@@ -86,20 +89,31 @@ class DefaultTrainer(TrainerBase):
         model, optimizer, self.scheduler = run.model, run.optimizer, run.scheduler
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         extra = {"dtype": cfg.SOLVER.AMP.DTYPE} if cfg.SOLVER.AMP.ENABLED else {}
-        self._trainer = trainer_cls(_create_ddp_model(model), None, optimizer,
-                                    non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
-                                    grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
-                                    channels_last=cfg.SOLVER.CHANNELS_LAST,
-                                    batch_augmentation=run.batch_augmentation,
-                                    augmentation_seed=max(cfg.SEED, 0), log_period=cfg.LOG_PERIOD,
-                                    non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD, **extra)
+        self._trainer = trainer_cls(
+            _create_ddp_model(model),
+            None,
+            optimizer,
+            non_finite_loss=cfg.SOLVER.NON_FINITE_LOSS,
+            grad_accum_steps=cfg.SOLVER.GRAD_ACCUM_STEPS,
+            channels_last=cfg.SOLVER.CHANNELS_LAST,
+            batch_augmentation=run.batch_augmentation,
+            augmentation_seed=max(cfg.SEED, 0),
+            log_period=cfg.LOG_PERIOD,
+            non_finite_check_period=cfg.SOLVER.NON_FINITE_CHECK_PERIOD,
+            **extra,
+        )
         self.checkpointer = Checkpointer(
-            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), optimizer=optimizer,
-            trainer=weakref.proxy(self), rng=RNGState(),
+            model,
+            cfg.OUTPUT_DIR,
+            save_to_disk=comm.is_main_process(),
+            optimizer=optimizer,
+            trainer=weakref.proxy(self),
+            rng=RNGState(),
         )
         if comm.is_main_process():
-            self.run_dir.check_free_space(estimate_checkpoint_bytes(model, optimizer), cfg.SOLVER.MAX_TO_KEEP,
-                                          cfg.SOLVER.MAX_ITER // cfg.SOLVER.CHECKPOINT_PERIOD)
+            self.run_dir.check_free_space(
+                estimate_checkpoint_bytes(model, optimizer), cfg.SOLVER.MAX_TO_KEEP, cfg.SOLVER.MAX_ITER // cfg.SOLVER.CHECKPOINT_PERIOD
+            )
         # 3. hooks and writers (the writers open their files at their first write)
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
@@ -137,10 +151,11 @@ class DefaultTrainer(TrainerBase):
             logger.info(f"Resuming at iteration {self.start_iter}")
         else:
             if resume:
-                logger.warning(f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
-                               f"iteration 0 (check the path if you meant to continue a run)")
-            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS,
-                              self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
+                logger.warning(
+                    f"--resume: OUTPUT_DIR '{self.cfg.OUTPUT_DIR}' holds no checkpoint; starting from "
+                    f"iteration 0 (check the path if you meant to continue a run)"
+                )
+            self.load_weights(comm.unwrap_model(self.model), self.cfg.MODEL.WEIGHTS, self.cfg.MODEL.WEIGHTS_ALLOW_PARTIAL)
         if comm.is_main_process():
             self.run_dir.accept(self.cfg)
         else:
@@ -179,26 +194,35 @@ class DefaultTrainer(TrainerBase):
         hook_list = [
             hooks.IterationTimer(),
             hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE)
-            if hasattr(model, "momentum_update") else None,
+            hooks.MomentumUpdate(cfg.MODEL.MOMENTUM.BASE, cfg.MODEL.MOMENTUM.COSINE) if hasattr(model, "momentum_update") else None,
         ]
         # Before the checkpointers, so that a checkpoint holds their state after this step.
         hook_list += hooks.build_extra_hooks(cfg)
         if cfg.TEST.ONLINE_PROBE.ENABLED:
-            hook_list.append(build_online_probe(cfg, model.backbone, lambda: getattr(self._trainer, "batch_labels", None),
-                                                getattr(self, "train_dataset", None)))
+            hook_list.append(
+                build_online_probe(
+                    cfg, model.backbone, lambda: getattr(self._trainer, "batch_labels", None), getattr(self, "train_dataset", None)
+                )
+            )
         # On every rank: saving gathers each rank's RNG state; only the main process writes and prunes.
-        hook_list.append(hooks.PeriodicCheckpointer(
-            self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_iter=self.max_iter,
-            max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
-        ))
+        hook_list.append(
+            hooks.PeriodicCheckpointer(
+                self.checkpointer,
+                cfg.SOLVER.CHECKPOINT_PERIOD,
+                max_iter=self.max_iter,
+                max_to_keep=(cfg.SOLVER.MAX_TO_KEEP or None) if comm.is_main_process() else None,
+            )
+        )
         hook_list.append(hooks.PreemptionCheckpointer(self.checkpointer, period=cfg.LOG_PERIOD))
         evaluators = self.build_evaluators(cfg)
         if evaluators:
-            hook_list.append(hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD, lambda: inference_on_evaluators(comm.unwrap_model(self.model), evaluators),
-                eval_at_start=cfg.TEST.EVAL_AT_START,
-            ))
+            hook_list.append(
+                hooks.EvalHook(
+                    cfg.TEST.EVAL_PERIOD,
+                    lambda: inference_on_evaluators(comm.unwrap_model(self.model), evaluators),
+                    eval_at_start=cfg.TEST.EVAL_AT_START,
+                )
+            )
         hook_list.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
         return hook_list
 
@@ -233,9 +257,11 @@ class DefaultTrainer(TrainerBase):
             for name in ("backbone", "momentum_backbone"):
                 if hasattr(model, name):
                     getattr(model, name).compile()  # in place: parameter names stay the same
-        logger.info(f"Model: {cfg.MODEL.META_ARCHITECTURE} with {cfg.MODEL.BACKBONE.NAME}-"
-                    f"{cfg.MODEL.BACKBONE.DEPTH}; {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
-                    f"trainable parameters")
+        logger.info(
+            f"Model: {cfg.MODEL.META_ARCHITECTURE} with {cfg.MODEL.BACKBONE.NAME}-"
+            f"{cfg.MODEL.BACKBONE.DEPTH}; {sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+            f"trainable parameters"
+        )
         return model
 
     @classmethod

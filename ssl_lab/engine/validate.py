@@ -5,6 +5,7 @@ built, the benchmarks run it before they time anything: whatever a run refuses, 
 with the same message. The model is built on the meta device (no memory, no initialization);
 the schedule uses the nominal size of the training set, so no image is read.
 """
+
 import logging
 import os
 
@@ -50,15 +51,19 @@ def check_weights(path: str, eval_only: bool = False) -> None:
     catalog, or a URL of a scheme the downloader speaks. Its content is checked when it is loaded."""
     if not path:
         if eval_only:
-            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
-                              "without it a randomly initialized model would be evaluated")
+            raise ConfigError(
+                "--eval-only needs MODEL.WEIGHTS (a checkpoint file, URL or ssl_lab://<name>); "
+                "without it a randomly initialized model would be evaluated"
+            )
         return
     scheme = path.split("://", 1)[0] if "://" in path else ""
     if scheme == "ssl_lab":
-        get_entry(path[len("ssl_lab://"):])
+        get_entry(path[len("ssl_lab://") :])
     elif scheme and scheme not in SUPPORTED_SCHEMES:
-        raise ConfigError(f"MODEL.WEIGHTS = '{path}': no handler opens '{scheme}://'; use a local file, "
-                          f"ssl_lab://<name> or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}")
+        raise ConfigError(
+            f"MODEL.WEIGHTS = '{path}': no handler opens '{scheme}://'; use a local file, "
+            f"ssl_lab://<name> or one of {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+        )
     elif not scheme and not os.path.isfile(path):
         raise ConfigError(f"MODEL.WEIGHTS = '{path}': no such file; give a checkpoint file, URL or ssl_lab://<name>")
 
@@ -72,8 +77,9 @@ def _on_meta_device(cfg):
     return meta
 
 
-def validate(cfg, world_size: int, resume: bool = False, allow_config_change: bool = False,
-             eval_only: bool = False, quiet: bool = True) -> Run:
+def validate(
+    cfg, world_size: int, resume: bool = False, allow_config_change: bool = False, eval_only: bool = False, quiet: bool = True
+) -> Run:
     """Refuse, before anything is written or any process starts, a run of `cfg` on `world_size`
     processes that the run itself would refuse before training: the config's numbers and device, a
     global batch that does not split over the processes, MODEL.WEIGHTS that cannot be opened, an

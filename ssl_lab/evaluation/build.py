@@ -21,11 +21,18 @@ def KNN(cfg):  # noqa: N802 (the registered name)
     memory = knn.MEMORY_DATASET or cfg.DATASETS.TRAIN[0]
     memory_loader = build_test_loader(cfg, memory, max_per_class=knn.MEMORY_PER_CLASS)
     if knn.K > len(memory_loader.dataset):
-        raise ConfigError(f"TEST.KNN.K = {knn.K} is more than the {len(memory_loader.dataset)} images of the "
-                          f"kNN memory split '{memory}'; lower TEST.KNN.K")
-    return KNNEvaluator(memory_loader, build_test_loader(cfg, cfg.DATASETS.TEST[0]), k=knn.K,
-                        temperature=knn.TEMPERATURE, query_chunk=knn.QUERY_CHUNK_SIZE,
-                        memory_chunk=knn.MEMORY_CHUNK_SIZE)
+        raise ConfigError(
+            f"TEST.KNN.K = {knn.K} is more than the {len(memory_loader.dataset)} images of the "
+            f"kNN memory split '{memory}'; lower TEST.KNN.K"
+        )
+    return KNNEvaluator(
+        memory_loader,
+        build_test_loader(cfg, cfg.DATASETS.TEST[0]),
+        k=knn.K,
+        temperature=knn.TEMPERATURE,
+        query_chunk=knn.QUERY_CHUNK_SIZE,
+        memory_chunk=knn.MEMORY_CHUNK_SIZE,
+    )
 
 
 @EVALUATOR_REGISTRY.register()
@@ -40,9 +47,14 @@ def LinearProbe(cfg):  # noqa: N802
     chosen on a held-out part of it, scored on DATASETS.TEST[0]."""
     probe = cfg.TEST.LINEAR_PROBE
     train_loader = build_test_loader(cfg, cfg.DATASETS.TRAIN[0], max_per_class=probe.MAX_PER_CLASS)
-    return LinearProbeEvaluator(train_loader, build_test_loader(cfg, cfg.DATASETS.TEST[0]), lrs=probe.LRS,
-                                steps=probe.STEPS, weight_decay=probe.WEIGHT_DECAY,
-                                holdout_fraction=probe.HOLDOUT_FRACTION)
+    return LinearProbeEvaluator(
+        train_loader,
+        build_test_loader(cfg, cfg.DATASETS.TEST[0]),
+        lrs=probe.LRS,
+        steps=probe.STEPS,
+        weight_decay=probe.WEIGHT_DECAY,
+        holdout_fraction=probe.HOLDOUT_FRACTION,
+    )
 
 
 def build_evaluators(cfg) -> list:
@@ -58,12 +70,13 @@ def check_weights_for_evaluation(cfg, model, loaded_modules) -> None:
     modules MODEL.WEIGHTS filled; else the top-1 would be that of a random classifier."""
     if "Classification" not in cfg.TEST.EVALUATORS:
         return
-    trained = sorted({name.split(".")[0] for name, p in model.named_parameters()
-                      if p.requires_grad and not name.startswith("backbone.")})
+    trained = sorted({name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad and not name.startswith("backbone.")})
     absent = [name for name in trained if name not in loaded_modules]
     if absent:
-        raise ConfigError(f"--eval-only: MODEL.WEIGHTS '{cfg.MODEL.WEIGHTS}' holds no {', '.join(absent)} (the "
-                          f"classifier that TEST.EVALUATORS 'Classification' scores); it is a pretraining "
-                          f"checkpoint or a bare backbone, so the top-1 would be that of a random classifier. "
-                          f"Pass the model_final.pth of a linear-evaluation run, or train one from these weights "
-                          f"(without --eval-only)")
+        raise ConfigError(
+            f"--eval-only: MODEL.WEIGHTS '{cfg.MODEL.WEIGHTS}' holds no {', '.join(absent)} (the "
+            f"classifier that TEST.EVALUATORS 'Classification' scores); it is a pretraining "
+            f"checkpoint or a bare backbone, so the top-1 would be that of a random classifier. "
+            f"Pass the model_final.pth of a linear-evaluation run, or train one from these weights "
+            f"(without --eval-only)"
+        )

@@ -1,4 +1,5 @@
 """Top-k accuracy of a model's own classifier (linear evaluation)."""
+
 import logging
 
 import torch

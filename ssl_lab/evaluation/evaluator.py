@@ -1,4 +1,5 @@
 """The evaluator protocol (detectron2's DatasetEvaluator, adapted to labelled image splits)."""
+
 import logging
 
 import torch
@@ -53,7 +54,6 @@ def inference_on_evaluators(model, evaluators) -> dict:
         result = inference_on_dataset(model, evaluator)
         clash = set(result) & set(results)
         if clash:
-            raise ConfigError(f"{type(evaluator).__name__} reports {sorted(clash)}, which another evaluator "
-                             f"in TEST.EVALUATORS reports too")
+            raise ConfigError(f"{type(evaluator).__name__} reports {sorted(clash)}, which another evaluator in TEST.EVALUATORS reports too")
         results.update(result)
     return results

@@ -5,6 +5,7 @@ keeps the features it extracted, on the model's device. Queries travel instead, 
 time: every rank scores the chunk against its shard, the ranks exchange their top-k, and the
 merged top-k vote. Peak memory per rank is the shard plus `query_chunk x memory_chunk` similarities.
 """
+
 import logging
 
 import torch
@@ -75,8 +76,9 @@ def _gather_padded(tensor, length: int, fill):
     return comm.all_gather_tensor(padded.unsqueeze(0))
 
 
-def sharded_knn_predict(memory, memory_labels, queries, k: int, temperature: float, num_classes: int,
-                        query_chunk: int = 1024, memory_chunk: int = 16384):
+def sharded_knn_predict(
+    memory, memory_labels, queries, k: int, temperature: float, num_classes: int, query_chunk: int = 1024, memory_chunk: int = 16384
+):
     """Class scores (Q_local, C) of this rank's queries against the memory of all ranks.
 
     Args:
@@ -125,8 +127,9 @@ class KNNEvaluator(DatasetEvaluator):
     sharded. `query_chunk` and `memory_chunk` bound the similarity blocks (TEST.KNN.*).
     """
 
-    def __init__(self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07,
-                 query_chunk: int = 1024, memory_chunk: int = 16384):
+    def __init__(
+        self, memory_loader, query_loader, k: int = 200, temperature: float = 0.07, query_chunk: int = 1024, memory_chunk: int = 16384
+    ):
         super().__init__(query_loader)
         self.memory_loader = memory_loader
         self.k = k
@@ -153,12 +156,12 @@ class KNNEvaluator(DatasetEvaluator):
         """{"knn/top1", "knn/top5"} (percent over all ranks' queries) from this rank's shards."""
         label_max = torch.cat([memory_labels, query_labels, memory_labels.new_zeros(1)]).max().reshape(1, 1)
         num_classes = int(comm.all_gather_tensor(label_max).max()) + 1
-        scores = sharded_knn_predict(memory, memory_labels, queries, self.k, self.temperature, num_classes,
-                                     self.query_chunk, self.memory_chunk)
+        scores = sharded_knn_predict(
+            memory, memory_labels, queries, self.k, self.temperature, num_classes, self.query_chunk, self.memory_chunk
+        )
         correct = topk_correct(scores, query_labels)
         totals = torch.stack([*correct.values(), torch.tensor(query_labels.shape[0], device=queries.device)])
         totals = comm.all_gather_tensor(totals[None].double()).sum(dim=0).tolist()
         results = {f"knn/{name}": 100.0 * c / totals[-1] for name, c in zip(correct, totals)}
-        logger.info("kNN (k=%d, T=%.2f): %s", self.k, self.temperature,
-                    "  ".join(f"{k}: {v:.2f}" for k, v in results.items()))
+        logger.info("kNN (k=%d, T=%.2f): %s", self.k, self.temperature, "  ".join(f"{k}: {v:.2f}" for k, v in results.items()))
         return results

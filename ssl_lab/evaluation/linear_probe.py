@@ -7,6 +7,7 @@ The learning rate is the one of `lrs` that scores best on a stratified held-out 
 training split; the classifier is then refitted on the whole training split with it and scored on
 the test split. The test split never takes part in a choice.
 """
+
 import logging
 import math
 from typing import Sequence
@@ -44,15 +45,15 @@ def standardize(fit: torch.Tensor, *others: torch.Tensor):
     return tuple((x - mean) / std for x in (fit, *others))
 
 
-def fit_softmax_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: int, lr: float,
-                           steps: int, weight_decay: float) -> torch.nn.Linear:
+def fit_softmax_classifier(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, lr: float, steps: int, weight_decay: float
+) -> torch.nn.Linear:
     """A Linear(D, C) fitted full-batch to (features (M, D), labels (M,)) by SGD with Nesterov
     momentum 0.9 and a cosine schedule over `steps`, from zero weights (deterministic)."""
     classifier = torch.nn.Linear(features.shape[1], num_classes).to(features.dtype)
     torch.nn.init.zeros_(classifier.weight)
     torch.nn.init.zeros_(classifier.bias)
-    optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                                weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -68,8 +69,17 @@ def accuracy(classifier: torch.nn.Linear, features: torch.Tensor, labels: torch.
     return 100.0 * (classifier(features).argmax(1) == labels).double().mean().item()
 
 
-def linear_probe(train_features, train_labels, test_features, test_labels, lrs: Sequence[float],
-                 steps: int, weight_decay: float, holdout_fraction: float, seed: int = 0) -> dict:
+def linear_probe(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    lrs: Sequence[float],
+    steps: int,
+    weight_decay: float,
+    holdout_fraction: float,
+    seed: int = 0,
+) -> dict:
     """{"linear_probe/top1": test top-1, "linear_probe/lr": the chosen lr,
     "linear_probe/holdout_top1": its held-out top-1} of a probe fitted as the module docstring says."""
     num_classes = int(torch.cat([train_labels, test_labels]).max()) + 1
@@ -82,8 +92,11 @@ def linear_probe(train_features, train_labels, test_features, test_labels, lrs: 
     best = max(range(len(lrs)), key=lambda i: (scores[i], -i))  # ties: the smaller lr
     train, test = standardize(train_features, test_features)
     classifier = fit_softmax_classifier(train, train_labels, num_classes, lrs[best], steps, weight_decay)
-    return {"linear_probe/top1": accuracy(classifier, test, test_labels), "linear_probe/lr": float(lrs[best]),
-            "linear_probe/holdout_top1": scores[best]}
+    return {
+        "linear_probe/top1": accuracy(classifier, test, test_labels),
+        "linear_probe/lr": float(lrs[best]),
+        "linear_probe/holdout_top1": scores[best],
+    }
 
 
 class LinearProbeEvaluator(DatasetEvaluator):
@@ -92,8 +105,7 @@ class LinearProbeEvaluator(DatasetEvaluator):
     are gathered to every rank (bound the fitting split with TEST.LINEAR_PROBE.MAX_PER_CLASS at
     ImageNet size); every rank fits the same classifier."""
 
-    def __init__(self, train_loader, test_loader, lrs: Sequence[float], steps: int, weight_decay: float,
-                 holdout_fraction: float):
+    def __init__(self, train_loader, test_loader, lrs: Sequence[float], steps: int, weight_decay: float, holdout_fraction: float):
         super().__init__(test_loader)
         self.train_loader = train_loader
         self.lrs, self.steps = tuple(lrs), steps
@@ -113,8 +125,11 @@ class LinearProbeEvaluator(DatasetEvaluator):
         test_features = torch.cat([f for features, _ in gathered for f in features])
         test_labels = torch.cat([y for _, labels in gathered for y in labels])
         with torch.enable_grad():
-            results = linear_probe(*self._train, test_features, test_labels, self.lrs, self.steps,
-                                   self.weight_decay, self.holdout_fraction)
-        logger.info("Linear probe: top1 %.2f (lr %g chosen on held-out train, %.2f there)",
-                    results["linear_probe/top1"], results["linear_probe/lr"], results["linear_probe/holdout_top1"])
+            results = linear_probe(*self._train, test_features, test_labels, self.lrs, self.steps, self.weight_decay, self.holdout_fraction)
+        logger.info(
+            "Linear probe: top1 %.2f (lr %g chosen on held-out train, %.2f there)",
+            results["linear_probe/top1"],
+            results["linear_probe/lr"],
+            results["linear_probe/holdout_top1"],
+        )
         return results

@@ -1,4 +1,5 @@
 """Where an evaluation run (`--eval-only`) leaves its results."""
+
 import json
 import logging
 import os

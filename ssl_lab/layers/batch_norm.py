@@ -1,4 +1,5 @@
 """BatchNorm synchronized by all_reduce, usable on CPU (gloo) and GPU (NCCL)."""
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn

@@ -3,6 +3,7 @@
 With one process the BN statistics are those of the whole batch whatever the
 order, so both functions are identity maps there.
 """
+
 import torch
 import torch.distributed as dist
 

@@ -1,4 +1,5 @@
 """Build models of the catalog, with their published weights."""
+
 from torch import nn
 
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights

@@ -1,4 +1,5 @@
 """Models: one registry and one build_* function per component kind."""
+
 from .backbones import BACKBONE_REGISTRY, build_backbone
 from .heads import HEAD_REGISTRY, build_head, build_predictor, build_projector
 from .losses import LOSS_REGISTRY, build_loss

@@ -1,4 +1,5 @@
 """Momentum (EMA) copies of online modules: MoCo's key encoder, BYOL's target."""
+
 import copy
 import math
 

@@ -3,5 +3,11 @@ from .lars import LARS
 from .schedule import check_lr_steps, resolve_schedule
 
 __all__ = [
-    "LARS", "LRMultiplier", "build_lr_scheduler", "build_optimizer", "check_lr_steps", "resolve_schedule", "scaled_lr",
+    "LARS",
+    "LRMultiplier",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "check_lr_steps",
+    "resolve_schedule",
+    "scaled_lr",
 ]

@@ -1,4 +1,5 @@
 """Optimizers and LR schedules built from `cfg.SOLVER`."""
+
 from typing import List
 
 import torch
@@ -40,8 +41,9 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     name = cfg.SOLVER.OPTIMIZER
     if name == "SGD":
         params = [p for p in model.parameters() if p.requires_grad]
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                               weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV, weight_decay=cfg.SOLVER.WEIGHT_DECAY
+        )
     if name == "LARS":
         decay, no_decay = _split_decay_groups(model)
         groups = [{"params": decay}]
@@ -49,8 +51,7 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
             groups.append({"params": no_decay, "weight_decay": 0.0, "lars": False})
         else:
             groups[0]["params"] = decay + no_decay
-        return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
-                    eta=cfg.SOLVER.LARS_ETA)
+        return LARS(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY, eta=cfg.SOLVER.LARS_ETA)
     if name == "AdamW":  # decay on every parameter, as MoCo v3's main_moco.py
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.SOLVER.BETAS), weight_decay=cfg.SOLVER.WEIGHT_DECAY)

@@ -1,4 +1,5 @@
 """The schedule in iterations, from a config given in epochs or iterations."""
+
 import logging
 
 from ssl_lab.config import ConfigError
@@ -36,8 +37,10 @@ def resolve_schedule(cfg, num_images: int):
     elif solver.MAX_ITER <= 0:
         raise ConfigError("Set SOLVER.MAX_ITER (iterations) or SOLVER.EPOCHS (epochs) to a positive value")
     if solver.WARMUP_ITERS > solver.MAX_ITER // 2:
-        logger.warning(f"SOLVER.WARMUP_ITERS ({solver.WARMUP_ITERS}) is more than half of the "
-                       f"{solver.MAX_ITER} iterations; using {solver.MAX_ITER // 2}")
+        logger.warning(
+            f"SOLVER.WARMUP_ITERS ({solver.WARMUP_ITERS}) is more than half of the "
+            f"{solver.MAX_ITER} iterations; using {solver.MAX_ITER // 2}"
+        )
         solver.WARMUP_ITERS = solver.MAX_ITER // 2
     logger.info(
         f"Schedule: {solver.MAX_ITER} iterations ({solver.MAX_ITER / iters_per_epoch:.2f} epochs of "
@@ -69,8 +72,10 @@ def check_lr_steps(cfg) -> None:
     else:
         key, steps, end = "SOLVER.STEPS", tuple(solver.STEPS), solver.MAX_ITER
         run = f"SOLVER.MAX_ITER = {end} iterations, 0 .. {end - 1}"
-        right = (f"Give increasing steps in 1 .. {end - 1}, or the schedule in epochs (SOLVER.EPOCHS, "
-                 f"SOLVER.STEP_EPOCHS), which a shorter MAX_ITER shortens proportionally")
+        right = (
+            f"Give increasing steps in 1 .. {end - 1}, or the schedule in epochs (SOLVER.EPOCHS, "
+            f"SOLVER.STEP_EPOCHS), which a shorter MAX_ITER shortens proportionally"
+        )
     for i, step in enumerate(steps):
         if step >= end:
             problem = f"is at or after the end of the run ({run}), so it would never lower the lr"

@@ -1,4 +1,5 @@
 """The environment a run uses, logged at its start (as detectron2's collect_env, without its slow probes)."""
+
 import os
 import platform
 import sys
@@ -30,8 +31,7 @@ def collect_env_info() -> str:
         ("numpy", np.__version__),
         ("Pillow", PIL.__version__),
         ("fvcore", getattr(fvcore, "__version__", "?")),
-        ("CPU", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                f"{torch.get_num_threads()} torch threads"),
+        ("CPU", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"),
         ("CUDA available", str(torch.cuda.is_available())),
     ]
     if torch.cuda.is_available():

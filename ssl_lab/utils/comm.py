@@ -1,4 +1,5 @@
 """Process-group helpers. Every function is a local no-op when no process group exists."""
+
 import os
 
 import torch

@@ -1,4 +1,5 @@
 """The device a config names."""
+
 import torch
 
 

@@ -5,6 +5,7 @@ name next to its final path and renamed after the size and checksum checks pass.
 A file lock makes concurrent processes (e.g. 8 ranks) download it once; a cached
 file is re-verified and used without any network access.
 """
+
 import hashlib
 import http.client
 import logging
@@ -74,8 +75,9 @@ def cache_path(url: str) -> str:
     return os.path.join(cache_dir(), host, *path.split("/"))
 
 
-def fetch(url: str, checksum: Optional[Checksum] = None, size: Optional[int] = None,
-          source_url: Optional[str] = None, force: bool = False) -> str:
+def fetch(
+    url: str, checksum: Optional[Checksum] = None, size: Optional[int] = None, source_url: Optional[str] = None, force: bool = False
+) -> str:
     """Return the local path of the verified cached copy of `url`, downloading it if needed.
 
     Args:
@@ -110,16 +112,16 @@ def _is_valid(local: str, checksum: Optional[Checksum]) -> bool:
 def _download(url: str, dst: str, checksum: Optional[Checksum], size: Optional[int]):
     scheme = urlparse(url).scheme
     if scheme not in SUPPORTED_SCHEMES:
-        raise ModelZooError(f"Cannot download '{url}': unsupported URL scheme '{scheme}', "
-                            f"expected one of {', '.join(SUPPORTED_SCHEMES)}.")
+        raise ModelZooError(f"Cannot download '{url}': unsupported URL scheme '{scheme}', expected one of {', '.join(SUPPORTED_SCHEMES)}.")
     logger.info(f"Downloading {url} ...")
     with atomic_write(dst) as out:  # a failed check below leaves nothing in the cache
         received, hexdigest = _copy_response(url, out, checksum, size)
         if size is not None and received != size:
             raise ModelZooError(f"Download of {url} has {received} bytes, the catalog expects {size}.")
         if checksum is not None and not checksum.matches(hexdigest):
-            raise ModelZooError(f"Checksum mismatch for {url}: expected {checksum}, got {checksum.algorithm} "
-                                f"{hexdigest}. The file was not cached.")
+            raise ModelZooError(
+                f"Checksum mismatch for {url}: expected {checksum}, got {checksum.algorithm} {hexdigest}. The file was not cached."
+            )
     logger.info(f"Saved {url} to {dst}")
 
 
@@ -131,8 +133,7 @@ def _copy_response(url, out, checksum, size):
         with urllib.request.urlopen(url, timeout=60) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length is not None else size
-            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=os.path.basename(urlparse(url).path)) as bar:
+            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(urlparse(url).path)) as bar:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     out.write(chunk)
                     if digest is not None:
@@ -144,6 +145,7 @@ def _copy_response(url, out, checksum, size):
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise ModelZooError(f"Download of {url} failed after {received} bytes: {e}") from e
     if length is not None and received != int(length):
-        raise ModelZooError(f"Truncated download of {url}: received {received} of {length} bytes "
-                            "(Content-Length). The file was not cached.")
+        raise ModelZooError(
+            f"Truncated download of {url}: received {received} of {length} bytes (Content-Length). The file was not cached."
+        )
     return received, digest.hexdigest() if digest is not None else None

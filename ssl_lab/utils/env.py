@@ -1,4 +1,5 @@
 """Seeding and determinism."""
+
 import logging
 import os
 import random
@@ -58,9 +59,11 @@ class RNGState:
     def load_state_dict(self, state: dict) -> None:
         ranks = state.get("ranks", [state])  # checkpoints before per-rank states held rank 0's only
         if len(ranks) != comm.get_world_size():
-            logger.warning(f"The checkpoint holds the RNG states of {len(ranks)} ranks but this run has "
-                           f"{comm.get_world_size()}: the generators keep their seeded state, so the "
-                           f"random draws differ from an uninterrupted run")
+            logger.warning(
+                f"The checkpoint holds the RNG states of {len(ranks)} ranks but this run has "
+                f"{comm.get_world_size()}: the generators keep their seeded state, so the "
+                f"random draws differ from an uninterrupted run"
+            )
             return
         local = ranks[comm.get_rank()]
         random.setstate(local["python"])

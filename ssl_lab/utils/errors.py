@@ -6,16 +6,27 @@ print its message, at most MAX_LINES lines, and exit with status 2. Any other ex
 is a bug and keeps its traceback. Set SSL_LAB_DEBUG=1 (or pass --debug) to see the
 traceback of a user error too.
 """
+
 import contextlib
 import logging
 import os
 import re
 import sys
 
-__all__ = ["MAX_LINES", "MissingFileError", "ModelZooError", "UnknownModelError", "UserError", "debug_enabled",
-           "exit_on_user_error", "format_user_error", "worker_error_summary"]
+__all__ = [
+    "MAX_LINES",
+    "MissingFileError",
+    "ModelZooError",
+    "UnknownModelError",
+    "UserError",
+    "debug_enabled",
+    "exit_on_user_error",
+    "format_user_error",
+    "worker_error_summary",
+]
 
 MAX_LINES = 15
+
 
 class UserError(Exception):
     """Base of the errors that mean "the input is wrong"; the message says what would be right."""
@@ -50,7 +61,7 @@ def format_user_error(err: BaseException, where: str = "") -> str:
         message = worker_error_summary(err)
     lines = f"ERROR{f' ({where})' if where else ''}: {message}".strip().splitlines()
     if len(lines) > MAX_LINES:
-        lines = lines[:MAX_LINES - 1] + [f"... ({len(lines) - MAX_LINES + 1} more lines; SSL_LAB_DEBUG=1 shows all)"]
+        lines = lines[: MAX_LINES - 1] + [f"... ({len(lines) - MAX_LINES + 1} more lines; SSL_LAB_DEBUG=1 shows all)"]
     return "\n".join(lines)
 
 

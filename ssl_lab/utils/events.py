@@ -3,6 +3,7 @@
 The trainer opens an :class:`EventStorage`; anything inside a step may call
 ``get_event_storage().put_scalar(name, value)``. Writers read the smoothed values.
 """
+
 import datetime
 import json
 import logging
@@ -202,21 +203,14 @@ class CommonMetricPrinter(EventWriter):
         latest = storage.latest()
         if latest.get("total_loss", (None, -1))[1] != storage.iter:
             return  # nothing new this iteration (e.g. writer called after an eval)
-        losses = "  ".join(
-            f"{name}: {storage.smoothed(name, self._window_size):.4g}"
-            for name in latest
-            if "loss" in name
-        )
+        losses = "  ".join(f"{name}: {storage.smoothed(name, self._window_size):.4g}" for name in latest if "loss" in name)
         lr = f"lr: {latest['lr'][0]:.5g}" if "lr" in latest else ""
         timing = (
-            f"time: {storage.history('time').avg(self._window_size):.4f}  "
-            f"data_time: {storage.history('data_time').latest():.4f}"
+            f"time: {storage.history('time').avg(self._window_size):.4f}  data_time: {storage.history('data_time').latest():.4f}"
             if "time" in latest and "data_time" in latest
             else ""
         )
-        memory = (
-            f"max_mem: {torch.cuda.max_memory_allocated() / 1024**2:.0f}M" if torch.cuda.is_available() else ""
-        )
+        memory = f"max_mem: {torch.cuda.max_memory_allocated() / 1024**2:.0f}M" if torch.cuda.is_available() else ""
         self.logger.info(
             f" eta: {self._eta(storage)}  iter: {storage.iter + 1}/{self._max_iter}  {losses}  {timing}  {lr}  {memory}".rstrip()
         )

@@ -2,6 +2,7 @@
 here so that any code reading through it opens them: http(s):// and file:// URLs (downloaded once into
 `$SSL_LAB_CACHE`, a catalog URL verified against its checksum) and `ssl_lab://<name>` (the verified
 cached checkpoint of model zoo catalog entry `name`)."""
+
 from typing import Any, List
 
 from iopath.common.file_io import PathHandler
@@ -51,7 +52,7 @@ class ModelZooHandler(_LocalCopyHandler):
 
     def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
         self._check_kwargs(kwargs)
-        entry = get_entry(path[len(self.PREFIX):])
+        entry = get_entry(path[len(self.PREFIX) :])
         return fetch(entry.url, entry.checksum, entry.size, source_url(entry.url), force=force)
 
 

@@ -1,5 +1,6 @@
 """Local files: atomic writes, temporary names, checksums and generated blocks of text files (the one home
 of each)."""
+
 import contextlib
 import glob
 import hashlib

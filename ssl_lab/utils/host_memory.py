@@ -1,4 +1,5 @@
 """The host (CPU) memory allocator of the process: glibc malloc's reuse of freed memory."""
+
 import ctypes
 import ctypes.util
 import logging

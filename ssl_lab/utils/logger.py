@@ -1,4 +1,5 @@
 """Logging set-up: one colored console stream on rank 0, a log file per rank."""
+
 import logging
 import os
 import sys
@@ -68,9 +69,7 @@ def setup_logger(output_dir: Optional[str] = None, distributed_rank: int = 0, na
     if distributed_rank == 0:
         console = logging.StreamHandler(stream=sys.stdout)
         console.setFormatter(
-            _ColorfulFormatter(
-                colored("[%(asctime)s %(name)s]: ", "green") + "%(message)s", datefmt="%m/%d %H:%M:%S"
-            )
+            _ColorfulFormatter(colored("[%(asctime)s %(name)s]: ", "green") + "%(message)s", datefmt="%m/%d %H:%M:%S")
             if sys.stdout.isatty()
             else plain
         )

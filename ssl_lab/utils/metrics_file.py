@@ -1,5 +1,6 @@
 """metrics.json: the JSON lines that :class:`ssl_lab.utils.events.JSONWriter` appends, one object with a
 whole-number "iteration" per line, and the one reader of them (resumes, plots, sweeps, the demo)."""
+
 import json
 import math
 from typing import Dict, List, Tuple
@@ -22,9 +23,13 @@ def _record(line: str):
     if not isinstance(record, dict):
         return None, f"a JSON {type(record).__name__}, not an object"
     iteration = record.get("iteration")
-    if isinstance(iteration, bool) or not isinstance(iteration, (int, float)) or not math.isfinite(iteration) \
-            or iteration != int(iteration):
-        return None, f"its \"iteration\" is {iteration!r}, not a whole number"
+    if (
+        isinstance(iteration, bool)
+        or not isinstance(iteration, (int, float))
+        or not math.isfinite(iteration)
+        or iteration != int(iteration)
+    ):
+        return None, f'its "iteration" is {iteration!r}, not a whole number'
     return record, ""
 
 

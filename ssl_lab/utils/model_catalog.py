@@ -6,6 +6,7 @@ Environment:
         the catalog URL's path, e.g. with `http://mirror:8000/zoo`, the URL
         `https://dl.fbaipublicfiles.com/moco/x.pth` is fetched from `http://mirror:8000/zoo/moco/x.pth`.
 """
+
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -18,8 +19,7 @@ from .download import Checksum
 from .errors import ModelZooError, UnknownModelError
 from .resources import resources_root
 
-__all__ = ["CatalogEntry", "PROJECT_ROOT", "catalog_file", "find_by_url", "get_entry", "load_catalog",
-           "source_url"]
+__all__ = ["CatalogEntry", "PROJECT_ROOT", "catalog_file", "find_by_url", "get_entry", "load_catalog", "source_url"]
 
 PROJECT_ROOT = resources_root()  # where catalog.yaml and the configs it names are (checkout or installed copy)
 FORMATS = ("ssl_lab", "moco", "torchvision", "timm", "mocov3")
@@ -90,8 +90,14 @@ def _entry(path: str, name: str, fields: dict) -> CatalogEntry:
     if checksum.is_prefix != (kind == "prefix"):
         raise bad(f"'{sums[0]}' must hold {'a prefix' if kind else 'a full digest'}, got '{checksum.value}'")
     return CatalogEntry(
-        name=name, config=fields["config"], url=fields["url"], checksum=checksum, format=fields["format"],
-        source=fields.get("source", ""), size=fields.get("size"), opts=tuple(fields.get("opts", ())),
+        name=name,
+        config=fields["config"],
+        url=fields["url"],
+        checksum=checksum,
+        format=fields["format"],
+        source=fields.get("source", ""),
+        size=fields.get("size"),
+        opts=tuple(fields.get("opts", ())),
         metrics=fields.get("metrics") or {},
     )
 
@@ -103,8 +109,7 @@ def get_entry(name: str) -> CatalogEntry:
         close = difflib.get_close_matches(name, list(catalog), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UnknownModelError(
-            f"Model '{name}' is not in the model zoo catalog {catalog_file()}.{hint} "
-            f"Available: {', '.join(sorted(catalog))}."
+            f"Model '{name}' is not in the model zoo catalog {catalog_file()}.{hint} Available: {', '.join(sorted(catalog))}."
         )
     return catalog[name]
 

@@ -1,5 +1,6 @@
 """Where a reported number comes from: the code (git commit, uncommitted changes to tracked files),
 the torch version and the machine of the run."""
+
 import datetime
 import os
 import platform
@@ -14,8 +15,7 @@ __all__ = ["cpu_model", "machine_description", "run_provenance"]
 def _git(repo_dir: str, *args: str) -> Optional[str]:
     """stdout of `git -C repo_dir ARGS`, or None where git or the checkout is missing."""
     try:
-        return subprocess.run(["git", "-C", repo_dir, *args], capture_output=True, text=True, check=True,
-                              timeout=60).stdout
+        return subprocess.run(["git", "-C", repo_dir, *args], capture_output=True, text=True, check=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         return None
 

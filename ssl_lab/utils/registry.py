@@ -1,4 +1,5 @@
 """fvcore's Registry whose miss is a user error naming the registered names and the closest one."""
+
 import difflib
 
 from fvcore.common.registry import Registry as _FvcoreRegistry
@@ -24,5 +25,6 @@ class Registry(_FvcoreRegistry):
         names = sorted(self._obj_map)
         close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UnknownNameError(f"No {self._name} named '{name}'.{hint} Registered: {', '.join(names)} "
-                               f"(a project's names need its package in IMPORTS)")
+        raise UnknownNameError(
+            f"No {self._name} named '{name}'.{hint} Registered: {', '.join(names)} (a project's names need its package in IMPORTS)"
+        )

@@ -4,6 +4,7 @@ In a checkout (or an editable install) they are read where they are; a wheel car
 them, in the same layout, in `ssl_lab/_resources` (setup.py puts it there), so relative paths
 such as "configs/Shapes/byol_r18.yaml" mean the same file either way.
 """
+
 import os
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

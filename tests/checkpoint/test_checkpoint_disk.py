@@ -1,5 +1,6 @@
 """Checkpoints and the disk: the size estimate against a real file, a disk that fills during a
 save, and a finished run whose model_final.pth is truncated."""
+
 import errno
 import os
 
@@ -78,8 +79,7 @@ def test_resume_past_a_truncated_model_final_retags_and_rewrites_it(tmp_path):
     assert resumed.resume_or_load("")["iteration"] == 3
     assert resumed.resumed_past_corrupt and (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
     # a finished run (start_iter == max_iter) has nothing to train: it rewrites model_final from the loaded state
-    DefaultTrainer.train(SimpleNamespace(start_iter=4, max_iter=4, checkpointer=resumed,
-                                         run_dir=SimpleNamespace(release=lambda: None)))
+    DefaultTrainer.train(SimpleNamespace(start_iter=4, max_iter=4, checkpointer=resumed, run_dir=SimpleNamespace(release=lambda: None)))
     assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
     final = torch.load(tmp_path / "model_final.pth", weights_only=True)
     assert final["iteration"] == 3

@@ -66,7 +66,8 @@ def test_base_inheritance_and_overrides(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "path", sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "**", "*.yaml"), recursive=True)),
+    "path",
+    sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "**", "*.yaml"), recursive=True)),
     ids=lambda p: os.path.relpath(p, REPO_ROOT),
 )
 def test_every_shipped_config_loads(path):
@@ -112,7 +113,7 @@ def test_imports_load_a_project_package_and_its_config_keys(tmp_path):
     (tmp_path / "cfg.yaml").write_text(f"IMPORTS: ['{package}']\nMYPROJ:\n  ALPHA: 2.5\n")
     cfg = setup_cfg(Namespace(config_file=str(tmp_path / "cfg.yaml"), opts=[]))
     assert cfg.MYPROJ.ALPHA == 2.5 and "MyProjLoss" in LOSS_REGISTRY
-    (tmp_path / "tuple.yaml").write_text(f"IMPORTS: (\"{package}\",)\n")  # the Python-literal form
+    (tmp_path / "tuple.yaml").write_text(f'IMPORTS: ("{package}",)\n')  # the Python-literal form
     assert setup_cfg(Namespace(config_file=str(tmp_path / "tuple.yaml"), opts=[])).MYPROJ.ALPHA == 1.0
     with pytest.raises(ConfigError, match="'does/not/exist' is neither a Python package folder .* nor an importable"):
         setup_cfg(Namespace(config_file="", opts=["IMPORTS", "('does/not/exist',)"]))
@@ -127,11 +128,7 @@ def test_imports_accepts_module_names(tmp_path, monkeypatch):
     package = tmp_path / "site" / "named_proj"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "keys.py").write_text(
-        "from ssl_lab.config import CfgNode\n"
-        "def add_config(cfg):\n"
-        "    cfg.NAMED = CfgNode({'BETA': 3})\n"
-    )
+    (package / "keys.py").write_text("from ssl_lab.config import CfgNode\ndef add_config(cfg):\n    cfg.NAMED = CfgNode({'BETA': 3})\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     (tmp_path / "cfg.yaml").write_text("IMPORTS: ['named_proj.keys']\nNAMED:\n  BETA: 4\n")
     assert setup_cfg(Namespace(config_file=str(tmp_path / "cfg.yaml"), opts=[])).NAMED.BETA == 4

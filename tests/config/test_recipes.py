@@ -6,6 +6,7 @@ below read the value in that quoted text, not in a table of ours. `resolved` hol
 out by hand from them (ImageNet's 1,281,167 images, 8 processes). Models are built on the meta
 device: ResNet-50 at its real widths, no memory, no initialization.
 """
+
 import copy
 import functools
 import glob
@@ -26,8 +27,9 @@ from ssl_lab.engine.dry_run import compare_with_recipe, load_recipes, summarize
 from conftest import REPO_ROOT, lr_trajectory, tiny_overrides
 
 ROWS = load_recipes()
-TABLE_PATHS = sorted(glob.glob(os.path.join(REPO_ROOT, "recipes.yaml"))
-                     + glob.glob(os.path.join(REPO_ROOT, "projects", "*", "recipes.yaml")))
+TABLE_PATHS = sorted(
+    glob.glob(os.path.join(REPO_ROOT, "recipes.yaml")) + glob.glob(os.path.join(REPO_ROOT, "projects", "*", "recipes.yaml"))
+)
 D2_PROJECT = os.path.join(REPO_ROOT, "projects", "Detectron2Transfer")
 # Files that only complete a config through a _BASE_ chain: they do not build on their own.
 PARTIAL_BASES = {
@@ -116,8 +118,7 @@ def citation_errors(table: dict) -> list:
     errors = []
     sources = table.get("sources") or {}
     for key, source in sources.items():
-        if "repo" in source and not (re.fullmatch(r"[0-9a-f]{40}", str(source.get("commit", "")))
-                                     and source.get("path")):
+        if "repo" in source and not (re.fullmatch(r"[0-9a-f]{40}", str(source.get("commit", ""))) and source.get("path")):
             errors.append(f"source {key}: a repository source needs a 40-hex commit and a path")
         if "repo" not in source and "paper" not in source:
             errors.append(f"source {key}: neither a repository file nor a paper")
@@ -163,16 +164,26 @@ def test_a_row_without_its_official_line_or_with_another_value_fails():
     drifted = copy.deepcopy(table)
     row = next(r for r in drifted["rows"] if r["name"] == "simclr_r50_200ep")
     row["expect"]["SOLVER.WEIGHT_DECAY"] = 0.0001  # run.py @ 383d414's value, not be133b38's quoted line
-    assert citation_errors(drifted) == ["simclr_r50_200ep: SOLVER.WEIGHT_DECAY: 0.0001 is not in the quoted "
-                                        "line \"'weight_decay', 1e-6,\""]
+    assert citation_errors(drifted) == ["simclr_r50_200ep: SOLVER.WEIGHT_DECAY: 0.0001 is not in the quoted line \"'weight_decay', 1e-6,\""]
 
 
-@pytest.mark.parametrize("value,text,states", [
-    (0.000001, "'weight_decay', 1e-6,", True), (0.0001, "default=1e-4,", True), (30.0, "default=30., type", True),
-    (0.9, "momentum=.9,", True), (0.3, "default=0.03,", False), (3, "default=30", False), (0.99, "0.996", False),
-    ([0.2, 1.0], "scale=(0.2, 1.0)),", True), ([60, 80], "default=[60, 80],", True), (True, "nesterov=True,", True),
-    (256, "train_batch_size / 256.", True), (1.5e-6, "1000: 1.5e-6}", True),
-])
+@pytest.mark.parametrize(
+    "value,text,states",
+    [
+        (0.000001, "'weight_decay', 1e-6,", True),
+        (0.0001, "default=1e-4,", True),
+        (30.0, "default=30., type", True),
+        (0.9, "momentum=.9,", True),
+        (0.3, "default=0.03,", False),
+        (3, "default=30", False),
+        (0.99, "0.996", False),
+        ([0.2, 1.0], "scale=(0.2, 1.0)),", True),
+        ([60, 80], "default=[60, 80],", True),
+        (True, "nesterov=True,", True),
+        (256, "train_batch_size / 256.", True),
+        (1.5e-6, "1000: 1.5e-6}", True),
+    ],
+)
 def test_a_value_is_read_in_a_line_as_a_whole_token(value, text, states):
     assert _states(text, value) is states
 
@@ -192,8 +203,9 @@ def _file_at_commit(root: str, repo: str, commit: str, path: str) -> list:
     pytest.fail(f"no clone of {repo} under {root} (named {name})")
 
 
-@pytest.mark.skipif(not os.environ.get("SSL_LAB_OFFICIAL_REPOS"),
-                    reason="set SSL_LAB_OFFICIAL_REPOS to a folder of clones named owner+name")
+@pytest.mark.skipif(
+    not os.environ.get("SSL_LAB_OFFICIAL_REPOS"), reason="set SSL_LAB_OFFICIAL_REPOS to a folder of clones named owner+name"
+)
 @pytest.mark.parametrize("path", TABLE_PATHS, ids=lambda p: os.path.relpath(p, REPO_ROOT))
 def test_every_quoted_line_is_the_line_at_its_file_and_commit(path):
     root, table = os.environ["SSL_LAB_OFFICIAL_REPOS"], _table(path)
@@ -232,11 +244,27 @@ def test_shipped_config_writes_the_value_of_its_official_line(row):
 
 def test_recipe_tables_cover_the_paper_rows():
     names = {row["name"] for row in ROWS}
-    for needed in ["mocov1_r50_200ep", "mocov2_r50_200ep", "simclr_r50_200ep", "byol_r50_200ep",
-                   "simo_r50_200ep_k16", "simo_r50_200ep_k256", "simo_r50_200ep_alpha65536", "simo_r50_800ep",
-                   "simo_r50w2x_200ep", "simo_r50_100ep_momentum0", "simo_r50_100ep_shufflebn", "simo_lincls",
-                   "mocov2_r50_200ep_k16_eqco", "mocov2_r50_200ep_n1024", "simclr_r50_200ep_k256_eqco",
-                   "d2_fpn_1x_simo", "linear_eval_moco", "linear_eval_simclr", "linear_eval_byol"]:
+    for needed in [
+        "mocov1_r50_200ep",
+        "mocov2_r50_200ep",
+        "simclr_r50_200ep",
+        "byol_r50_200ep",
+        "simo_r50_200ep_k16",
+        "simo_r50_200ep_k256",
+        "simo_r50_200ep_alpha65536",
+        "simo_r50_800ep",
+        "simo_r50w2x_200ep",
+        "simo_r50_100ep_momentum0",
+        "simo_r50_100ep_shufflebn",
+        "simo_lincls",
+        "mocov2_r50_200ep_k16_eqco",
+        "mocov2_r50_200ep_n1024",
+        "simclr_r50_200ep_k256_eqco",
+        "d2_fpn_1x_simo",
+        "linear_eval_moco",
+        "linear_eval_simclr",
+        "linear_eval_byol",
+    ]:
         assert needed in names
     for row in ROWS:
         assert os.path.isfile(os.path.join(REPO_ROOT, row["config"])), row["config"]
@@ -256,12 +284,12 @@ def test_detectron2_transfer_config_equals_its_recipe_row(row):
 
 def test_a_drifted_config_is_reported_key_by_key():
     row = next(r for r in ROWS if r["name"] == "simo_r50_200ep_k16")
-    cfg = setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, row["config"]),
-                                    opts=["SOLVER.BASE_LR", "0.06", "SOLVER.EPOCHS", "100"]))
+    cfg = setup_cfg(
+        SimpleNamespace(config_file=os.path.join(REPO_ROOT, row["config"]), opts=["SOLVER.BASE_LR", "0.06", "SOLVER.EPOCHS", "100"])
+    )
     cfg, summary = summarize(cfg, world_size=8)
     diffs = {key: (here, official) for key, here, official in compare_with_recipe(row, cfg, summary)}
-    assert diffs == {"SOLVER.BASE_LR": (0.06, 0.03), "SOLVER.EPOCHS": (100, 200), "lr": (0.06, 0.03),
-                     "max_iter": (500400, 1000800)}
+    assert diffs == {"SOLVER.BASE_LR": (0.06, 0.03), "SOLVER.EPOCHS": (100, 200), "lr": (0.06, 0.03), "max_iter": (500400, 1000800)}
 
 
 @pytest.mark.parametrize("config", _all_configs(d2=False))
@@ -276,8 +304,14 @@ def test_every_config_builds_model_optimizer_schedule_and_hooks(config):
 def test_every_config_passes_the_job_check_of_train_net(config, tmp_path):
     # What train_net.py runs before any process starts; registered builder functions (MSBReg's
     # "Regularized") as well as classes.
-    validate(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config),
-                                       opts=["OUTPUT_DIR", str(tmp_path / "out"), *_without_missing_weights(config)])), 8)
+    validate(
+        setup_cfg(
+            SimpleNamespace(
+                config_file=os.path.join(REPO_ROOT, config), opts=["OUTPUT_DIR", str(tmp_path / "out"), *_without_missing_weights(config)]
+            )
+        ),
+        8,
+    )
 
 
 @pytest.mark.parametrize("config", _all_configs(d2=True))
@@ -299,22 +333,33 @@ def test_resnet50_is_built_at_its_real_size():
 
 
 def _train_net(*argv):
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), *argv],
-                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
 
 
 def test_dry_run_prints_the_resolved_run_and_its_recipe_row(tmp_path):
     out = tmp_path / "out"
-    proc = _train_net("--config-file", "projects/SiMo/configs/r50_200ep_k256.yaml", "--num-gpus", "8", "--dry-run",
-                      "OUTPUT_DIR", str(out))
+    proc = _train_net("--config-file", "projects/SiMo/configs/r50_200ep_k256.yaml", "--num-gpus", "8", "--dry-run", "OUTPUT_DIR", str(out))
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    for line in ["256 global, 32 per rank", "lr: 0.03 ", "5004 iterations per epoch, 1000800 in total, warmup 50040",
-                 "negatives per query K: 255, alpha: 256", "recipe row 'simo_r50_200ep_k256'", "matches"]:
+    for line in [
+        "256 global, 32 per rank",
+        "lr: 0.03 ",
+        "5004 iterations per epoch, 1000800 in total, warmup 50040",
+        "negatives per query K: 255, alpha: 256",
+        "recipe row 'simo_r50_200ep_k256'",
+        "matches",
+    ]:
         assert line in text, line
     assert not out.exists()  # nothing written
-    drifted = _train_net("--config-file", "projects/SiMo/configs/r50_200ep_k256.yaml", "--num-gpus", "8", "--dry-run",
-                         "SOLVER.BASE_LR", "0.3")
+    drifted = _train_net(
+        "--config-file", "projects/SiMo/configs/r50_200ep_k256.yaml", "--num-gpus", "8", "--dry-run", "SOLVER.BASE_LR", "0.3"
+    )
     assert drifted.returncode == 0 and "differs in SOLVER.BASE_LR = 0.3 (official 0.03)" in drifted.stdout
 
 
@@ -334,8 +379,9 @@ def test_byol_heads_are_the_official_mlp():
     # deepmind-research byol/utils/networks.py MLP: Linear(bias) -> BN -> ReLU -> Linear(no bias).
     from ssl_lab.modeling import build_model
 
-    cfg = setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, "configs/ImageNet/byol_r50_200ep.yaml"),
-                                    opts=["MODEL.DEVICE", "meta"]))
+    cfg = setup_cfg(
+        SimpleNamespace(config_file=os.path.join(REPO_ROOT, "configs/ImageNet/byol_r50_200ep.yaml"), opts=["MODEL.DEVICE", "meta"])
+    )
     with torch.device("meta"):
         model = build_model(cfg)
     for head, in_dim in [(model.projector, 2048), (model.predictor, 256)]:
@@ -345,14 +391,22 @@ def test_byol_heads_are_the_official_mlp():
         assert isinstance(bn, torch.nn.modules.batchnorm._BatchNorm) and isinstance(relu, torch.nn.ReLU)
 
 
-@pytest.mark.parametrize("config,opts,message", [
-    ("configs/Shapes/simclr_r18.yaml", ["SOLVER.IMS_PER_BATCH", "16"],
-     "NUM_NEGATIVES = 64 is more than the 30 candidates of SimCLR's 2N - 2 in-batch embeddings "
-     "(N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = 16 / 1); the largest valid value is 30"),
-    ("configs/Shapes/mocov2_r18.yaml", ["MODEL.QUEUE.SIZE", "32"],
-     "NUM_NEGATIVES = 64 is more than the 32 candidates of the queue (MODEL.QUEUE.SIZE = 32); "
-     "the largest valid value is 32"),
-])
+@pytest.mark.parametrize(
+    "config,opts,message",
+    [
+        (
+            "configs/Shapes/simclr_r18.yaml",
+            ["SOLVER.IMS_PER_BATCH", "16"],
+            "NUM_NEGATIVES = 64 is more than the 30 candidates of SimCLR's 2N - 2 in-batch embeddings "
+            "(N = SOLVER.IMS_PER_BATCH / SOLVER.GRAD_ACCUM_STEPS = 16 / 1); the largest valid value is 30",
+        ),
+        (
+            "configs/Shapes/mocov2_r18.yaml",
+            ["MODEL.QUEUE.SIZE", "32"],
+            "NUM_NEGATIVES = 64 is more than the 32 candidates of the queue (MODEL.QUEUE.SIZE = 32); the largest valid value is 32",
+        ),
+    ],
+)
 def test_a_k_above_the_candidates_is_refused_at_build_time(config, opts, message):
     from ssl_lab.modeling import build_model
 
@@ -375,9 +429,19 @@ def test_simclr_head_ends_in_a_bn_with_scale_and_no_shift():
     # google-research/simclr model_util.py: the last linear_layer has use_bias=False -> BN(center=False).
     # Hand check in float64: the head's output is (z - mean) / sqrt(var + eps) * gamma, per feature, with no
     # beta; after an SGD step on a loss that pulls every output up, each feature's batch mean stays 0.
-    cfg, model = _built("configs/ImageNet/simclr_r50_200ep.yaml", "MODEL.BACKBONE.DEPTH", "18",
-                        "MODEL.PROJECTOR.HIDDEN_DIM", "16", "MODEL.PROJECTOR.OUT_DIM", "8",
-                        "MODEL.BACKBONE.NORM", "BN", "MODEL.PROJECTOR.NORM", "BN")
+    cfg, model = _built(
+        "configs/ImageNet/simclr_r50_200ep.yaml",
+        "MODEL.BACKBONE.DEPTH",
+        "18",
+        "MODEL.PROJECTOR.HIDDEN_DIM",
+        "16",
+        "MODEL.PROJECTOR.OUT_DIM",
+        "8",
+        "MODEL.BACKBONE.NORM",
+        "BN",
+        "MODEL.PROJECTOR.NORM",
+        "BN",
+    )
     head = model.projector.double()
     hidden_bn, last_bn = [m for m in head if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert hidden_bn.bias is not None and last_bn.bias is None and last_bn.weight is not None
@@ -404,8 +468,14 @@ def test_other_heads_keep_the_shift_of_their_last_bn():
     assert last_bn.bias is not None
 
 
-@pytest.mark.parametrize("config", ["configs/ImageNet/simclr_r50_200ep.yaml", "configs/ImageNet/byol_r50_200ep.yaml",
-                                    "projects/MSBReg/configs/ImageNet/msbreg_r50_k4_200ep.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "configs/ImageNet/simclr_r50_200ep.yaml",
+        "configs/ImageNet/byol_r50_200ep.yaml",
+        "projects/MSBReg/configs/ImageNet/msbreg_r50_k4_200ep.yaml",
+    ],
+)
 def test_official_resnet50s_start_each_bottleneck_as_its_shortcut(config):
     # init_zero=True (SimCLR) / batchnorm_2 scale_init=zeros (haiku BlockV1): at initialization every
     # bottleneck outputs relu(shortcut(x)), its residual branch contributing exactly zero.
@@ -436,8 +506,7 @@ def test_simclr_and_byol_cosine_starts_after_warmup_as_the_official_schedule(con
     # peak * 0.5 * (1 + cos(pi * (s - W) / (T - W))), worked out here in float64.
     from ssl_lab.solver import resolve_schedule
 
-    cfg = resolve_schedule(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config), opts=[])),
-                           1281167)
+    cfg = resolve_schedule(setup_cfg(SimpleNamespace(config_file=os.path.join(REPO_ROOT, config), opts=[])), 1281167)
     peak, total, warmup = 4.8, 62400, 3120
     assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.WARMUP_ITERS) == (total, warmup)
     lrs = lr_trajectory(cfg, total)

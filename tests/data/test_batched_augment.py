@@ -1,4 +1,5 @@
 """The batched (on-device) augmentation path on CPU: shapes, randomness, each op against the PIL path."""
+
 import os
 
 import numpy as np
@@ -116,8 +117,9 @@ def test_crops_lie_inside_the_image_with_the_requested_area(height, width):
 def test_crop_area_distribution_matches_torchvision():
     crop = T.RandomResizedCrop(16, scale=(0.08, 1.0))
     torch.manual_seed(0)
-    reference = torch.tensor([(lambda p: p[2] * p[3])(crop.get_params(torch.empty(3, 24, 40), crop.scale, crop.ratio))
-                              for _ in range(4000)], dtype=torch.float)
+    reference = torch.tensor(
+        [(lambda p: p[2] * p[3])(crop.get_params(torch.empty(3, 24, 40), crop.scale, crop.ratio)) for _ in range(4000)], dtype=torch.float
+    )
     boxes = BatchedRandomResizedCrop(16, crop.scale, crop.ratio).sample_boxes(4000, 24, 40, _gen())
     ours = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     assert abs(ours.mean() - reference.mean()) / reference.mean() < 0.05
@@ -125,8 +127,13 @@ def test_crop_area_distribution_matches_torchvision():
 
 
 def test_identity_recipe_matches_the_pil_path():
-    recipe = T.Compose([T.RandomResizedCrop(32, scale=(1.0, 1.0), ratio=(1.0, 1.0)), T.ToTensor(),
-                        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    recipe = T.Compose(
+        [
+            T.RandomResizedCrop(32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),
+            T.ToTensor(),
+            T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
     images = _images()
     ours = BatchedMultiView([batched_view(recipe)], 1)(images, _gen())[0]
     torch.testing.assert_close(ours, _pil_batch(recipe, images), atol=1e-5, rtol=0)
@@ -302,8 +309,13 @@ def test_pil_blur_translates_to_a_batched_gaussian_of_the_same_sigma():
 
     images = T.functional.gaussian_blur(_images(n=4).float(), 5, 1.5).round().to(torch.uint8)  # smooth, like photos
     for sigma in (0.6, 1.5):
-        recipe = T.Compose([T.RandomResizedCrop(32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),
-                            GaussianBlur((sigma, sigma)), ToNormalizedTensor((0, 0, 0), (1, 1, 1))])
+        recipe = T.Compose(
+            [
+                T.RandomResizedCrop(32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),
+                GaussianBlur((sigma, sigma)),
+                ToNormalizedTensor((0, 0, 0), (1, 1, 1)),
+            ]
+        )
         ours = BatchedMultiView([batched_view(recipe)], 1)(images, _gen())[0]
         # the float64 Gaussian of that sigma (+-3 sigma, reflected borders), the independent reference
         reference = T.functional.gaussian_blur(images.double() / 255, [2 * int(3 * sigma + 1) + 1] * 2, [sigma] * 2)

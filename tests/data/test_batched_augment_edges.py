@@ -1,5 +1,6 @@
 """Each batched augmentation op alone against torchvision, at the ends of its parameter ranges, on
 images whose channels differ (R, G and B with different means), and the crop boxes' placement."""
+
 import math
 
 import pytest
@@ -22,15 +23,26 @@ def _colored(n=6, size=12):
     return (torch.tensor([200, 50, 120]).view(1, 3, 1, 1) + noise).clamp(0, 255).to(torch.uint8)
 
 
-@pytest.mark.parametrize("name,factor", [("brightness", 0.6), ("brightness", 1.4), ("contrast", 0.6),
-                                         ("contrast", 1.4), ("saturation", 0.6), ("saturation", 1.4),
-                                         ("hue", -0.1), ("hue", 0.1)])
+@pytest.mark.parametrize(
+    "name,factor",
+    [
+        ("brightness", 0.6),
+        ("brightness", 1.4),
+        ("contrast", 0.6),
+        ("contrast", 1.4),
+        ("saturation", 0.6),
+        ("saturation", 1.4),
+        ("hue", -0.1),
+        ("hue", 0.1),
+    ],
+)
 def test_each_color_jitter_at_the_ends_of_moco_v2s_ranges_matches_torchvision(name, factor):
     """MoCo v2's ColorJitter(0.4, 0.4, 0.4, 0.1): factors in [0.6, 1.4], hue in [-0.1, 0.1]."""
     x = _colored().float() / 255
     ours = BatchedColorJitter(**{name: (factor, factor)})(x, _gen())
-    adjust = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
-              "saturation": TF.adjust_saturation, "hue": TF.adjust_hue}[name]
+    adjust = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast, "saturation": TF.adjust_saturation, "hue": TF.adjust_hue}[
+        name
+    ]
     reference = torch.stack([adjust(image, factor) for image in x])
     # torchvision's float luma weighs red 0.2989 (PIL and ours: 0.299): at most 1e-4 x (1 - factor)
     torch.testing.assert_close(ours, reference, atol=2e-4, rtol=0)
@@ -64,8 +76,13 @@ def test_byol_solarize_translated_from_the_pil_recipe_solarizes_like_it():
 def test_blur_at_both_ends_of_the_recipes_sigma_range_is_the_full_gaussian(recipe):
     """The recipe's blur draws sigma in [lo, hi]; its batched kernel must hold +-3 sigma of either end."""
     pil_view = _recipe(recipe)[0]
-    pil_blur = next(t for apply in pil_view.transforms if isinstance(apply, T.RandomApply)
-                    for t in apply.transforms if isinstance(t, (GaussianBlur, T.GaussianBlur)))
+    pil_blur = next(
+        t
+        for apply in pil_view.transforms
+        if isinstance(apply, T.RandomApply)
+        for t in apply.transforms
+        if isinstance(t, (GaussianBlur, T.GaussianBlur))
+    )
     ours = _only(batched_view(pil_view), BatchedGaussianBlur)
     x = torch.rand(2, 3, 40, 40, generator=_gen(2), dtype=torch.float64)
     for sigma in pil_blur.sigma:

@@ -31,14 +31,6 @@ def test_training_sampler_shards_the_global_stream(monkeypatch):
     assert shards[0] == stream[0::2] and shards[1] == stream[1::2]
 
 
-
-
-
-
-
-
-
-
 def test_resumed_two_rank_loader_continues_the_global_stream(monkeypatch):
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     for rank in range(2):
@@ -105,6 +97,7 @@ def test_seeded_augmentation_depends_only_on_stream_position():
     cfg = get_cfg()
     cfg.INPUT.AUGMENTATION, cfg.INPUT.CROP_SIZE = "Shapes", 32  # RandomChoice draws from Python's random
     image = Image.fromarray((torch.rand(48, 48, 3) * 255).byte().numpy())
+
     class _Images:
         def __getitem__(self, i):
             return build_train_transform(cfg)(image), 0
@@ -232,4 +225,4 @@ def test_pil_blur_spreads_an_impulse_by_sigma(sigma):
     offsets = np.arange(41) - 20.0
     variance_x = (out * offsets[None, :] ** 2).sum() / out.sum()
     variance_y = (out * offsets[:, None] ** 2).sum() / out.sum()
-    assert abs(variance_x ** 0.5 - sigma) < 0.1 * sigma and abs(variance_y ** 0.5 - sigma) < 0.1 * sigma
+    assert abs(variance_x**0.5 - sigma) < 0.1 * sigma and abs(variance_y**0.5 - sigma) < 0.1 * sigma

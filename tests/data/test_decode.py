@@ -1,4 +1,5 @@
 """Reduced-size JPEG decode (same crop boxes, bounded pixel difference) and device decode."""
+
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ MIN_PSNR = 40.0
 def psnr(a, b) -> float:
     """Peak signal-to-noise ratio of two uint8 images (PIL or arrays), in dB, in float64."""
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -39,13 +40,12 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     fy, fx = np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :]
     amplitude = np.hypot(fx, fy).clip(min=1 / max(width, height)) ** -1.5
-    fields = [np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape)), s=(height, width))
-              for _ in range(3)]
+    fields = [np.fft.irfft2(amplitude * np.exp(2j * np.pi * rng.random(amplitude.shape)), s=(height, width)) for _ in range(3)]
     pixels = np.stack(fields, -1)
     pixels = (pixels - pixels.mean()) * (50 / pixels.std()) + 128
     for _ in range(20):
         x, y = rng.integers(0, width), rng.integers(0, height)
-        pixels[y:y + rng.integers(10, 200), x:x + rng.integers(10, 200)] = rng.integers(0, 256, 3)
+        pixels[y : y + rng.integers(10, 200), x : x + rng.integers(10, 200)] = rng.integers(0, 256, 3)
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 

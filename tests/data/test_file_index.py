@@ -1,5 +1,6 @@
 """The cached file index of class-per-folder trees: same samples as torchvision's walk, reused
 without walking, rebuilt when the tree changed."""
+
 import os
 
 import pytest

@@ -1,5 +1,6 @@
 """Multi-crop (INPUT.MULTI_CROP): local crops on both augmentation paths, seeded by stream position;
 the crop pairing of BYOL and SiMo against float64 references; Shapes configs that resume bitwise."""
+
 import math
 
 import pytest
@@ -19,9 +20,21 @@ from resume_testing import _cfg, assert_kill_and_resume_is_bitwise
 
 def _crop_cfg(num_local=3, recipe="LinearEval", *extra):
     cfg = get_cfg()
-    cfg.merge_from_list(["INPUT.AUGMENTATION", recipe, "INPUT.CROP_SIZE", "24", "INPUT.MULTI_CROP.NUM_LOCAL",
-                         str(num_local), "INPUT.MULTI_CROP.LOCAL_SIZE", "12", "INPUT.MULTI_CROP.LOCAL_SCALE",
-                         "(0.05, 0.3)", *extra])
+    cfg.merge_from_list(
+        [
+            "INPUT.AUGMENTATION",
+            recipe,
+            "INPUT.CROP_SIZE",
+            "24",
+            "INPUT.MULTI_CROP.NUM_LOCAL",
+            str(num_local),
+            "INPUT.MULTI_CROP.LOCAL_SIZE",
+            "12",
+            "INPUT.MULTI_CROP.LOCAL_SCALE",
+            "(0.05, 0.3)",
+            *extra,
+        ]
+    )
     return cfg
 
 
@@ -38,8 +51,13 @@ def test_pil_local_crops_follow_the_global_views_with_their_own_size_and_scale()
     views = build_train_transform(_crop_cfg())(image)
     torch.manual_seed(3)
     global_only = build_train_transform(_crop_cfg(num_local=0))(image)
-    local = T.Compose([T.RandomResizedCrop(12, scale=(0.05, 0.3)), T.RandomHorizontalFlip(),
-                       ToNormalizedTensor((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    local = T.Compose(
+        [
+            T.RandomResizedCrop(12, scale=(0.05, 0.3)),
+            T.RandomHorizontalFlip(),
+            ToNormalizedTensor((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
     expected_locals = [local(image) for _ in range(3)]  # the generator continues after the global views
     assert [tuple(v.shape) for v in views] == [(3, 24, 24)] * 2 + [(3, 12, 12)] * 3
     assert all(torch.equal(a, b) for a, b in zip(views[:2], global_only))  # adding local crops keeps the globals
@@ -51,24 +69,27 @@ def test_batched_local_crops_have_their_size_and_scale_and_keep_the_global_views
     cfg = _crop_cfg(2, "BYOL", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32")
     augment = build_batched_augmentation(cfg)
     views = augment(images, torch.Generator().manual_seed(5))
-    global_only = build_batched_augmentation(_crop_cfg(0, "BYOL", "INPUT.CROP_SIZE", "32"))(
-        images, torch.Generator().manual_seed(5))
+    global_only = build_batched_augmentation(_crop_cfg(0, "BYOL", "INPUT.CROP_SIZE", "32"))(images, torch.Generator().manual_seed(5))
     assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 12, 12)] * 2
     assert all(torch.equal(a, b) for a, b in zip(views[:2], global_only))
     crops = [view[0] for view in augment.views]
     assert all(isinstance(c, BatchedRandomResizedCrop) for c in crops)
     assert [(c.size, c.scale) for c in crops] == [(32, (0.2, 1.0))] * 2 + [(12, (0.05, 0.3))] * 2
     # BYOL's asymmetric views cycle in the local crops too: local 1 blurs always, local 2 solarizes
-    assert [type(op).__name__ for op in augment.views[3]][-3:] == ["BatchedSolarize", "BatchedHorizontalFlip",
-                                                                   "BatchedNormalize"]
+    assert [type(op).__name__ for op in augment.views[3]][-3:] == ["BatchedSolarize", "BatchedHorizontalFlip", "BatchedNormalize"]
 
 
 @pytest.mark.parametrize("batched_augmentation", [False, True])
 def test_a_resumed_loader_and_trainer_see_the_same_crops(tiny_cfg, batched_augmentation):
     """Batch 2 of a run from iteration 0 equals the first batch of a run resumed at iteration 2,
     local crops included (PIL path: the loader; batched path: the trainer's seeded views)."""
-    cfg = tiny_cfg("configs/Shapes/byol_r18_multicrop.yaml", "INPUT.BATCHED_AUGMENTATION", str(batched_augmentation),
-                   "INPUT.MULTI_CROP.LOCAL_SIZE", "16")
+    cfg = tiny_cfg(
+        "configs/Shapes/byol_r18_multicrop.yaml",
+        "INPUT.BATCHED_AUGMENTATION",
+        str(batched_augmentation),
+        "INPUT.MULTI_CROP.LOCAL_SIZE",
+        "16",
+    )
     dataset = build_train_dataset(cfg)
     if not batched_augmentation:
         fresh = iter(build_train_loader(cfg, dataset))
@@ -82,8 +103,13 @@ def test_a_resumed_loader_and_trainer_see_the_same_crops(tiny_cfg, batched_augme
     model = build_model(cfg)
     views = []
     for start in (0, 2):
-        trainer = SimpleTrainer(model, build_train_loader(cfg, dataset, start_iter=start), None,
-                                batch_augmentation=build_batched_augmentation(cfg), augmentation_seed=cfg.SEED)
+        trainer = SimpleTrainer(
+            model,
+            build_train_loader(cfg, dataset, start_iter=start),
+            None,
+            batch_augmentation=build_batched_augmentation(cfg),
+            augmentation_seed=cfg.SEED,
+        )
         for trainer.iter in range(start, 3):
             batch, _ = trainer._load_batch()
         views.append(batch["views"])
@@ -103,8 +129,7 @@ def test_byol_pairs_every_crop_with_each_other_global_target(tiny_cfg):
     torch.manual_seed(0)
     model = build_model(cfg)
     g = torch.Generator().manual_seed(1)
-    views = [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)] + \
-            [torch.randn(4, 3, 16, 16, generator=g) for _ in range(3)]
+    views = [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)] + [torch.randn(4, 3, 16, 16, generator=g) for _ in range(3)]
     loss = model(views)["loss_byol"]
     with torch.no_grad():
         p = list(model.predict(torch.cat(views[:2])).chunk(2)) + list(model.predict(torch.cat(views[2:])).chunk(3))
@@ -117,14 +142,22 @@ def test_byol_pairs_every_crop_with_each_other_global_target(tiny_cfg):
 def test_simo_local_crops_are_extra_queries_against_view_2_keys(shapes_root, tmp_path):
     """Reference: EqCo's loss written out in float64 (cross-entropy over [s+, s_i + log(alpha/K)]) for
     view 1 and each local crop against the keys of view 2, averaged over the query crops."""
-    cfg = _cfg("projects/SiMo/configs/shapes_r18_multicrop.yaml", str(tmp_path), shapes_root,
-               "INPUT.MULTI_CROP.NUM_LOCAL", "2", "MODEL.NEGATIVE_SAMPLER.NAME", "AllNegatives", "SOLVER.IMS_PER_BATCH", "6")
+    cfg = _cfg(
+        "projects/SiMo/configs/shapes_r18_multicrop.yaml",
+        str(tmp_path),
+        shapes_root,
+        "INPUT.MULTI_CROP.NUM_LOCAL",
+        "2",
+        "MODEL.NEGATIVE_SAMPLER.NAME",
+        "AllNegatives",
+        "SOLVER.IMS_PER_BATCH",
+        "6",
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     g = torch.Generator().manual_seed(1)
     n = 6
-    views = [torch.randn(n, 3, 32, 32, generator=g) for _ in range(2)] + \
-            [torch.randn(n, 3, 16, 16, generator=g) for _ in range(2)]
+    views = [torch.randn(n, 3, 32, 32, generator=g) for _ in range(2)] + [torch.randn(n, 3, 16, 16, generator=g) for _ in range(2)]
     loss = model(views)["loss_contrastive"]
     with torch.no_grad():
         embed = lambda x: F.normalize(model.projector(model.backbone(x)), dim=1).double()  # noqa: E731
@@ -166,8 +199,17 @@ def test_multi_crop_shapes_config_trains_and_resumes_bitwise(shapes_root, tmp_pa
 def test_dry_run_reports_the_crops_their_pairing_and_the_online_probe(shapes_root, tmp_path):
     from ssl_lab.engine.dry_run import format_report, summarize
 
-    cfg = _cfg("configs/Shapes/byol_r18_multicrop.yaml", str(tmp_path), shapes_root, "SOLVER.IMS_PER_BATCH", "64",
-               "TEST.ONLINE_PROBE.ENABLED", "True", "DATASETS.TEST", "('shapes_val',)")
+    cfg = _cfg(
+        "configs/Shapes/byol_r18_multicrop.yaml",
+        str(tmp_path),
+        shapes_root,
+        "SOLVER.IMS_PER_BATCH",
+        "64",
+        "TEST.ONLINE_PROBE.ENABLED",
+        "True",
+        "DATASETS.TEST",
+        "('shapes_val',)",
+    )
     cfg, summary = summarize(cfg, 8)
     assert summary["crops"] == "2 global 32 px (scale 0.5-1.0) + 4 local 32 px (scale 0.2-0.5), paired global-local"
     assert "OnlineProbe" in summary["hooks"]

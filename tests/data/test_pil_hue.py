@@ -1,4 +1,5 @@
 """The hue adjustment through lookup tables against torchvision's own, on the same inputs."""
+
 import numpy as np
 import pytest
 import torch

@@ -23,9 +23,13 @@ def _worker(rank, port, inputs, results):
     shuffled, idx = batch_shuffle(local.detach())
     restored = batch_unshuffle(shuffled * 1.0, idx)
     results[rank] = {
-        "out": out.detach(), "grad": local.grad, "running_mean": bn.running_mean.clone(),
+        "out": out.detach(),
+        "grad": local.grad,
+        "running_mean": bn.running_mean.clone(),
         "running_var": bn.running_var.clone(),
-        "gathered": gathered.detach(), "gather_grad": leaf.grad, "restored": restored,
+        "gathered": gathered.detach(),
+        "gather_grad": leaf.grad,
+        "restored": restored,
     }
     dist.destroy_process_group()
 

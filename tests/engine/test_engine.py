@@ -1,4 +1,5 @@
 """Trainer pieces: EMA hook, AMP, hooks order, eval-only and the metrics plot."""
+
 import glob
 import json
 import math
@@ -64,8 +65,12 @@ class _RecordEncoders(HookBase):
 
     def after_step(self):
         model = self.trainer.model
-        self.steps.append((_flat64(nn.ModuleList([model.backbone, model.projector])),
-                           _flat64(nn.ModuleList([model.momentum_backbone, model.momentum_projector]))))
+        self.steps.append(
+            (
+                _flat64(nn.ModuleList([model.backbone, model.projector])),
+                _flat64(nn.ModuleList([model.momentum_backbone, model.momentum_projector])),
+            )
+        )
 
 
 def test_momentum_hook_follows_the_cosine_schedule_at_every_iteration():
@@ -122,8 +127,7 @@ def test_trainer_sums_losses_and_calls_hooks_in_order():
     recorder = _Recorder()
     trainer.register_hooks([recorder])
     trainer.train(0, 2)
-    assert recorder.calls == ["before_train", "before_step0", "after_step0", "before_step1", "after_step1",
-                              "after_train"]
+    assert recorder.calls == ["before_train", "before_step0", "after_step0", "before_step1", "after_step1", "after_train"]
     latest = trainer.storage.latest()
     assert math.isclose(latest["total_loss"][0], latest["loss_a"][0] + latest["loss_b"][0], rel_tol=1e-6)
 
@@ -157,14 +161,39 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     out = str(tmp_path / "run")
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     common = [os.path.join(REPO_ROOT, "configs/Shapes/byol_r18.yaml"), *tiny_overrides(shapes_root, out)]
-    train = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--config-file", *common,
-                            "SOLVER.MAX_ITER", "2", "TEST.EVAL_AT_START", "True"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    train = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools/train_net.py"),
+            "--config-file",
+            *common,
+            "SOLVER.MAX_ITER",
+            "2",
+            "TEST.EVAL_AT_START",
+            "True",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert train.returncode == 0, train.stderr[-2000:]
     assert glob.glob(os.path.join(out, "events.out.tfevents.*"))  # where detectron2 writes them
-    evaluate = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--eval-only",
-                               "--config-file", *common, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")],
-                              capture_output=True, text=True, env=env, timeout=300)
+    evaluate = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools/train_net.py"),
+            "--eval-only",
+            "--config-file",
+            *common,
+            "MODEL.WEIGHTS",
+            os.path.join(out, "model_final.pth"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     with open(os.path.join(out, "log.txt")) as f:
         log = f.read()
@@ -179,8 +208,9 @@ def test_eval_only_and_plot(shapes_root, tmp_path):
     assert f"{saved['results']['knn/top1']:.2f}" == logged_top1  # the log prints 2 decimals
     with open(os.path.join(out, "eval", "config.yaml")) as f:
         assert f"WEIGHTS: {os.path.join(out, 'model_final.pth')}" in f.read()
-    plot = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out],
-                          capture_output=True, text=True, env=env, timeout=120)
+    plot = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools/plot_metrics.py"), out], capture_output=True, text=True, env=env, timeout=120
+    )
     assert plot.returncode == 0 and os.path.getsize(os.path.join(out, "metrics.png")) > 10_000
 
 
@@ -189,17 +219,26 @@ def test_linear_eval_trains_fc_only_and_keeps_backbone_and_bn_stats(tiny_cfg, tm
     from ssl_lab.engine import DefaultTrainer
     from ssl_lab.utils.logger import setup_logger
 
-    pretrain = tiny_cfg("configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "1",
-                        "OUTPUT_DIR", str(tmp_path / "pre"))
+    pretrain = tiny_cfg(
+        "configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "1", "OUTPUT_DIR", str(tmp_path / "pre")
+    )
     setup_logger(pretrain.OUTPUT_DIR)
     trainer = DefaultTrainer(pretrain)
     trainer.resume_or_load(resume=False)
     trainer.train()
     pretrained = {k: v.clone() for k, v in trainer.model.backbone.state_dict().items()}
 
-    cfg = tiny_cfg("configs/Shapes/linear_eval_r18.yaml", "SOLVER.MAX_ITER", "3", "SOLVER.STEPS", "()",
-                   "OUTPUT_DIR", str(tmp_path / "lin"),
-                   "MODEL.WEIGHTS", str(tmp_path / "pre" / "model_final.pth"))
+    cfg = tiny_cfg(
+        "configs/Shapes/linear_eval_r18.yaml",
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.STEPS",
+        "()",
+        "OUTPUT_DIR",
+        str(tmp_path / "lin"),
+        "MODEL.WEIGHTS",
+        str(tmp_path / "pre" / "model_final.pth"),
+    )
     assert (cfg.INPUT.AUGMENTATION, cfg.INPUT.NUM_VIEWS) == ("LinearEval", 1)
     assert_linear_eval_keeps_backbone(cfg, pretrained)
 
@@ -224,8 +263,9 @@ def test_gradient_accumulation_matches_one_big_batch_for_a_batch_mean_loss():
                 yield [chunk], torch.zeros(len(chunk))
 
     SimpleTrainer(whole, loader(1), torch.optim.SGD(whole.parameters(), lr=0.1)).train(0, 1)
-    trainer = SimpleTrainer(accumulated, loader(4), torch.optim.SGD(accumulated.parameters(), lr=0.1),
-                            grad_accum_steps=4, channels_last=False)
+    trainer = SimpleTrainer(
+        accumulated, loader(4), torch.optim.SGD(accumulated.parameters(), lr=0.1), grad_accum_steps=4, channels_last=False
+    )
     trainer.train(0, 1)
     for a, b in zip(whole.parameters(), accumulated.parameters()):
         torch.testing.assert_close(a, b)
@@ -235,8 +275,19 @@ def test_gradient_accumulation_matches_one_big_batch_for_a_batch_mean_loss():
 def test_speed_options_train(tiny_cfg):
     from ssl_lab.engine import DefaultTrainer
 
-    cfg = tiny_cfg("configs/Shapes/byol_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2",
-                   "SOLVER.CHANNELS_LAST", "True", "SOLVER.GRAD_ACCUM_STEPS", "2", "SOLVER.AMP.ENABLED", "True")
+    cfg = tiny_cfg(
+        "configs/Shapes/byol_r18.yaml",
+        "DATASETS.TEST",
+        "()",
+        "SOLVER.MAX_ITER",
+        "2",
+        "SOLVER.CHANNELS_LAST",
+        "True",
+        "SOLVER.GRAD_ACCUM_STEPS",
+        "2",
+        "SOLVER.AMP.ENABLED",
+        "True",
+    )
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()

@@ -1,4 +1,5 @@
 """HOST_MEMORY_CACHE_MB: freed host memory is reused instead of page-faulted in again."""
+
 import resource
 import subprocess
 import sys

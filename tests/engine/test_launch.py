@@ -1,5 +1,6 @@
 """The launcher when a worker is killed by a signal: the others are stopped, the job's status
 says so, and a worker whose collective lost its peer prints one line, not a gloo traceback."""
+
 import os
 import signal
 import subprocess
@@ -35,10 +36,12 @@ def _victim_and_survivor(mode: str, pid_file: str):
 
 def _launch(mode, tmp_path):
     pid_file = str(tmp_path / "rank0.pid")
-    code = (f"import sys; sys.path[:0] = {[REPO_ROOT, os.path.join(REPO_ROOT, 'tests'), os.path.dirname(__file__)]!r}\n"
-            "from ssl_lab.engine.launch import launch\n"
-            "from test_launch import _victim_and_survivor\n"
-            f"launch(_victim_and_survivor, 2, args=({mode!r}, {pid_file!r}))\n")
+    code = (
+        f"import sys; sys.path[:0] = {[REPO_ROOT, os.path.join(REPO_ROOT, 'tests'), os.path.dirname(__file__)]!r}\n"
+        "from ssl_lab.engine.launch import launch\n"
+        "from test_launch import _victim_and_survivor\n"
+        f"launch(_victim_and_survivor, 2, args=({mode!r}, {pid_file!r}))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SSL_LAB_DEBUG")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
     with open(pid_file) as f:
@@ -66,13 +69,16 @@ def test_a_sigkilled_worker_stops_the_job(mode, tmp_path):
         assert "ERROR (rank 0): another process of the job died" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    ((1, 2, 2), "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1"),
-    ((1, 2, -1), "--machine-rank -1 is not a machine"),
-    ((0, 1, 0), "--num-gpus 0 --num-machines 1: both must be >= 1"),
-    ((1, 0, 0), "--num-gpus 1 --num-machines 0"),
-    ((1, 2, 1, "auto"), "--dist-url auto works on one machine only"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((1, 2, 2), "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1"),
+        ((1, 2, -1), "--machine-rank -1 is not a machine"),
+        ((0, 1, 0), "--num-gpus 0 --num-machines 1: both must be >= 1"),
+        ((1, 0, 0), "--num-gpus 1 --num-machines 0"),
+        ((1, 2, 1, "auto"), "--dist-url auto works on one machine only"),
+    ],
+)
 def test_job_shapes_that_would_wait_forever_are_refused(args, message):
     with pytest.raises(LaunchError, match=message.replace(".", r"\.")):
         check_launch(*args)

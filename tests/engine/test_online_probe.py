@@ -1,5 +1,6 @@
 """The online linear probe (TEST.ONLINE_PROBE): it learns separable features, leaves the backbone's
 gradients bitwise unchanged, logs online_probe/top1, and resumes."""
+
 import json
 import os
 
@@ -56,8 +57,16 @@ def test_probe_leaves_the_backbone_bitwise_unchanged_and_logs_its_top1(shapes_ro
     bitwise equal; the logged top-1 is a fresh evaluation of the final probe on the test split."""
     runs = {}
     for name, opts in (("plain", ()), ("probe", PROBE)):
-        cfg = _cfg("configs/Shapes/byol_r18.yaml", str(tmp_path / name), shapes_root, "DATASETS.TEST", "('shapes_val',)",
-                   "TEST.EVALUATORS", "()", *opts)
+        cfg = _cfg(
+            "configs/Shapes/byol_r18.yaml",
+            str(tmp_path / name),
+            shapes_root,
+            "DATASETS.TEST",
+            "('shapes_val',)",
+            "TEST.EVALUATORS",
+            "()",
+            *opts,
+        )
         runs[name] = _train(cfg)
     plain, probed = (runs[n].model for n in ("plain", "probe"))
     for (key, p), q in zip(plain.backbone.named_parameters(), probed.backbone.parameters()):
@@ -68,8 +77,9 @@ def test_probe_leaves_the_backbone_bitwise_unchanged_and_logs_its_top1(shapes_ro
     with open(os.path.join(runs["probe"].cfg.OUTPUT_DIR, "metrics.json")) as f:
         logged = {r["iteration"]: r["online_probe/top1"] for r in map(json.loads, f) if "online_probe/top1" in r}
     assert sorted(logged) == [1, 4]  # after iteration 2 (TEST.EVAL_PERIOD) and after training
-    fresh = inference_on_dataset(_ProbedBackbone(probed.backbone, hook.probe),
-                                 ClassificationEvaluator(build_test_loader(runs["probe"].cfg, "shapes_val")))
+    fresh = inference_on_dataset(
+        _ProbedBackbone(probed.backbone, hook.probe), ClassificationEvaluator(build_test_loader(runs["probe"].cfg, "shapes_val"))
+    )
     assert logged[4] == fresh["top1"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -82,8 +92,18 @@ def test_probe_leaves_the_backbone_bitwise_unchanged_and_logs_its_top1(shapes_ro
 def test_probe_state_resumes_bitwise(shapes_root, tmp_path):
     states = []
     for name in ("reference", "killed"):
-        cfg = _cfg("configs/Shapes/byol_r18.yaml", str(tmp_path / name), shapes_root, *PROBE, "TEST.EVAL_PERIOD", "0",
-                   "DATASETS.TEST", "('shapes_val',)", "TEST.EVALUATORS", "()")
+        cfg = _cfg(
+            "configs/Shapes/byol_r18.yaml",
+            str(tmp_path / name),
+            shapes_root,
+            *PROBE,
+            "TEST.EVAL_PERIOD",
+            "0",
+            "DATASETS.TEST",
+            "('shapes_val',)",
+            "TEST.EVALUATORS",
+            "()",
+        )
         _reseed(0)
         trainer = _train(cfg) if name == "reference" else _kill_and_resume(cfg)
         hook = next(h for h in trainer._hooks if isinstance(h, OnlineProbe))

@@ -1,4 +1,5 @@
 """Killed and preempted runs, corrupt checkpoints, non-finite losses, and property tests of inputs."""
+
 import json
 import os
 import signal
@@ -21,10 +22,26 @@ MAX_ITER = 6
 
 
 def _command(shapes_root, out, *extra):
-    return [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), *extra,
-            "--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
-            *tiny_overrides(shapes_root, out), "SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.CHECKPOINT_PERIOD", "1",
-            "DATASETS.TEST", "()", "SEED", "7", "CUDNN_DETERMINISTIC", "True", "MODEL.QUEUE.SIZE", "32"]
+    return [
+        sys.executable,
+        os.path.join(REPO_ROOT, "tools", "train_net.py"),
+        *extra,
+        "--config-file",
+        os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+        *tiny_overrides(shapes_root, out),
+        "SOLVER.MAX_ITER",
+        str(MAX_ITER),
+        "SOLVER.CHECKPOINT_PERIOD",
+        "1",
+        "DATASETS.TEST",
+        "()",
+        "SEED",
+        "7",
+        "CUDNN_DETERMINISTIC",
+        "True",
+        "MODEL.QUEUE.SIZE",
+        "32",
+    ]
 
 
 def _env():
@@ -86,7 +103,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, r
     code = _run_until(_command(shapes_root, out), out, 2, signal.SIGTERM)
     assert code == 143
     with open(os.path.join(out, "last_checkpoint")) as f:
-        stopped_at = int(f.read().strip()[len("model_"):-len(".pth")])
+        stopped_at = int(f.read().strip()[len("model_") : -len(".pth")])
     assert 2 <= stopped_at < MAX_ITER - 1
     subprocess.run(_command(shapes_root, out, "--resume"), env=_env(), check=True, capture_output=True, timeout=300)
     assert _losses(out) == reference_run[0]
@@ -170,6 +187,7 @@ def test_unwritable_output_dir_fails_before_training(tiny_cfg, tmp_path):
 
 # ---------------------------------------------------------------- property tests
 
+
 def _leaves(node, prefix=""):
     for key, value in node.items():
         if isinstance(value, dict):
@@ -182,7 +200,7 @@ _NUMERIC_LEAVES = sorted(k for k, v in _leaves(get_cfg()) if type(v) in (int, fl
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(key=st.sampled_from(_NUMERIC_LEAVES), value=st.integers(-10**6, 10**6))
+@given(key=st.sampled_from(_NUMERIC_LEAVES), value=st.integers(-(10**6), 10**6))
 def test_merging_a_numeric_value_sets_exactly_that_key(key, value):
     cfg = get_cfg()
     default = dict(_leaves(cfg))
@@ -208,9 +226,11 @@ _RESNET18_KEYS = list(_RESNET18)
 
 
 @settings(max_examples=40, deadline=None)
-@given(prefix=st.sampled_from(["", "backbone.", "module.encoder_q.", "encoder_q.", "module."]),
-       dropped=st.sets(st.sampled_from(_RESNET18_KEYS), max_size=5),
-       junk=st.dictionaries(st.text(alphabet="abcxyz._", min_size=1, max_size=12), st.just(0), max_size=3))
+@given(
+    prefix=st.sampled_from(["", "backbone.", "module.encoder_q.", "encoder_q.", "module."]),
+    dropped=st.sets(st.sampled_from(_RESNET18_KEYS), max_size=5),
+    junk=st.dictionaries(st.text(alphabet="abcxyz._", min_size=1, max_size=12), st.just(0), max_size=3),
+)
 def test_d2_converter_maps_any_prefixed_resnet_or_fails_clearly(prefix, dropped, junk):
     from ssl_lab.checkpoint.d2_conversion import NoBackboneError, convert_to_d2, extract_backbone_state_dict
 

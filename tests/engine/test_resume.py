@@ -3,6 +3,7 @@
 The references are independent of the resume path: the draws made right after a save, the
 number of steps of an uninterrupted run, and the weights of an uninterrupted run.
 """
+
 import os
 import random
 
@@ -33,8 +34,6 @@ from resume_testing import (
 def _draws():
     """One draw from each global generator the code uses."""
     return torch.rand(4).tolist(), np.random.rand(4).tolist(), [random.random() for _ in range(4)]
-
-
 
 
 def test_rng_state_survives_a_checkpoint_file(tmp_path):
@@ -71,12 +70,6 @@ def test_each_rank_gets_its_own_rng_state_and_sample_stream_back(tmp_path):
         assert results[rank]["after_load"] == results[rank]["expected"], rank
 
 
-
-
-
-
-
-
 @HOOK_REGISTRY.register()
 class StepCounterForTest(HookBase):
     """A project hook with state (the number of optimizer steps it has seen), added by EXTRA_HOOKS."""
@@ -92,14 +85,6 @@ class StepCounterForTest(HookBase):
 
     def load_state_dict(self, state):
         self.count = state["count"]
-
-
-
-
-
-
-
-
 
 
 @pytest.mark.slow
@@ -146,7 +131,6 @@ def test_two_rank_kill_and_resume_matches_uninterrupted_run_bitwise(shapes_root,
     launch(_two_rank_runs, 2, args=tuple(args))
     cfgs = [setup_cfg(a) for a in args]
     assert _losses(cfgs[1].OUTPUT_DIR) == _losses(cfgs[0].OUTPUT_DIR)
-    expected, resumed = (torch.load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), weights_only=True)["model"]
-                         for cfg in cfgs)
+    expected, resumed = (torch.load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), weights_only=True)["model"] for cfg in cfgs)
     for key, value in resumed.items():
         assert torch.equal(value, expected[key]), key

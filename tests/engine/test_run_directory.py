@@ -4,6 +4,7 @@ a resume that refuses a config defining another run, one live run per folder.
 References are independent of the code under test: an uninterrupted run with the seed written
 explicitly, the folder's bytes before the start, and the order of system calls a crash-safe write needs.
 """
+
 import json
 import os
 from types import SimpleNamespace
@@ -31,8 +32,11 @@ def test_a_model_file_without_last_checkpoint_is_resumed_not_restarted(tmp_path)
 
 
 def _resumable_args(shapes_root, out, *opts, resume=False):
-    return SimpleNamespace(config_file=os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"), resume=resume,
-                           opts=[*tiny_overrides(shapes_root, out), "DATASETS.TEST", "()", *opts])
+    return SimpleNamespace(
+        config_file=os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+        resume=resume,
+        opts=[*tiny_overrides(shapes_root, out), "DATASETS.TEST", "()", *opts],
+    )
 
 
 class _Crash(HookBase):
@@ -85,16 +89,50 @@ def _saved_run_config():
 def test_changed_keys_names_what_defines_the_run_and_skips_what_does_not():
     saved = json.loads(json.dumps(_saved_run_config()))  # as config.yaml stores it: plain mappings and lists
     cfg = _saved_run_config()
-    cfg.merge_from_list(["SEED", "-1", "OUTPUT_DIR", "elsewhere", "SOLVER.CHECKPOINT_PERIOD", "7", "MODEL.DEVICE", "cpu",
-                         "DATALOADER.NUM_WORKERS", "0", "TEST.KNN.K", "20"])
+    cfg.merge_from_list(
+        [
+            "SEED",
+            "-1",
+            "OUTPUT_DIR",
+            "elsewhere",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "7",
+            "MODEL.DEVICE",
+            "cpu",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.KNN.K",
+            "20",
+        ]
+    )
     assert changed_keys(saved, cfg) == []  # SEED -1 takes the saved seed; the rest does not define the run
-    cfg.merge_from_list(["SEED", "8", "MODEL.BACKBONE.DEPTH", "34", "MODEL.META_ARCHITECTURE", "SimCLR",
-                         "SOLVER.IMS_PER_BATCH", "512", "SOLVER.MAX_ITER", "200", "MODEL.PROJECTOR.OUT_DIM", "256",
-                         "INPUT.CROP_SCALE", "(0.08, 1.0)"])
+    cfg.merge_from_list(
+        [
+            "SEED",
+            "8",
+            "MODEL.BACKBONE.DEPTH",
+            "34",
+            "MODEL.META_ARCHITECTURE",
+            "SimCLR",
+            "SOLVER.IMS_PER_BATCH",
+            "512",
+            "SOLVER.MAX_ITER",
+            "200",
+            "MODEL.PROJECTOR.OUT_DIM",
+            "256",
+            "INPUT.CROP_SCALE",
+            "(0.08, 1.0)",
+        ]
+    )
     assert changed_keys(saved, cfg) == [
-        ("INPUT.CROP_SCALE", [0.2, 1.0], [0.08, 1.0]), ("MODEL.BACKBONE.DEPTH", 18, 34),
-        ("MODEL.META_ARCHITECTURE", "MoCo", "SimCLR"), ("MODEL.PROJECTOR.OUT_DIM", 128, 256),
-        ("SEED", 7, 8), ("SOLVER.IMS_PER_BATCH", 256, 512), ("SOLVER.MAX_ITER", 100, 200)]
+        ("INPUT.CROP_SCALE", [0.2, 1.0], [0.08, 1.0]),
+        ("MODEL.BACKBONE.DEPTH", 18, 34),
+        ("MODEL.META_ARCHITECTURE", "MoCo", "SimCLR"),
+        ("MODEL.PROJECTOR.OUT_DIM", 128, 256),
+        ("SEED", 7, 8),
+        ("SOLVER.IMS_PER_BATCH", 256, 512),
+        ("SOLVER.MAX_ITER", 100, 200),
+    ]
 
 
 def test_changed_keys_compares_a_renamed_key_under_its_new_name():

@@ -1,4 +1,5 @@
 """SEED -1: every run draws a fresh seed for weights, data order and augmentation, and logs it."""
+
 from types import SimpleNamespace
 
 import torch
@@ -11,8 +12,10 @@ from conftest import REPO_ROOT, tiny_overrides
 
 
 def _first_batch(tmp_path, name, *opts):
-    args = SimpleNamespace(config_file=f"{REPO_ROOT}/configs/Shapes/mocov2_r18.yaml",
-                           opts=[*tiny_overrides(str(tmp_path / "data"), str(tmp_path / name)), "SEED", "-1", *opts])
+    args = SimpleNamespace(
+        config_file=f"{REPO_ROOT}/configs/Shapes/mocov2_r18.yaml",
+        opts=[*tiny_overrides(str(tmp_path / "data"), str(tmp_path / name)), "SEED", "-1", *opts],
+    )
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     start_log_files()  # a run writes log.txt once it is accepted (DefaultTrainer.resume_or_load)

@@ -1,6 +1,7 @@
 """tools/submit.py through submitit's local executor: a 2-process job signalled mid-run (SLURM's
 pre-timeout/preemption signal) checkpoints, requeues itself and ends bitwise equal to an
 uninterrupted run of train_net.py."""
+
 import os
 import re
 import signal
@@ -21,8 +22,21 @@ MAX_ITER = 16
 def _overrides(shapes_root, out):
     from conftest import tiny_overrides
 
-    return [*tiny_overrides(shapes_root, out), "SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.CHECKPOINT_PERIOD", "100",
-            "DATASETS.TEST", "()", "SEED", "7", "CUDNN_DETERMINISTIC", "True", "MODEL.QUEUE.SIZE", "32"]
+    return [
+        *tiny_overrides(shapes_root, out),
+        "SOLVER.MAX_ITER",
+        str(MAX_ITER),
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+        "DATASETS.TEST",
+        "()",
+        "SEED",
+        "7",
+        "CUDNN_DETERMINISTIC",
+        "True",
+        "MODEL.QUEUE.SIZE",
+        "32",
+    ]
 
 
 CONFIG = os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml")
@@ -36,14 +50,47 @@ def _children(pid: int) -> list:
 @pytest.mark.slow
 def test_signalled_two_process_job_requeues_and_matches_an_uninterrupted_run(shapes_root, tmp_path):
     reference, out, job_dir = (str(tmp_path / name) for name in ("reference", "submitted", "jobs"))
-    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--num-gpus", "2",
-                    "--config-file", CONFIG, *_overrides(shapes_root, reference)],
-                   env=_env(), check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools/train_net.py"),
+            "--num-gpus",
+            "2",
+            "--config-file",
+            CONFIG,
+            *_overrides(shapes_root, reference),
+        ],
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     with open(tmp_path / "submit.out", "w") as stdout:  # not a pipe: the job's controller inherits it and lives on
-        subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/submit.py"), "--config-file", CONFIG,
-                        "--nodes", "1", "--gpus-per-node", "2", "--partition", "", "--timeout", "10",
-                        "--cluster", "local", "--job-dir", job_dir, *_overrides(shapes_root, out)],
-                       env=_env(), check=True, stdout=stdout, timeout=120)
+        subprocess.run(
+            [
+                sys.executable,
+                os.path.join(REPO_ROOT, "tools/submit.py"),
+                "--config-file",
+                CONFIG,
+                "--nodes",
+                "1",
+                "--gpus-per-node",
+                "2",
+                "--partition",
+                "",
+                "--timeout",
+                "10",
+                "--cluster",
+                "local",
+                "--job-dir",
+                job_dir,
+                *_overrides(shapes_root, out),
+            ],
+            env=_env(),
+            check=True,
+            stdout=stdout,
+            timeout=120,
+        )
     submitted = (tmp_path / "submit.out").read_text()
     controller = int(re.search(r"Submitted job (\d+)", submitted).group(1))  # local job id: its pid
     deadline = time.time() + 240
@@ -70,10 +117,27 @@ def test_signalled_two_process_job_requeues_and_matches_an_uninterrupted_run(sha
 
 def test_bad_config_is_refused_before_submission(shapes_root, tmp_path):
     job_dir = str(tmp_path / "jobs")
-    refused = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/submit.py"), "--config-file", CONFIG,
-                              "--nodes", "1", "--gpus-per-node", "3", "--cluster", "local", "--job-dir", job_dir,
-                              *_overrides(shapes_root, str(tmp_path / "out"))],
-                             env=_env(), capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools/submit.py"),
+            "--config-file",
+            CONFIG,
+            "--nodes",
+            "1",
+            "--gpus-per-node",
+            "3",
+            "--cluster",
+            "local",
+            "--job-dir",
+            job_dir,
+            *_overrides(shapes_root, str(tmp_path / "out")),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode != 0
     assert "divisible by the number of processes (3)" in refused.stderr
     assert not os.path.exists(job_dir)

@@ -1,4 +1,5 @@
 """Evaluators: the registry, the reset/process/evaluate protocol on hand-computed cases, and --eval-only's files."""
+
 import pytest
 import torch
 from torch import nn
@@ -107,11 +108,10 @@ def test_two_ranks_report_what_one_process_reports_on_the_whole_split():
     g = torch.Generator().manual_seed(0)
     memory = (torch.randn(10, 3, generator=g).tolist(), torch.randint(0, 3, (10,), generator=g).tolist())
     queries = (torch.randn(9, 3, generator=g).tolist(), torch.randint(0, 3, (9,), generator=g).tolist())
-    single = inference_on_evaluators(_Features(), [KNNEvaluator(_loader(*memory), _loader(*queries), k=2,
-                                                                temperature=0.1),
-                                                   ClassificationEvaluator(_loader(*queries))])
+    single = inference_on_evaluators(
+        _Features(), [KNNEvaluator(_loader(*memory), _loader(*queries), k=2, temperature=0.1), ClassificationEvaluator(_loader(*queries))]
+    )
     results = mp.Manager().dict()
-    mp.start_processes(_rank_results, nprocs=2, args=(find_free_port(), memory, queries, results),
-                       start_method="spawn")
+    mp.start_processes(_rank_results, nprocs=2, args=(find_free_port(), memory, queries, results), start_method="spawn")
     assert results[0] == results[1] == pytest.approx(single)
     assert set(single) == {"knn/top1", "top1"}

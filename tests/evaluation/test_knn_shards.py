@@ -3,6 +3,7 @@
 The ranks are threads sharing one all_gather (a barrier), so the collective code path of
 `sharded_knn_predict` runs for several ranks in one process, in milliseconds.
 """
+
 import threading
 
 import pytest
@@ -89,8 +90,9 @@ def test_shards_smaller_than_k_with_negative_similarities_match_brute_force(shar
     ranks = _use_thread_ranks(len(shard_sizes), monkeypatch)
     mem_parts, lab_parts = memory.split(list(shard_sizes)), memory_labels.split(list(shard_sizes))
     query_parts = queries.split(list(query_sizes))
-    scores = ranks.run(sharded_knn_predict, lambda r: (mem_parts[r], lab_parts[r], query_parts[r], k, temperature,
-                                                       num_classes, 2, 1))  # query_chunk 2, memory_chunk 1
+    scores = ranks.run(
+        sharded_knn_predict, lambda r: (mem_parts[r], lab_parts[r], query_parts[r], k, temperature, num_classes, 2, 1)
+    )  # query_chunk 2, memory_chunk 1
     expected = _brute_force(memory, memory_labels, queries, min(k, memory.shape[0]), temperature, num_classes)
     torch.testing.assert_close(_vote_shares(torch.cat(scores)), _vote_shares(expected), rtol=1e-5, atol=1e-7)
     assert torch.cat(scores)[:, 0].eq(0).all()  # no vote for a class without memory rows
@@ -102,11 +104,13 @@ def _near_neighbours(seed=0, spread=0.03, num_memory=60, num_queries=12, dim=16,
     and a query's neighbours differ by about 0.01, so at T = 0.005 several of them carry weight."""
     gen = torch.Generator().manual_seed(seed)
     centres = F.normalize(torch.randn(8, dim, generator=gen), dim=1)
-    memory = F.normalize(centres[torch.randint(8, (num_memory,), generator=gen)]
-                         + spread * torch.randn(num_memory, dim, generator=gen), dim=1)
+    memory = F.normalize(
+        centres[torch.randint(8, (num_memory,), generator=gen)] + spread * torch.randn(num_memory, dim, generator=gen), dim=1
+    )
     labels = torch.randint(num_classes, (num_memory,), generator=gen)
-    queries = F.normalize(centres[torch.randint(8, (num_queries,), generator=gen)]
-                          + spread * torch.randn(num_queries, dim, generator=gen), dim=1)
+    queries = F.normalize(
+        centres[torch.randint(8, (num_queries,), generator=gen)] + spread * torch.randn(num_queries, dim, generator=gen), dim=1
+    )
     return memory, labels, queries
 
 

@@ -1,6 +1,7 @@
 """The linear probe (ssl_lab.evaluation.linear_probe): the fit reaches the optimum of its convex
 objective (against L-BFGS in float64), separable features give 100 %, the result does not depend
 on the features' scale, and the learning rate is chosen without looking at the test split."""
+
 import torch
 import torch.nn.functional as F
 
@@ -26,8 +27,7 @@ def test_fit_reaches_the_float64_optimum_of_its_objective():
     weight_decay = 1e-2
     w = torch.zeros(4, 8, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(4, dtype=torch.float64, requires_grad=True)
-    lbfgs = torch.optim.LBFGS([w, b], lr=1, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14,
-                              line_search_fn="strong_wolfe")
+    lbfgs = torch.optim.LBFGS([w, b], lr=1, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
     def closure():
         lbfgs.zero_grad()
@@ -46,8 +46,9 @@ def test_separable_features_give_full_accuracy():
     x, y = _blobs(60, 5, 16, spread=0.1, seed=1)
     test = torch.arange(0, 300, 3)
     train = torch.tensor([i for i in range(300) if i % 3])
-    result = linear_probe(F.normalize(x[train]), y[train], F.normalize(x[test]), y[test], lrs=(0.1, 1.0),
-                          steps=200, weight_decay=0.0, holdout_fraction=0.1)
+    result = linear_probe(
+        F.normalize(x[train]), y[train], F.normalize(x[test]), y[test], lrs=(0.1, 1.0), steps=200, weight_decay=0.0, holdout_fraction=0.1
+    )
     assert result["linear_probe/top1"] == 100.0
 
 
@@ -88,8 +89,9 @@ def test_the_test_split_does_not_choose_the_lr(monkeypatch):
         return original(classifier, features, labels)
 
     monkeypatch.setattr(linear_probe_module, "accuracy", spy)
-    result = linear_probe(x[:120], y[:120], x[120:], test_labels, lrs=(0.001, 0.01, 0.1, 1.0), steps=60,
-                          weight_decay=0.0, holdout_fraction=0.25)
+    result = linear_probe(
+        x[:120], y[:120], x[120:], test_labels, lrs=(0.001, 0.01, 0.1, 1.0), steps=60, weight_decay=0.0, holdout_fraction=0.25
+    )
     # one held-out score per lr, then the test split once: the final score of the chosen lr
     assert scored == [False] * 4 + [True]
     assert result["linear_probe/lr"] in (0.001, 0.01, 0.1, 1.0)

@@ -1,5 +1,6 @@
 """kNN at scale: a 200k-feature memory bank sharded over 2 gloo processes scores like one process,
 each rank holding half the bank; the per-class memory cap."""
+
 import pytest
 import torch
 import torch.distributed as dist

@@ -5,6 +5,7 @@ Rows run `tools/train_net.py` / `tools/convert_to_d2.py` in this process (most f
 a model is built), so the module takes seconds; the launcher's signal handling runs in
 subprocesses and is marked slow.
 """
+
 import errno
 import hashlib
 import logging
@@ -59,16 +60,20 @@ def _config(tmp, name, text):
 
 def _shapes(*extra, config=SHAPES):
     """Arguments of a tiny Shapes run; `extra` KEY VALUEs override."""
+
     def argv(tmp, out, roots):
         return ["--config-file", config, *tiny_overrides(roots, out), "DATASETS.TEST", "()", *extra]
+
     return argv
 
 
 def _with(prepare, argv_fn, flags=()):
     """Run `prepare(tmp, out)` (returns extra KEY VALUEs) before building the argv of `argv_fn`."""
+
     def argv(tmp, out, roots):
         extra = prepare(tmp, out) or []
         return [*flags, *argv_fn(tmp, out, roots), *extra]
+
     return argv
 
 
@@ -88,13 +93,18 @@ def _cycle(tmp, out, roots):
 def _finished_run(tmp, out):
     os.makedirs(out)
     torch.save({"model": {}, "iteration": 3}, os.path.join(out, "model_final.pth"))
-    for name, text in (("last_checkpoint", "model_final.pth"), ("config.yaml", "MODEL:\n  BACKBONE:\n    DEPTH: 18\n"),
-                       ("metrics.json", '{"iteration": 3}\n'), ("log.txt", "old log\n")):
+    for name, text in (
+        ("last_checkpoint", "model_final.pth"),
+        ("config.yaml", "MODEL:\n  BACKBONE:\n    DEPTH: 18\n"),
+        ("metrics.json", '{"iteration": 3}\n'),
+        ("log.txt", "old log\n"),
+    ):
         _config(out, name, text)
 
 
 def _saved_run(*changes):
     """A run of `_shapes()` that saved config.yaml and a checkpoint, resumed with the KEY VALUE `changes`."""
+
     def argv(tmp, out, roots):
         from ssl_lab.engine import setup_cfg
         from ssl_lab.solver import resolve_schedule
@@ -110,6 +120,7 @@ def _saved_run(*changes):
         _config(out, "metrics.json", '{"iteration": 1}\n')
         torch.save({"model": {}, "iteration": 1}, os.path.join(out, "model_0000001.pth"))
         return ["--resume", *base, *changes]
+
     return argv
 
 
@@ -129,6 +140,7 @@ def _weights(obj_fn, name="weights.pth"):
         else:
             torch.save(obj, path)
         return ["MODEL.WEIGHTS", path]
+
     return prepare
 
 
@@ -139,12 +151,17 @@ def _r18_checkpoint():
 
 
 def _vit_state():
-    return {"cls_token": torch.zeros(1, 1, 192), "pos_embed": torch.zeros(1, 197, 192),
-            "patch_embed.proj.weight": torch.zeros(192, 3, 16, 16), "blocks.0.attn.qkv.weight": torch.zeros(576, 192)}
+    return {
+        "cls_token": torch.zeros(1, 1, 192),
+        "pos_embed": torch.zeros(1, 197, 192),
+        "patch_embed.proj.weight": torch.zeros(192, 3, 16, 16),
+        "blocks.0.attn.qkv.weight": torch.zeros(576, 192),
+    }
 
 
 def _pretraining_checkpoint(*opts, config=SHAPES):
     """{'model': state dict} of the tiny Shapes model of `config` with the KEY VALUE `opts`."""
+
     def make():
         from ssl_lab.config import get_cfg
         from ssl_lab.modeling import build_model
@@ -153,6 +170,7 @@ def _pretraining_checkpoint(*opts, config=SHAPES):
         cfg.merge_from_file(config)
         cfg.merge_from_list([*tiny_overrides("unused", "unused"), "MODEL.DEVICE", "cpu", *opts])
         return {"model": build_model(cfg).state_dict(), "iteration": 3}
+
     return make
 
 
@@ -169,8 +187,7 @@ def _bad_image_folder(tmp, out):
     for label in ("a", "b"):
         os.makedirs(os.path.join(root, "train", label))
         for i in range(8):
-            Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(
-                os.path.join(root, "train", label, f"{i}.png"))
+            Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(os.path.join(root, "train", label, f"{i}.png"))
     _config(os.path.join(root, "train", "a"), "broken.png", "this is not a PNG")
     # one loader worker: its "Original Traceback" must be reduced to the file and the cause
     return ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('imagefolder_train',)", "DATALOADER.NUM_WORKERS", "1"]
@@ -199,11 +216,13 @@ def _broken_project(tmp, out):
 
 def _metrics(content, *flags):
     """A run folder whose metrics.json holds `content` (bytes or text); plot_metrics' arguments."""
+
     def argv(tmp, out, roots):
         os.makedirs(out)
         with open(os.path.join(out, "metrics.json"), "wb") as f:
             f.write(content if isinstance(content, bytes) else content.encode())
         return [out, *[flag.format(tmp=tmp) for flag in flags]]
+
     return argv
 
 
@@ -246,122 +265,211 @@ CASES = [
     Case("plain text", _file_config("train a resnet please\n"), "is a YAML str; it must be a mapping"),
     Case("_BASE_ cycle", _cycle, "in a cycle through _BASE_"),
     Case("unknown key", _shapes("SOLVER.BASE_RL", "0.1"), "Unknown config key 'SOLVER.BASE_RL'. Did you mean"),
-    Case("renamed key", _shapes("INPUT.GPU_AUGMENTATION", "True"),
-         "Config key 'INPUT.GPU_AUGMENTATION' was renamed to 'INPUT.BATCHED_AUGMENTATION'; use the new name"),
-    Case("renamed key in a file", _file_config("INPUT:\n  GPU_AUGMENTATION: True\n"),
-         "Config key 'INPUT.GPU_AUGMENTATION' was renamed to 'INPUT.BATCHED_AUGMENTATION'; use the new name"),
+    Case(
+        "renamed key",
+        _shapes("INPUT.GPU_AUGMENTATION", "True"),
+        "Config key 'INPUT.GPU_AUGMENTATION' was renamed to 'INPUT.BATCHED_AUGMENTATION'; use the new name",
+    ),
+    Case(
+        "renamed key in a file",
+        _file_config("INPUT:\n  GPU_AUGMENTATION: True\n"),
+        "Config key 'INPUT.GPU_AUGMENTATION' was renamed to 'INPUT.BATCHED_AUGMENTATION'; use the new name",
+    ),
     Case("flag after overrides", _shapes("--resume"), "--resume comes after the KEY VALUE overrides"),
-    Case("broken module in IMPORTS", _with(_broken_project, _shapes()),
-         "cannot be imported: NameError: name 'register' is not defined (at "),
-    Case("machine rank not below the machine count",
-         _flags(["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://127.0.0.1:1"], _shapes()),
-         "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1"),
+    Case(
+        "broken module in IMPORTS", _with(_broken_project, _shapes()), "cannot be imported: NameError: name 'register' is not defined (at "
+    ),
+    Case(
+        "machine rank not below the machine count",
+        _flags(["--num-machines", "2", "--machine-rank", "2", "--dist-url", "tcp://127.0.0.1:1"], _shapes()),
+        "--machine-rank 2 is not a machine of --num-machines 2; number the machines 0 .. 1",
+    ),
     # ------------------------------------------------------------- numbers
     Case("batch 0", _shapes("SOLVER.IMS_PER_BATCH", "0"), "SOLVER.IMS_PER_BATCH = 0 is invalid"),
     Case("negative batch", _shapes("SOLVER.IMS_PER_BATCH", "-32"), "SOLVER.IMS_PER_BATCH = -32 is invalid"),
     Case("checkpoint period 0", _shapes("SOLVER.CHECKPOINT_PERIOD", "0"), "SOLVER.CHECKPOINT_PERIOD = 0 is invalid"),
     Case("log period 0", _shapes("LOG_PERIOD", "0"), "LOG_PERIOD = 0 is invalid"),
-    Case("EMA momentum 1.5", _shapes("MODEL.MOMENTUM.BASE", "1.5"),
-         "MODEL.MOMENTUM.BASE = 1.5 is invalid: it must be in [0, 1]"),
+    Case("EMA momentum 1.5", _shapes("MODEL.MOMENTUM.BASE", "1.5"), "MODEL.MOMENTUM.BASE = 1.5 is invalid: it must be in [0, 1]"),
     Case("EMA momentum -0.5", _shapes("MODEL.MOMENTUM.BASE", "-0.5"), "MODEL.MOMENTUM.BASE = -0.5 is invalid"),
     Case("one view", _shapes("INPUT.NUM_VIEWS", "1"), "INPUT.NUM_VIEWS = 1 is invalid: it must be >= 2"),
     Case("crop 0", _shapes("INPUT.CROP_SIZE", "0"), "INPUT.CROP_SIZE = 0 is invalid"),
-    Case("accumulation not dividing batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "3"),
-         "SOLVER.GRAD_ACCUM_STEPS = 3 is invalid: it must be a divisor of SOLVER.IMS_PER_BATCH (16)"),
+    Case(
+        "accumulation not dividing batch",
+        _shapes("SOLVER.GRAD_ACCUM_STEPS", "3"),
+        "SOLVER.GRAD_ACCUM_STEPS = 3 is invalid: it must be a divisor of SOLVER.IMS_PER_BATCH (16)",
+    ),
     Case("no such GPU", _shapes("MODEL.DEVICE", "cuda:99"), "MODEL.DEVICE = 'cuda:99'"),
-    Case("kNN K above the memory split", _shapes("DATASETS.TEST", "('shapes_val',)", "TEST.KNN.K", "5000"),
-         "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'", dry_run=False),
+    Case(
+        "kNN K above the memory split",
+        _shapes("DATASETS.TEST", "('shapes_val',)", "TEST.KNN.K", "5000"),
+        "TEST.KNN.K = 5000 is more than the 64 images of the kNN memory split 'shapes_train'",
+        dry_run=False,
+    ),
     Case("kNN memory chunk 0", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "0"), "TEST.KNN.MEMORY_CHUNK_SIZE = 0 is invalid"),
-    Case("fewer classes than the data", _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3",
-                                                                                  "SOLVER.STEPS", "()", config=LINEAR)),
-         "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes", dry_run=False),
-    Case("unknown augmentation", _shapes("INPUT.AUGMENTATION", "MoCoV3"),
-         "No TRANSFORM named 'MoCoV3'. Did you mean 'MoCoV2'? Registered: BYOL, "),
+    Case(
+        "fewer classes than the data",
+        _with(_weights(_r18_checkpoint), _shapes("MODEL.CLASSIFIER.NUM_CLASSES", "3", "SOLVER.STEPS", "()", config=LINEAR)),
+        "MODEL.CLASSIFIER.NUM_CLASSES = 3 but the training data ('shapes_train',) has 6 classes",
+        dry_run=False,
+    ),
+    Case(
+        "unknown augmentation",
+        _shapes("INPUT.AUGMENTATION", "MoCoV3"),
+        "No TRANSFORM named 'MoCoV3'. Did you mean 'MoCoV2'? Registered: BYOL, ",
+    ),
     Case("unknown backbone", _shapes("MODEL.BACKBONE.NAME", "ResNt"), "No BACKBONE named 'ResNt'. Did you mean 'ResNet'?"),
-    Case("SimCLR K above the micro-batch", _shapes("SOLVER.GRAD_ACCUM_STEPS", "2",
-                                                   "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives",
-                                                   "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"),
-         "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2"),
-    Case("kNN temperature 0", _shapes("TEST.KNN.TEMPERATURE", "0.0"),
-         "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be finite and >= 1.1754943508222875e-38"),
-    Case("kNN memory chunk negative", _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
-         "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number"),
+    Case(
+        "SimCLR K above the micro-batch",
+        _shapes(
+            "SOLVER.GRAD_ACCUM_STEPS", "2", "MODEL.NEGATIVE_SAMPLER.NAME", "RandomNegatives", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "20"
+        ),
+        "NUM_NEGATIVES = 20 is more than the 14 candidates of SimCLR's 2N - 2",
+    ),
+    Case(
+        "kNN temperature 0",
+        _shapes("TEST.KNN.TEMPERATURE", "0.0"),
+        "TEST.KNN.TEMPERATURE = 0.0 is invalid: it must be finite and >= 1.1754943508222875e-38",
+    ),
+    Case(
+        "kNN memory chunk negative",
+        _shapes("TEST.KNN.MEMORY_CHUNK_SIZE", "-5"),
+        "TEST.KNN.MEMORY_CHUNK_SIZE = -5 is invalid: it must be a positive number",
+    ),
     Case("kNN query chunk 0", _shapes("TEST.KNN.QUERY_CHUNK_SIZE", "0"), "TEST.KNN.QUERY_CHUNK_SIZE = 0 is invalid"),
-    Case("kNN memory per class negative", _shapes("TEST.KNN.MEMORY_PER_CLASS", "-1"),
-         "TEST.KNN.MEMORY_PER_CLASS = -1 is invalid"),
-    Case("kNN queries the memory split", _shapes("DATASETS.TEST", "('shapes_train',)"),
-         "DATASETS.TEST[0] = 'shapes_train' is also the kNN memory split"),
+    Case("kNN memory per class negative", _shapes("TEST.KNN.MEMORY_PER_CLASS", "-1"), "TEST.KNN.MEMORY_PER_CLASS = -1 is invalid"),
+    Case(
+        "kNN queries the memory split",
+        _shapes("DATASETS.TEST", "('shapes_train',)"),
+        "DATASETS.TEST[0] = 'shapes_train' is also the kNN memory split",
+    ),
     Case("host memory cache negative", _shapes("HOST_MEMORY_CACHE_MB", "-1"), "HOST_MEMORY_CACHE_MB = -1 is invalid"),
-    Case("host memory cache absurd", _shapes("HOST_MEMORY_CACHE_MB", "1000000"),
-         "HOST_MEMORY_CACHE_MB = 1000000 is invalid: it must be in [0, 2047] MiB"),
-    Case("LR step at the end of the run", _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", "SOLVER.STEPS", "(2, 4)"),
-         "SOLVER.STEPS = (2, 4) is invalid: step 4 is at or after the end of the run (SOLVER.MAX_ITER = 4 iterations, "
-         "0 .. 3), so it would never lower the lr. Give increasing steps in 1 .. 3"),
-    Case("linear eval shortened below its steps", _shapes(config=LINEAR),
-         "SOLVER.STEPS = (90, 120) is invalid: step 90 is at or after the end of the run (SOLVER.MAX_ITER = 4 "),
-    Case("LR step epoch at the end of the run", _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
-                                                        "SOLVER.EPOCHS", "2", "SOLVER.STEP_EPOCHS", "(1, 2)"),
-         "SOLVER.STEP_EPOCHS = (1, 2) is invalid: step 2 is at or after the end of the run (SOLVER.EPOCHS = 2; the run "
-         "has 4 iterations), so it would never lower the lr. Give increasing steps strictly between 0 and 2"),
-    Case("weights URL of an unknown scheme", _shapes("MODEL.WEIGHTS", "ftp://example.org/r50.pth"),
-         "MODEL.WEIGHTS = 'ftp://example.org/r50.pth': no handler opens 'ftp://' URLs"),
+    Case(
+        "host memory cache absurd",
+        _shapes("HOST_MEMORY_CACHE_MB", "1000000"),
+        "HOST_MEMORY_CACHE_MB = 1000000 is invalid: it must be in [0, 2047] MiB",
+    ),
+    Case(
+        "LR step at the end of the run",
+        _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", "SOLVER.STEPS", "(2, 4)"),
+        "SOLVER.STEPS = (2, 4) is invalid: step 4 is at or after the end of the run (SOLVER.MAX_ITER = 4 iterations, "
+        "0 .. 3), so it would never lower the lr. Give increasing steps in 1 .. 3",
+    ),
+    Case(
+        "linear eval shortened below its steps",
+        _shapes(config=LINEAR),
+        "SOLVER.STEPS = (90, 120) is invalid: step 90 is at or after the end of the run (SOLVER.MAX_ITER = 4 ",
+    ),
+    Case(
+        "LR step epoch at the end of the run",
+        _shapes("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", "SOLVER.EPOCHS", "2", "SOLVER.STEP_EPOCHS", "(1, 2)"),
+        "SOLVER.STEP_EPOCHS = (1, 2) is invalid: step 2 is at or after the end of the run (SOLVER.EPOCHS = 2; the run "
+        "has 4 iterations), so it would never lower the lr. Give increasing steps strictly between 0 and 2",
+    ),
+    Case(
+        "weights URL of an unknown scheme",
+        _shapes("MODEL.WEIGHTS", "ftp://example.org/r50.pth"),
+        "MODEL.WEIGHTS = 'ftp://example.org/r50.pth': no handler opens 'ftp://' URLs",
+    ),
     # ------------------------------------------------------------- OUTPUT_DIR
-    Case("finished run without --resume", _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
-         "already holds checkpoints of a run. Pass --resume"),
-    Case("OUTPUT_DIR below a file", _with(_output_is_file, _shapes()), "is a file, not a directory",
-         out_dir=lambda tmp: os.path.join(tmp, "taken", "run")),
-    Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]),
-         "No readable checkpoint in", dry_run=False),
+    Case(
+        "finished run without --resume",
+        _with(lambda tmp, out: _finished_run(tmp, out), _shapes()),
+        "already holds checkpoints of a run. Pass --resume",
+    ),
+    Case(
+        "OUTPUT_DIR below a file",
+        _with(_output_is_file, _shapes()),
+        "is a file, not a directory",
+        out_dir=lambda tmp: os.path.join(tmp, "taken", "run"),
+    ),
+    Case("every checkpoint corrupt", _with(_corrupt_run, _shapes(), flags=["--resume"]), "No readable checkpoint in", dry_run=False),
     Case("resume with another depth", _saved_run("MODEL.BACKBONE.DEPTH", "34"), "  MODEL.BACKBONE.DEPTH: 18 -> 34"),
-    Case("resume with another method", _saved_run("MODEL.META_ARCHITECTURE", "MoCo", "MODEL.QUEUE.NAME", "MoCoQueue"),
-         "  MODEL.META_ARCHITECTURE: 'SimCLR' -> 'MoCo'"),
+    Case(
+        "resume with another method",
+        _saved_run("MODEL.META_ARCHITECTURE", "MoCo", "MODEL.QUEUE.NAME", "MoCoQueue"),
+        "  MODEL.META_ARCHITECTURE: 'SimCLR' -> 'MoCo'",
+    ),
     Case("resume with another batch", _saved_run("SOLVER.IMS_PER_BATCH", "32"), "  SOLVER.IMS_PER_BATCH: 16 -> 32"),
-    Case("resume with another projector", _saved_run("MODEL.PROJECTOR.OUT_DIM", "64"),
-         "  MODEL.PROJECTOR.OUT_DIM: 32 -> 64"),
+    Case("resume with another projector", _saved_run("MODEL.PROJECTOR.OUT_DIM", "64"), "  MODEL.PROJECTOR.OUT_DIM: 32 -> 64"),
     Case("--eval-only without weights", _flags(["--eval-only"], _shapes()), "--eval-only needs MODEL.WEIGHTS"),
     # ------------------------------------------------------------- MODEL.WEIGHTS
     Case("weights missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth")), "no such file"),
     Case("weights missing, training", _shapes("MODEL.WEIGHTS", "/nonexistent/w.pth"), "no such file"),
     Case("weights URL nothing opens", _shapes("MODEL.WEIGHTS", "ftp://example.org/w.pth"), "no handler opens 'ftp://'"),
-    Case("weights a text file", _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'", dry_run=False),
-    Case("weights truncated", _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
-         "not a readable torch checkpoint", dry_run=False),
-    Case("weights of a ViT", _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
-         "no ResNet weights ('<prefix>conv1.weight')", dry_run=False),
-    Case("ResNet-18 weights into a ResNet-34", _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"),
-                                                     flags=["--eval-only"]),
-         "do not fit the backbone (ResNet); nothing was loaded", dry_run=False),
-    Case("weights with a wider projector", _with(_weights(_pretraining_checkpoint("MODEL.PROJECTOR.HIDDEN_DIM", "96")),
-                                                 _shapes()),
-         "tensors have another shape; nothing was loaded.\n  projector.0.weight: (96, 512) in the file, (64, 512) in "
-         "the model", dry_run=False),
-    Case("--eval-only linear eval of a pretraining checkpoint",
-         _with(_weights(_pretraining_checkpoint()), _shapes(config=LINEAR), flags=["--eval-only"]),
-         "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)", dry_run=False),
-    Case("unknown model zoo name", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
-         "Model 'moco_v9' is not in the model zoo catalog"),
-    Case("model zoo catalog missing", _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
-         "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
-         env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"}),
-    Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]),
-         "Download of http://127.0.0.1:", dry_run=False),
+    Case(
+        "weights a text file",
+        _with(_weights(lambda: b"hello, not weights"), _shapes(), flags=["--eval-only"]),
+        "not a readable torch checkpoint: it is a text file, starting with b'hello, not weights'",
+        dry_run=False,
+    ),
+    Case(
+        "weights truncated",
+        _with(_weights(_truncated_pth), _shapes(), flags=["--eval-only"]),
+        "not a readable torch checkpoint",
+        dry_run=False,
+    ),
+    Case(
+        "weights of a ViT",
+        _with(_weights(_vit_state), _shapes(), flags=["--eval-only"]),
+        "no ResNet weights ('<prefix>conv1.weight')",
+        dry_run=False,
+    ),
+    Case(
+        "ResNet-18 weights into a ResNet-34",
+        _with(_weights(_r18_checkpoint), _shapes("MODEL.BACKBONE.DEPTH", "34"), flags=["--eval-only"]),
+        "do not fit the backbone (ResNet); nothing was loaded",
+        dry_run=False,
+    ),
+    Case(
+        "weights with a wider projector",
+        _with(_weights(_pretraining_checkpoint("MODEL.PROJECTOR.HIDDEN_DIM", "96")), _shapes()),
+        "tensors have another shape; nothing was loaded.\n  projector.0.weight: (96, 512) in the file, (64, 512) in the model",
+        dry_run=False,
+    ),
+    Case(
+        "--eval-only linear eval of a pretraining checkpoint",
+        _with(_weights(_pretraining_checkpoint()), _shapes(config=LINEAR), flags=["--eval-only"]),
+        "holds no fc (the classifier that TEST.EVALUATORS 'Classification' scores)",
+        dry_run=False,
+    ),
+    Case(
+        "unknown model zoo name",
+        _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v9")),
+        "Model 'moco_v9' is not in the model zoo catalog",
+    ),
+    Case(
+        "model zoo catalog missing",
+        _flags(["--eval-only"], _shapes("MODEL.WEIGHTS", "ssl_lab://moco_v2_200ep")),
+        "Model zoo catalog '/nonexistent/catalog.yaml' cannot be read",
+        env={"SSL_LAB_MODEL_ZOO_CATALOG": "/nonexistent/catalog.yaml"},
+    ),
+    Case("download refused", _with(_closed_port_url, _shapes(), flags=["--eval-only"]), "Download of http://127.0.0.1:", dry_run=False),
     # ------------------------------------------------------------- images
-    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False,
-         dry_run=False),
+    Case("undecodable image", _with(_bad_image_folder, _shapes()), "Cannot decode image '", unchanged=False, dry_run=False),
     # ------------------------------------------------------------- disk
-    Case("disk fills during a checkpoint", _shapes(), "the last checkpoint ", unchanged=False,
-         patch=_disk_full_at_second_save, dry_run=False),
+    Case(
+        "disk fills during a checkpoint", _shapes(), "the last checkpoint ", unchanged=False, patch=_disk_full_at_second_save, dry_run=False
+    ),
     # ------------------------------------------------------------- plot_metrics
     Case("plot: binary metrics.json", _metrics(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "is not a text file", tool=PLOT),
-    Case("plot: JSON arrays", _metrics("[1, 2, 3]\n[4]\n"),
-         "holds no metrics: 2 malformed lines (first: line 1: a JSON list, not an object)", tool=PLOT),
-    Case("plot: NaN iterations only", _metrics('{"iteration": NaN, "total_loss": 1.0}\n'),
-         "holds no metrics: 1 malformed lines (first: line 1: its \"iteration\" is nan, not a whole number)",
-         tool=PLOT),
-    Case("plot: unwritable output", _metrics('{"iteration": 1, "total_loss": 1.0}\n', "--output",
-                                             "{tmp}/out/metrics.json/plot.png"),
-         "cannot write '", tool=PLOT),
+    Case(
+        "plot: JSON arrays",
+        _metrics("[1, 2, 3]\n[4]\n"),
+        "holds no metrics: 2 malformed lines (first: line 1: a JSON list, not an object)",
+        tool=PLOT,
+    ),
+    Case(
+        "plot: NaN iterations only",
+        _metrics('{"iteration": NaN, "total_loss": 1.0}\n'),
+        'holds no metrics: 1 malformed lines (first: line 1: its "iteration" is nan, not a whole number)',
+        tool=PLOT,
+    ),
+    Case(
+        "plot: unwritable output",
+        _metrics('{"iteration": 1, "total_loss": 1.0}\n', "--output", "{tmp}/out/metrics.json/plot.png"),
+        "cannot write '",
+        tool=PLOT,
+    ),
     # ------------------------------------------------------------- converter
     Case("convert: text file", _convert(_text_file), "error: ", tool=CONVERT, dry_run=False),
     Case("convert: heads only", _convert(_heads_only), "error: ", tool=CONVERT, dry_run=False),
@@ -527,9 +635,13 @@ def test_signal_to_launcher_reaches_every_worker(signum, parent_code, shapes_roo
     """Two workers: a signal to the launcher (or its death) makes both checkpoint and exit."""
     out = str(tmp_path / "out")
     log = open(tmp_path / "stdout.txt", "w")
-    argv = [sys.executable, TRAIN_NET, "--num-gpus", "2", *_shapes("SOLVER.MAX_ITER", "400",
-                                                                    "SOLVER.CHECKPOINT_PERIOD", "1000")(
-        str(tmp_path), out, shapes_root)]
+    argv = [
+        sys.executable,
+        TRAIN_NET,
+        "--num-gpus",
+        "2",
+        *_shapes("SOLVER.MAX_ITER", "400", "SOLVER.CHECKPOINT_PERIOD", "1000")(str(tmp_path), out, shapes_root),
+    ]
     parent = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SSL_LAB_DEBUG": ""})
     try:
         deadline = time.monotonic() + 240
@@ -658,8 +770,9 @@ def _boundary_cfg(key, value):
     return cfg
 
 
-@pytest.mark.parametrize("key,value,valid", [(k, v, ok) for k, (good, bad) in BOUNDARIES.items()
-                                             for ok, values in ((True, good), (False, bad)) for v in values])
+@pytest.mark.parametrize(
+    "key,value,valid", [(k, v, ok) for k, (good, bad) in BOUNDARIES.items() for ok, values in ((True, good), (False, bad)) for v in values]
+)
 def test_numeric_check_at_its_boundary(key, value, valid):
     from ssl_lab.config import ConfigError
     from ssl_lab.config.checks import check_config
@@ -672,8 +785,10 @@ def test_numeric_check_at_its_boundary(key, value, valid):
             check_config(cfg)
 
 
-@pytest.mark.parametrize("key,value,valid", [(k, v, ok) for k, (good, bad) in STEP_BOUNDARIES.items()
-                                             for ok, values in ((True, good), (False, bad)) for v in values])
+@pytest.mark.parametrize(
+    "key,value,valid",
+    [(k, v, ok) for k, (good, bad) in STEP_BOUNDARIES.items() for ok, values in ((True, good), (False, bad)) for v in values],
+)
 def test_lr_step_check_at_its_boundary(key, value, valid):
     from ssl_lab.config import ConfigError, get_cfg
     from ssl_lab.solver import build_lr_scheduler, check_lr_steps, resolve_schedule
@@ -699,8 +814,14 @@ def test_lr_step_check_at_its_boundary(key, value, valid):
 
 
 def test_plot_skips_malformed_lines_in_one_warning_and_plots_the_rest(tmp_path, capsys):
-    lines = ['{"iteration": NaN, "total_loss": 9.0}', "[1, 2]", '{"iteration": 1, "total_loss": 2.0}',
-             "not json", '{"iteration": 2, "total_loss": 1.0, "lr": 0.1}', '{"iteration": 1.5}']
+    lines = [
+        '{"iteration": NaN, "total_loss": 9.0}',
+        "[1, 2]",
+        '{"iteration": 1, "total_loss": 2.0}',
+        "not json",
+        '{"iteration": 2, "total_loss": 1.0, "lr": 0.1}',
+        '{"iteration": 1.5}',
+    ]
     (tmp_path / "metrics.json").write_text("\n".join(lines) + "\n")
     runpy.run_path(PLOT)["main"]([str(tmp_path)])  # the lines it skips: tests/utils/test_metrics_file.py
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The package's layering: no module of ssl_lab imports a module of a layer above its own."""
+
 import ast
 import os
 
@@ -18,7 +19,7 @@ LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
 
 
 def _subpackage(module: str) -> str:
-    """"ssl_lab.modeling.meta_arch.moco" -> "modeling"."""
+    """ "ssl_lab.modeling.meta_arch.moco" -> "modeling"."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""
 

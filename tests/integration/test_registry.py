@@ -1,5 +1,6 @@
 """The one registry contract: every Registry is listed in ssl_lab.registry, and every entry of the
 package and its projects is called as `entry(cfg, *extra)` with the arguments listed there."""
+
 import gc
 import glob
 import importlib
@@ -22,9 +23,10 @@ from ssl_lab.utils.registry import Registry
 
 from conftest import REPO_ROOT, tiny_overrides
 
-PROJECTS = [os.path.join(REPO_ROOT, path) for path in
-            ("projects/EqCo/eqco", "projects/SiMo/simo", "projects/MSBReg/msbreg",
-             "projects/example_project/example_project")]
+PROJECTS = [
+    os.path.join(REPO_ROOT, path)
+    for path in ("projects/EqCo/eqco", "projects/SiMo/simo", "projects/MSBReg/msbreg", "projects/example_project/example_project")
+]
 PROJECT_MODULES = [import_project(path) for path in PROJECTS]
 OWN_PACKAGES = ("ssl_lab",) + tuple(module.__name__ for module in PROJECT_MODULES)
 BY_KIND = {info.kind: info for info in REGISTRIES}
@@ -32,8 +34,7 @@ BY_KIND = {info.kind: info for info in REGISTRIES}
 
 def _own_entries():
     """(kind, name) of every entry registered by ssl_lab or its projects (not by other test files)."""
-    return [(info.kind, name) for info in REGISTRIES for name, entry in info.registry
-            if entry.__module__.split(".")[0] in OWN_PACKAGES]
+    return [(info.kind, name) for info in REGISTRIES for name, entry in info.registry if entry.__module__.split(".")[0] in OWN_PACKAGES]
 
 
 def test_every_registry_is_listed():
@@ -66,20 +67,39 @@ def cfg(shapes_root, tmp_path_factory):
     for module in PROJECT_MODULES:
         if hasattr(module, "add_config"):
             module.add_config(cfg)
-    cfg.merge_from_list(tiny_overrides(shapes_root, str(tmp_path_factory.mktemp("out"))) + [
-        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.BASE_CHANNELS", "8",
-        "MODEL.BACKBONE.TIMM.MODEL", "vit_tiny_patch16_224",
-        "MODEL.BACKBONE.TIMM.KWARGS", "('img_size', 16, 'patch_size', 4, 'depth', 2)",
-        "DATASETS.TRAIN", "('shapes_train',)", "DATASETS.TEST", "('shapes_val',)",
-        "INPUT.CROP_SIZE", "16", "TEST.KNN.K", "4", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "16",
-    ])
+    cfg.merge_from_list(
+        tiny_overrides(shapes_root, str(tmp_path_factory.mktemp("out")))
+        + [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.BACKBONE.BASE_CHANNELS",
+            "8",
+            "MODEL.BACKBONE.TIMM.MODEL",
+            "vit_tiny_patch16_224",
+            "MODEL.BACKBONE.TIMM.KWARGS",
+            "('img_size', 16, 'patch_size', 4, 'depth', 2)",
+            "DATASETS.TRAIN",
+            "('shapes_train',)",
+            "DATASETS.TEST",
+            "('shapes_val',)",
+            "INPUT.CROP_SIZE",
+            "16",
+            "TEST.KNN.K",
+            "4",
+            "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES",
+            "16",
+        ]
+    )
     return cfg
 
 
 def _shapes_config_naming(name: str) -> str:
     """The first Shapes config of the repository whose MODEL.META_ARCHITECTURE is `name`."""
-    files = sorted(glob.glob(os.path.join(REPO_ROOT, "configs/Shapes/*.yaml"))
-                   + glob.glob(os.path.join(REPO_ROOT, "projects/*/configs/*hapes*.yaml")))
+    files = sorted(
+        glob.glob(os.path.join(REPO_ROOT, "configs/Shapes/*.yaml")) + glob.glob(os.path.join(REPO_ROOT, "projects/*/configs/*hapes*.yaml"))
+    )
     for path in files:
         if CfgNode.load_yaml_with_base(path).get("MODEL", {}).get("META_ARCHITECTURE") == name:
             return path

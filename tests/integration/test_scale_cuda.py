@@ -1,4 +1,5 @@
 """CUDA/NCCL checks of the scale work (run by tools/gpu_check.sh; skipped without CUDA)."""
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -44,18 +45,17 @@ class _SyncGuard(HookBase):
 
 def test_a_cuda_step_does_not_synchronize_outside_log_periods():
     model = _Linear().cuda()
-    trainer = SimpleTrainer(model, _cuda_loader(), torch.optim.SGD(model.parameters(), lr=0.1),
-                            log_period=5, non_finite_check_period=5)
-    trainer.register_hooks([_SyncGuard(5), hooks.IterationTimer(), hooks.PreemptionCheckpointer(None, period=5),
-                            hooks.PeriodicWriter([], period=5)])
+    trainer = SimpleTrainer(model, _cuda_loader(), torch.optim.SGD(model.parameters(), lr=0.1), log_period=5, non_finite_check_period=5)
+    trainer.register_hooks(
+        [_SyncGuard(5), hooks.IterationTimer(), hooks.PreemptionCheckpointer(None, period=5), hooks.PeriodicWriter([], period=5)]
+    )
     trainer.train(0, 20)  # raises "called a synchronizing CUDA operation" on any other step
     assert trainer.storage.latest()["total_loss"][1] == 19
 
 
 def test_fp16_grad_scaler_skips_an_overflowing_step_and_halves_the_scale():
     model = _Linear().cuda()
-    trainer = AMPTrainer(model, _cuda_loader(scale_at=1), torch.optim.SGD(model.parameters(), lr=0.1),
-                         dtype="float16")
+    trainer = AMPTrainer(model, _cuda_loader(scale_at=1), torch.optim.SGD(model.parameters(), lr=0.1), dtype="float16")
     trainer.train(0, 1)
     scale, after_first = trainer.grad_scaler.get_scale(), model.w.detach().clone()
     torch.testing.assert_close(after_first, torch.full((4,), 1 - 0.1 * 2, device="cuda"))  # d/dw = sum of 2 rows of 1
@@ -70,8 +70,7 @@ def test_sharded_knn_on_gpu_over_nccl_matches_the_float64_formula():
         memory = torch.nn.functional.normalize(torch.randn(50_000, 128, generator=gen), dim=1)
         labels = torch.randint(10, (50_000,), generator=gen)
         queries = torch.nn.functional.normalize(torch.randn(300, 128, generator=gen), dim=1)
-        scores = sharded_knn_predict(memory.cuda(), labels.cuda(), queries.cuda(), 20, 0.07, 10,
-                                     query_chunk=128, memory_chunk=8192)
+        scores = sharded_knn_predict(memory.cuda(), labels.cuda(), queries.cuda(), 20, 0.07, 10, query_chunk=128, memory_chunk=8192)
         assert scores.is_cuda and comm.collective_device().type == "cuda"
         top_sim, top_idx = (queries.double() @ memory.double().T).topk(20, dim=1)
         expected = torch.zeros(300, 10, dtype=torch.float64).scatter_add_(1, labels[top_idx], (top_sim / 0.07).exp())

@@ -8,6 +8,7 @@ Overridden: the image size (INPUT.CROP_SIZE / TEST_RESIZE 32), the iteration cou
 DATALOADER.NUM_WORKERS 0: the recipe's 8 loader workers per rank would be 64 more processes on
 this 2-core machine, and loading is not what this simulates.
 """
+
 import os
 import subprocess
 import sys
@@ -52,11 +53,17 @@ class _Probe(HookBase):
 
     def after_train(self):
         model = unwrap_model(self.trainer.model)
-        torch.save({
-            "world_size": comm.get_world_size(), "iterations": self.iterations, "lr": self.lr,
-            "negatives": self.negatives, "knn": self.trainer.storage.latest().get("knn/top1"),
-            "bn": {k: v for k, v in model.state_dict().items() if "running_" in k},
-        }, f"{self.out}.rank{comm.get_rank()}.pt")
+        torch.save(
+            {
+                "world_size": comm.get_world_size(),
+                "iterations": self.iterations,
+                "lr": self.lr,
+                "negatives": self.negatives,
+                "knn": self.trainer.storage.latest().get("knn/top1"),
+                "bn": {k: v for k, v in model.state_dict().items() if "running_" in k},
+            },
+            f"{self.out}.rank{comm.get_rank()}.pt",
+        )
 
 
 def _main(args, probe):
@@ -69,9 +76,25 @@ def _main(args, probe):
 
 
 def _run(tmp_path, max_iter, *flags):
-    argv = ["--config-file", CONFIG, "--num-gpus", "8", *flags, "OUTPUT_DIR", str(tmp_path / "out"),
-            "DATASETS.ROOT", str(tmp_path / "data"), "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32",
-            "SOLVER.MAX_ITER", str(max_iter), "DATALOADER.NUM_WORKERS", "0"]
+    argv = [
+        "--config-file",
+        CONFIG,
+        "--num-gpus",
+        "8",
+        *flags,
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+        "DATASETS.ROOT",
+        str(tmp_path / "data"),
+        "INPUT.CROP_SIZE",
+        "32",
+        "INPUT.TEST_RESIZE",
+        "32",
+        "SOLVER.MAX_ITER",
+        str(max_iter),
+        "DATALOADER.NUM_WORKERS",
+        "0",
+    ]
     args = default_argument_parser().parse_args(argv)
     probe = str(tmp_path / f"probe{max_iter}")
     launch(_main, args.num_gpus, args=(args, probe))
@@ -105,18 +128,36 @@ def test_used_by_command_on_8_simulated_ranks(tmp_path, monkeypatch):
     assert all(p["iterations"] == [2] for p in resumed)  # continues at the iteration after the checkpoint
 
 
-@pytest.mark.parametrize("config, flags, message", [
-    (CONFIG, ["--num-gpus", "3"], "SOLVER.IMS_PER_BATCH (256) must be divisible by the number of processes (3)"),
-    # SiMo caps K to the other keys as the official code; SimCLR's sampled K is refused above 2N - 2
-    (os.path.join(REPO_ROOT, "projects/EqCo/configs/ImageNet/simclr_r50_200ep_k16.yaml"),
-     ["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "600"],
-     "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 600 is more than the 510 candidates"),
-])
+@pytest.mark.parametrize(
+    "config, flags, message",
+    [
+        (CONFIG, ["--num-gpus", "3"], "SOLVER.IMS_PER_BATCH (256) must be divisible by the number of processes (3)"),
+        # SiMo caps K to the other keys as the official code; SimCLR's sampled K is refused above 2N - 2
+        (
+            os.path.join(REPO_ROOT, "projects/EqCo/configs/ImageNet/simclr_r50_200ep_k16.yaml"),
+            ["--num-gpus", "8", "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "600"],
+            "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = 600 is more than the 510 candidates",
+        ),
+    ],
+)
 def test_a_job_that_does_not_fit_is_refused_before_any_process_starts(tmp_path, config, flags, message):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file", config,
-                           *flags[:2], "OUTPUT_DIR", str(out), *flags[2:]],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    done = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools", "train_net.py"),
+            "--config-file",
+            config,
+            *flags[:2],
+            "OUTPUT_DIR",
+            str(out),
+            *flags[2:],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
     assert done.returncode == 2
     assert f"ERROR: {message}" in done.stderr and "Traceback" not in done.stderr
     assert "World size" not in done.stdout + done.stderr and not out.exists()  # no process, no file

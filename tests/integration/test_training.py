@@ -1,4 +1,5 @@
 """End-to-end runs of the Shapes configs at toy size, resume, and the command line."""
+
 import json
 import os
 import subprocess
@@ -108,15 +109,25 @@ def test_refuses_to_overwrite_a_run_without_resume(tiny_cfg):
 def _cli(*args, timeout=300):
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     env.pop("SSL_LAB_DEBUG", None)
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.mark.slow
 def test_two_process_gloo_run_completes(shapes_root, tmp_path):
     out = str(tmp_path / "ddp")
-    result = _cli("--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"), "--num-gpus", "2",
-                  *tiny_overrides(shapes_root, out), "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()")
+    result = _cli(
+        "--config-file",
+        os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+        "--num-gpus",
+        "2",
+        *tiny_overrides(shapes_root, out),
+        "SOLVER.MAX_ITER",
+        "3",
+        "DATASETS.TEST",
+        "()",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(out, "log.txt")) as f:
         assert "World size: 2  rank: 0  device: cpu" in f.read()
@@ -127,15 +138,22 @@ def test_two_process_gloo_run_completes(shapes_root, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args,message", [
-    (["SOLVER.BASE_LRR", "0.1"], "Did you mean: SOLVER.BASE_LR"),
-    (["SOLVER.IMS_PER_BATCH", "many"], "SOLVER.IMS_PER_BATCH"),
-    (["MODEL.QUEUE.SIZE", "100"], "must be a multiple of the global batch"),
-    (["DATASETS.TRAIN", "('imagenet_train',)"], "imagenet/train"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["SOLVER.BASE_LRR", "0.1"], "Did you mean: SOLVER.BASE_LR"),
+        (["SOLVER.IMS_PER_BATCH", "many"], "SOLVER.IMS_PER_BATCH"),
+        (["MODEL.QUEUE.SIZE", "100"], "must be a multiple of the global batch"),
+        (["DATASETS.TRAIN", "('imagenet_train',)"], "imagenet/train"),
+    ],
+)
 def test_cli_bad_input_gives_one_clear_error(shapes_root, tmp_path, args, message):
-    result = _cli("--config-file", os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
-                  *tiny_overrides(shapes_root, str(tmp_path / "out")), *args)
+    result = _cli(
+        "--config-file",
+        os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+        *tiny_overrides(shapes_root, str(tmp_path / "out")),
+        *args,
+    )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 

@@ -1,4 +1,5 @@
 """Model zoo: catalog, verified cached downloads (against a local HTTP server), importers, publishing."""
+
 import collections
 import hashlib
 import importlib.util
@@ -52,7 +53,7 @@ class _Server:
                 self.send_header("Content-Length", str(len(body) + extra))
                 self.end_headers()
                 for i in range(0, len(body), _CHUNK):
-                    self.wfile.write(body[i:i + _CHUNK])
+                    self.wfile.write(body[i : i + _CHUNK])
                     time.sleep(server.delay)
 
             def log_message(self, *args):
@@ -94,8 +95,7 @@ class _Zoo:
 
     def cached_files(self):
         """Files in the cache other than lock files."""
-        return sorted(str(p.relative_to(self.cache)) for p in self.cache.rglob("*")
-                      if p.is_file() and not p.name.endswith(".lock"))
+        return sorted(str(p.relative_to(self.cache)) for p in self.cache.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
 
 
 @pytest.fixture
@@ -248,11 +248,14 @@ def test_importing_file_io_alone_opens_ssl_lab_and_http_paths(zoo, server):
     body = os.urandom(1000)
     zoo.add("alone", body)
     server.files["/alone.bin"] = b"raw"
-    script = ("import sys; from ssl_lab.utils.file_io import PathManager; "
-              "assert not [m for m in sys.modules if m.startswith('ssl_lab.model_zoo')]; "
-              f"print(PathManager.get_local_path('ssl_lab://alone')); print(PathManager.get_local_path({server.url('/alone.bin')!r}))")
-    local_zoo, local_url = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                                          env=os.environ.copy()).stdout.split()
+    script = (
+        "import sys; from ssl_lab.utils.file_io import PathManager; "
+        "assert not [m for m in sys.modules if m.startswith('ssl_lab.model_zoo')]; "
+        f"print(PathManager.get_local_path('ssl_lab://alone')); print(PathManager.get_local_path({server.url('/alone.bin')!r}))"
+    )
+    local_zoo, local_url = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=os.environ.copy()
+    ).stdout.split()
     with open(local_zoo, "rb") as f, open(local_url, "rb") as g:
         assert f.read() == body and g.read() == b"raw"
 
@@ -262,10 +265,21 @@ def test_parallel_processes_download_once(zoo, server):
     body = os.urandom(1 << 21)
     zoo.add("shared", body)
     server.delay = 0.03  # ~1 s transfer, so the second process arrives mid-download
-    script = ("import sys; import ssl_lab.model_zoo; from ssl_lab.utils.file_io import PathManager; "
-              "print('ready', flush=True); sys.stdin.readline(); print(PathManager.get_local_path('ssl_lab://shared'), flush=True)")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(2)]
+    script = (
+        "import sys; import ssl_lab.model_zoo; from ssl_lab.utils.file_io import PathManager; "
+        "print('ready', flush=True); sys.stdin.readline(); print(PathManager.get_local_path('ssl_lab://shared'), flush=True)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(2)
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
@@ -318,9 +332,12 @@ def test_model_zoo_md_is_up_to_date():
 def _moco_checkpoint(state):
     q = {f"module.encoder_q.{k}": v for k, v in state.items()}
     k = {f"module.encoder_k.{k}": v + 1 for k, v in state.items()}
-    heads = {"module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
-             "module.encoder_q.fc.2.weight": torch.zeros(128, 2048),
-             "module.queue": torch.zeros(128, 16), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
+    heads = {
+        "module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
+        "module.encoder_q.fc.2.weight": torch.zeros(128, 2048),
+        "module.queue": torch.zeros(128, 16),
+        "module.queue_ptr": torch.zeros(1, dtype=torch.long),
+    }
     return {"epoch": 200, "arch": "resnet18", "state_dict": {**k, **q, **heads}, "optimizer": {"state": {}}}
 
 
@@ -349,11 +366,18 @@ def test_import_torchvision_resnet_and_load(tmp_path):
         load_backbone_weights(ResNet(18, width=2), path)
 
 
-@pytest.mark.parametrize("prefix,decoy", [
-    ("module.", None), ("encoder_q.", "encoder_k."), ("backbone.", "momentum_backbone."),
-    ("online_network.", "target_network."), ("model.", None), ("encoder.", None),
-    ("student.backbone.", "teacher.backbone."),
-])
+@pytest.mark.parametrize(
+    "prefix,decoy",
+    [
+        ("module.", None),
+        ("encoder_q.", "encoder_k."),
+        ("backbone.", "momentum_backbone."),
+        ("online_network.", "target_network."),
+        ("model.", None),
+        ("encoder.", None),
+        ("student.backbone.", "teacher.backbone."),
+    ],
+)
 def test_import_detects_prefix(prefix, decoy):
     state = _r18_state()
     sd = {prefix + k: v for k, v in state.items()}
@@ -378,14 +402,26 @@ def test_publish_model_round_trip(zoo, tmp_path, capsys):
     model = {f"backbone.{k}": v for k, v in state.items()}
     model.update({f"momentum_backbone.{k}": v for k, v in state.items()})
     # A one-Linear projector and its momentum copy (MoCo v1's heads) are linear, yet pretraining-only.
-    model.update({"projector.weight": torch.zeros(4, 512), "projector.bias": torch.zeros(4),
-                  "momentum_projector.weight": torch.zeros(4, 512), "momentum_projector.bias": torch.zeros(4),
-                  "queue.queue": torch.zeros(4, 8), "linear.weight": torch.ones(10, 512), "linear.bias": torch.ones(10)})
+    model.update(
+        {
+            "projector.weight": torch.zeros(4, 512),
+            "projector.bias": torch.zeros(4),
+            "momentum_projector.weight": torch.zeros(4, 512),
+            "momentum_projector.bias": torch.zeros(4),
+            "queue.queue": torch.zeros(4, 8),
+            "linear.weight": torch.ones(10, 512),
+            "linear.bias": torch.ones(10),
+        }
+    )
     ckpt = tmp_path / "model_final.pth"
     torch.save({"model": model, "optimizer": {"state": {}}, "scheduler": {"last_epoch": 3}, "iteration": 3}, ckpt)
 
-    assert _load_tool("publish_model").main([str(ckpt), "--output-dir", str(tmp_path / "pub"), "--name", "mine",
-                                             "--config-file", "configs/Shapes/mocov2_r18.yaml"]) == 0
+    assert (
+        _load_tool("publish_model").main(
+            [str(ckpt), "--output-dir", str(tmp_path / "pub"), "--name", "mine", "--config-file", "configs/Shapes/mocov2_r18.yaml"]
+        )
+        == 0
+    )
     entry = yaml.safe_load(capsys.readouterr().out)["mine"]
     (published,) = os.listdir(tmp_path / "pub")
     with open(tmp_path / "pub" / published, "rb") as f:

@@ -1,4 +1,5 @@
 """Backbones, heads, queue and negative samplers."""
+
 import pytest
 import torch
 import torchvision

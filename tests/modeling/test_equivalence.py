@@ -6,6 +6,7 @@ they agree to ~1e-5 relative), and after the last step the MoCo queue and pointe
 encoder's stem (1e-2; BYOL measured up to 1.3e-3). Online weights after several steps are left
 out: tiny-batch BN amplifies the rounding (BYOL's stem: 0.4 % after two steps).
 """
+
 import os
 
 import pytest
@@ -26,12 +27,30 @@ GLOBAL_BATCH, STEPS = 8, 2
 def _cfg(name):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(REPO_ROOT, "configs", "Shapes", f"{name}.yaml"))
-    cfg.merge_from_list([
-        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.NORM", "SyncBN", "MODEL.PROJECTOR.NORM", "SyncBN",
-        "MODEL.PREDICTOR.NORM", "SyncBN", "MODEL.PROJECTOR.HIDDEN_DIM", "32", "MODEL.PROJECTOR.OUT_DIM", "16",
-        "MODEL.PREDICTOR.HIDDEN_DIM", "32", "MODEL.PREDICTOR.OUT_DIM", "16", "MODEL.QUEUE.SIZE", "16",
-        "SOLVER.IMS_PER_BATCH", str(GLOBAL_BATCH),
-    ])
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.NORM",
+            "SyncBN",
+            "MODEL.PROJECTOR.NORM",
+            "SyncBN",
+            "MODEL.PREDICTOR.NORM",
+            "SyncBN",
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            "32",
+            "MODEL.PROJECTOR.OUT_DIM",
+            "16",
+            "MODEL.PREDICTOR.HIDDEN_DIM",
+            "32",
+            "MODEL.PREDICTOR.OUT_DIM",
+            "16",
+            "MODEL.QUEUE.SIZE",
+            "16",
+            "SOLVER.IMS_PER_BATCH",
+            str(GLOBAL_BATCH),
+        ]
+    )
     return cfg
 
 
@@ -60,8 +79,7 @@ def _train(name, model, data, rank=0, world=1):
         if world > 1:
             dist.all_reduce(reduced)
         losses.append(reduced / world)
-    return {"losses": torch.stack(losses), "grads": first_grads,
-            "state": {k: v.clone() for k, v in inner.state_dict().items()}}
+    return {"losses": torch.stack(losses), "grads": first_grads, "state": {k: v.clone() for k, v in inner.state_dict().items()}}
 
 
 def _worker(rank, port, name, data, results):

@@ -65,15 +65,15 @@ def test_loss_of_another_kind_fails_at_build_naming_compatible_losses(method, lo
     assert compatible in listed and loss not in listed
 
 
-
 def test_byol_model_symmetrizes_the_loss_over_both_views():
     from torch import nn
 
     from ssl_lab.modeling.meta_arch.byol import BYOL
 
     torch.manual_seed(0)
-    model = BYOL(backbone=nn.Sequential(nn.Flatten(), nn.Linear(12, 6)), projector=nn.Linear(6, 5),
-                 predictor=nn.Linear(5, 5), loss=BYOLLoss())
+    model = BYOL(
+        backbone=nn.Sequential(nn.Flatten(), nn.Linear(12, 6)), projector=nn.Linear(6, 5), predictor=nn.Linear(5, 5), loss=BYOLLoss()
+    )
     views = [torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)]
     with torch.no_grad():  # the target is a different network after some EMA steps
         for p in model.momentum_projector.parameters():

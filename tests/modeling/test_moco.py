@@ -1,4 +1,5 @@
 """MoCo's objective on a tiny linear encoder against the InfoNCE formula evaluated in float64."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,8 +13,14 @@ from ssl_lab.modeling.queues import MoCoQueue
 def _linear_moco(temperature):
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(12, 6))
-    return MoCo(backbone=backbone, projector=nn.Linear(6, 4), queue=MoCoQueue(size=8, dim=4, global_batch_size=4),
-                loss=InfoNCELoss(temperature), negative_sampler=AllNegatives(), shuffle_bn=False)
+    return MoCo(
+        backbone=backbone,
+        projector=nn.Linear(6, 4),
+        queue=MoCoQueue(size=8, dim=4, global_batch_size=4),
+        loss=InfoNCELoss(temperature),
+        negative_sampler=AllNegatives(),
+        shuffle_bn=False,
+    )
 
 
 def _embed64(model, images):

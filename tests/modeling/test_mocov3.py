@@ -1,6 +1,7 @@
 """MoCo v3 against facebookresearch/moco-v3 @ c349e6e (moco/builder.py, main_moco.py), whose formulas are
 transcribed below: the loss in float64, the heads, the momentum schedule and when it is applied, one
 step on 1 and 2 processes, and the Shapes ViT config training and resuming bitwise."""
+
 import math
 import os
 from types import SimpleNamespace
@@ -56,7 +57,7 @@ def official_build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True)
 
 def official_momentum(epoch, epochs, moco_m):
     """main_moco.py adjust_moco_momentum, called with epoch + i / iters_per_epoch."""
-    return 1. - 0.5 * (1. + math.cos(math.pi * epoch / epochs)) * (1. - moco_m)
+    return 1.0 - 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)) * (1.0 - moco_m)
 
 
 # ----------------------------------------------------------------------------- loss and heads
@@ -69,7 +70,7 @@ def test_loss_equals_the_official_formula_in_float64(rank, temperature):
     world, n, d = 3, 5, 8
     q = torch.randn(n, d, dtype=torch.float64)
     k_all = torch.randn(world * n, d, dtype=torch.float64)
-    k_all[rank * n:(rank + 1) * n] += 3 * q  # own keys close to the queries: the label offset matters
+    k_all[rank * n : (rank + 1) * n] += 3 * q  # own keys close to the queries: the label offset matters
     expected = official_contrastive_loss(q, k_all, rank, temperature)
     actual = mocov3_contrastive_loss(q, k_all, rank, temperature)
     assert actual.dtype == torch.float64
@@ -90,12 +91,23 @@ def test_heads_are_the_official_mlp(num_layers, last_bn):
 def _tiny_vit_cfg(*opts):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(REPO_ROOT, SHAPES_VIT))
-    cfg.merge_from_list([
-        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.TIMM.KWARGS",
-        "('img_size', 16, 'patch_size', 4, 'embed_dim', 32, 'depth', 2, 'num_heads', 2)",
-        "MODEL.PROJECTOR.HIDDEN_DIM", "24", "MODEL.PROJECTOR.OUT_DIM", "8",
-        "MODEL.PREDICTOR.HIDDEN_DIM", "24", "MODEL.PREDICTOR.OUT_DIM", "8", *opts,
-    ])
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.TIMM.KWARGS",
+            "('img_size', 16, 'patch_size', 4, 'embed_dim', 32, 'depth', 2, 'num_heads', 2)",
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            "24",
+            "MODEL.PROJECTOR.OUT_DIM",
+            "8",
+            "MODEL.PREDICTOR.HIDDEN_DIM",
+            "24",
+            "MODEL.PREDICTOR.OUT_DIM",
+            "8",
+            *opts,
+        ]
+    )
     return cfg
 
 
@@ -137,7 +149,7 @@ def test_momentum_schedule_and_its_timing_are_the_officials():
     for epoch in range(epochs):
         for i in range(ipe):
             m = official_momentum(epoch + i / ipe, epochs, m0)
-            official_target = official_target * m + online * (1. - m)
+            official_target = official_target * m + online * (1.0 - m)
             official_seen.append(float(official_target))
             online = online + steps[epoch * ipe + i]
 
@@ -161,14 +173,21 @@ def test_momentum_schedule_and_its_timing_are_the_officials():
 def test_lr_schedule_is_the_officials_warmup_then_cosine():
     """main_moco.py adjust_learning_rate: lr * epoch / warmup, then a half cosine over the epochs after it."""
     epochs, warmup, ipe, lr = 10, 4, 3, 0.6
-    cfg = _tiny_vit_cfg("SOLVER.MAX_ITER", str(epochs * ipe), "SOLVER.WARMUP_ITERS", str(warmup * ipe),
-                        "SOLVER.BASE_LR", str(lr), "SOLVER.IMS_PER_BATCH", "256")
+    cfg = _tiny_vit_cfg(
+        "SOLVER.MAX_ITER",
+        str(epochs * ipe),
+        "SOLVER.WARMUP_ITERS",
+        str(warmup * ipe),
+        "SOLVER.BASE_LR",
+        str(lr),
+        "SOLVER.IMS_PER_BATCH",
+        "256",
+    )
     optimizer = build_optimizer(cfg, nn.Linear(2, 2))
     scheduler = build_lr_scheduler(cfg, optimizer)
     for k in range(epochs * ipe):
         epoch = k / ipe
-        expected = lr * epoch / warmup if epoch < warmup else \
-            lr * 0.5 * (1. + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
+        expected = lr * epoch / warmup if epoch < warmup else lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
         assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-9, abs=1e-12), k
         optimizer.step()
         scheduler.step()
@@ -231,8 +250,7 @@ def test_two_processes_match_one_process_on_the_global_batch():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     views = [torch.randn(8, 3, 16, 16, dtype=torch.float64) for _ in range(2)]
     results = mp.Manager().dict()
-    workers = mp.start_processes(_worker, nprocs=2, args=(find_free_port(), state, views, results), join=False,
-                                 start_method="spawn")
+    workers = mp.start_processes(_worker, nprocs=2, args=(find_free_port(), state, views, results), join=False, start_method="spawn")
     single = _step(model, views)
     while not workers.join():
         pass

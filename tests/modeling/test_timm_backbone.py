@@ -1,4 +1,5 @@
 """TimmBackbone (timm models as backbones) and the weight reader on timm's and MoCo v3's key layouts."""
+
 import os
 
 import pytest
@@ -26,16 +27,16 @@ def _vit(**extra):
     return TimmBackbone(VIT, dict(VIT_KWARGS), **extra)
 
 
-def official_sincos(h, w, embed_dim, temperature=10000.):
+def official_sincos(h, w, embed_dim, temperature=10000.0):
     """moco-v3 vits.py VisionTransformerMoCo.build_2d_sincos_position_embedding, transcribed."""
     grid_w = torch.arange(w, dtype=torch.float32)
     grid_h = torch.arange(h, dtype=torch.float32)
     grid_w, grid_h = torch.meshgrid(grid_w, grid_h, indexing="ij")  # torch's default then
     pos_dim = embed_dim // 4
     omega = torch.arange(pos_dim, dtype=torch.float32) / pos_dim
-    omega = 1. / (temperature**omega)
-    out_w = torch.einsum('m,d->md', [grid_w.flatten(), omega])
-    out_h = torch.einsum('m,d->md', [grid_h.flatten(), omega])
+    omega = 1.0 / (temperature**omega)
+    out_w = torch.einsum("m,d->md", [grid_w.flatten(), omega])
+    out_h = torch.einsum("m,d->md", [grid_h.flatten(), omega])
     pos_emb = torch.cat([torch.sin(out_w), torch.cos(out_w), torch.sin(out_h), torch.cos(out_h)], dim=1)[None, :, :]
     pe_token = torch.zeros([1, 1, embed_dim], dtype=torch.float32)
     return torch.cat([pe_token, pos_emb], dim=1)
@@ -45,8 +46,8 @@ def official_lincls_strip(checkpoint, linear_keyword="head"):
     """moco-v3 main_lincls.py: keep module.base_encoder.* minus its head, prefix removed."""
     state_dict = dict(checkpoint["state_dict"])
     for k in list(state_dict.keys()):
-        if k.startswith('module.base_encoder') and not k.startswith('module.base_encoder.%s' % linear_keyword):
-            state_dict[k[len("module.base_encoder."):]] = state_dict[k]
+        if k.startswith("module.base_encoder") and not k.startswith("module.base_encoder.%s" % linear_keyword):
+            state_dict[k[len("module.base_encoder.") :]] = state_dict[k]
         del state_dict[k]
     return state_dict
 
@@ -54,15 +55,17 @@ def official_lincls_strip(checkpoint, linear_keyword="head"):
 # ----------------------------------------------------------------------------- the backbone
 
 
-@pytest.mark.parametrize("name,kwargs,width", [
-    ("vit_tiny_patch16_224", "('img_size', 16, 'patch_size', 4, 'depth', 2)", 192),  # ViT-Ti: D = 192
-    ("vit_small_patch16_224", "('img_size', 16, 'patch_size', 4, 'depth', 1)", 384),  # ViT-S: D = 384
-    ("resnet18", "()", 512),  # ResNet-18: 512 channels in its last stage
-])
+@pytest.mark.parametrize(
+    "name,kwargs,width",
+    [
+        ("vit_tiny_patch16_224", "('img_size', 16, 'patch_size', 4, 'depth', 2)", 192),  # ViT-Ti: D = 192
+        ("vit_small_patch16_224", "('img_size', 16, 'patch_size', 4, 'depth', 1)", 384),  # ViT-S: D = 384
+        ("resnet18", "()", 512),  # ResNet-18: 512 channels in its last stage
+    ],
+)
 def test_out_dim_and_pooling_are_read_from_the_model(name, kwargs, width):
     cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "TimmBackbone", "MODEL.BACKBONE.TIMM.MODEL", name,
-                         "MODEL.BACKBONE.TIMM.KWARGS", kwargs])
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "TimmBackbone", "MODEL.BACKBONE.TIMM.MODEL", name, "MODEL.BACKBONE.TIMM.KWARGS", kwargs])
     backbone = build_backbone(cfg).eval()
     assert backbone.out_dim == width
     x = torch.randn(2, 3, 16, 16)
@@ -136,8 +139,12 @@ def test_reads_a_state_dict_made_by_timm(tmp_path):
 def _mocov3_checkpoint(online, momentum):
     """A MoCo v3 ViT checkpoint's layout (main_moco.py save_checkpoint of the DDP-wrapped MoCo_ViT):
     base and momentum encoders whose `head` is the projector, the predictor, the optimizer."""
-    projector = {"head.0.weight": torch.zeros(16, 192), "head.1.weight": torch.ones(16),
-                 "head.1.bias": torch.zeros(16), "head.1.running_mean": torch.zeros(16)}
+    projector = {
+        "head.0.weight": torch.zeros(16, 192),
+        "head.1.weight": torch.ones(16),
+        "head.1.bias": torch.zeros(16),
+        "head.1.running_mean": torch.zeros(16),
+    }
     state = {}
     for prefix, encoder in (("module.momentum_encoder.", momentum), ("module.base_encoder.", online)):
         state.update({prefix + k: v for k, v in encoder.items() if not k.startswith("head.")})
@@ -166,8 +173,7 @@ def test_reads_the_base_encoder_of_a_mocov3_checkpoint_as_main_lincls(tmp_path):
 def test_reads_an_ssl_lab_mocov3_checkpoint_and_keeps_the_online_backbone(tmp_path):
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(REPO_ROOT, "configs/Shapes/mocov3_vit_tiny.yaml"))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.TIMM.KWARGS", str(tuple(
-        x for kv in VIT_KWARGS.items() for x in kv))])
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.TIMM.KWARGS", str(tuple(x for kv in VIT_KWARGS.items() for x in kv))])
     torch.manual_seed(0)
     model = build_model(cfg)
     with torch.no_grad():
@@ -199,13 +205,28 @@ def test_model_zoo_lists_and_loads_a_timm_checkpoint(tmp_path, monkeypatch):
     weights = tmp_path / "vit_tiny.pth"
     torch.save(state, weights)
     config = tmp_path / "vit_tiny.yaml"
-    config.write_text(yaml.safe_dump({"_BASE_": os.path.join(REPO_ROOT, "configs/Shapes/mocov3_vit_tiny.yaml"),
-                                      "MODEL": {"DEVICE": "cpu", "BACKBONE": {"TIMM": {"KWARGS": str(tuple(
-                                          x for kv in VIT_KWARGS.items() for x in kv))}}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "_BASE_": os.path.join(REPO_ROOT, "configs/Shapes/mocov3_vit_tiny.yaml"),
+                "MODEL": {"DEVICE": "cpu", "BACKBONE": {"TIMM": {"KWARGS": str(tuple(x for kv in VIT_KWARGS.items() for x in kv))}}},
+            }
+        )
+    )
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump({"vit_tiny_timm": {
-        "config": str(config), "url": weights.as_uri(), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "format": "timm", "source": "made by timm in this test"}}))
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "vit_tiny_timm": {
+                    "config": str(config),
+                    "url": weights.as_uri(),
+                    "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                    "format": "timm",
+                    "source": "made by timm in this test",
+                }
+            }
+        )
+    )
     monkeypatch.setenv("SSL_LAB_MODEL_ZOO_CATALOG", str(catalog))
     monkeypatch.setenv("SSL_LAB_CACHE", str(tmp_path / "cache"))
     model = model_zoo.get("vit_tiny_timm")

@@ -3,6 +3,7 @@
 The detectron2 tests skip where detectron2 is not installed, but fail in CI (CI=true),
 where `make d2` must have installed it.
 """
+
 import math
 import os
 import pickle
@@ -64,17 +65,29 @@ def _resnet_state(depth: int, width: int = 1) -> dict:
 def _ssl_lab_checkpoint(state: dict) -> dict:
     model = {"backbone." + k: v for k, v in state.items()}
     model.update({"momentum_backbone." + k: v.clone() for k, v in state.items()})
-    model.update({"projector.0.weight": torch.ones(8, 4), "predictor.0.weight": torch.ones(4, 8),
-                  "momentum_projector.0.weight": torch.ones(8, 4),
-                  "queue.queue": torch.ones(16, 4), "queue.ptr": torch.zeros((), dtype=torch.long)})
+    model.update(
+        {
+            "projector.0.weight": torch.ones(8, 4),
+            "predictor.0.weight": torch.ones(4, 8),
+            "momentum_projector.0.weight": torch.ones(8, 4),
+            "queue.queue": torch.ones(16, 4),
+            "queue.ptr": torch.zeros((), dtype=torch.long),
+        }
+    )
     return {"model": model, "iteration": 10}
 
 
 def _moco_checkpoint(state: dict) -> dict:
     sd = {"module.encoder_q." + k: v for k, v in state.items()}
     sd.update({"module.encoder_k." + k: v.clone() for k, v in state.items()})
-    sd.update({"module.encoder_q.fc.0.weight": torch.ones(4, 4), "module.encoder_q.fc.0.bias": torch.ones(4),
-               "module.queue": torch.ones(4, 16), "module.queue_ptr": torch.zeros(1, dtype=torch.long)})
+    sd.update(
+        {
+            "module.encoder_q.fc.0.weight": torch.ones(4, 4),
+            "module.encoder_q.fc.0.bias": torch.ones(4),
+            "module.queue": torch.ones(4, 16),
+            "module.queue_ptr": torch.zeros(1, dtype=torch.long),
+        }
+    )
     return {"epoch": 200, "arch": "resnet50", "state_dict": sd}
 
 
@@ -84,6 +97,7 @@ def _save(obj, path) -> str:
 
 
 # ---------------------------------------------------------------- conversion
+
 
 def test_every_checkpoint_layout_gives_the_same_backbone():
     state = _resnet_state(18)
@@ -112,18 +126,29 @@ def test_convert_renames_every_parameter(depth, width):
     np.testing.assert_array_equal(converted["res5.1.conv2.norm.weight"], state["layer4.1.bn2.weight"].numpy())
     np.testing.assert_array_equal(converted["res3.0.shortcut.weight"], state["layer2.0.downsample.0.weight"].numpy())
     np.testing.assert_array_equal(converted["res3.0.shortcut.norm.bias"], state["layer2.0.downsample.1.bias"].numpy())
-    assert not any(k.startswith(("layer", "bn", "conv1", "fc")) or ".bn" in k or "downsample" in k
-                   for k in converted)
+    assert not any(k.startswith(("layer", "bn", "conv1", "fc")) or ".bn" in k or "downsample" in k for k in converted)
     assert ("res2.0.conv3.weight" in converted) == (depth >= 50)
 
 
 def test_d2_resnet_config_reads_depth_and_width():
     assert d2_resnet_config(ResNet(18).state_dict()) == [
-        "MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.STEM_OUT_CHANNELS", 64,
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", 64]
+        "MODEL.RESNETS.DEPTH",
+        18,
+        "MODEL.RESNETS.STEM_OUT_CHANNELS",
+        64,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS",
+        64,
+    ]
     assert d2_resnet_config(ResNet(50, 2).state_dict()) == [
-        "MODEL.RESNETS.DEPTH", 50, "MODEL.RESNETS.STEM_OUT_CHANNELS", 128,
-        "MODEL.RESNETS.RES2_OUT_CHANNELS", 512, "MODEL.RESNETS.WIDTH_PER_GROUP", 128]
+        "MODEL.RESNETS.DEPTH",
+        50,
+        "MODEL.RESNETS.STEM_OUT_CHANNELS",
+        128,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS",
+        512,
+        "MODEL.RESNETS.WIDTH_PER_GROUP",
+        128,
+    ]
 
 
 def test_checkpoint_without_backbone_fails_clearly():
@@ -138,6 +163,7 @@ def test_stem_without_first_stage_is_no_backbone():
 
 
 # ---------------------------------------------------------------- CLI
+
 
 def test_cli_converts_and_reports(tmp_path, capsys):
     state = _resnet_state(18)
@@ -169,8 +195,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, case):
 @pytest.mark.slow
 def test_cli_process_exits_2_without_traceback(tmp_path):
     src = _save({"model": {"projector.0.weight": torch.ones(2)}}, tmp_path / "heads_only.pth")
-    proc = subprocess.run([sys.executable, CONVERT, src, str(tmp_path / "out.pkl")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, CONVERT, src, str(tmp_path / "out.pkl")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith(f"error: {src}: no ResNet weights") and proc.stderr.count("\n") <= 15
     assert KNOWN_LAYOUTS in proc.stderr
@@ -200,6 +225,7 @@ if importlib.util.find_spec("detectron2") is not None:
 
 # ---------------------------------------------------------------- detectron2
 
+
 def _d2_cfg(d2, config: str, weights: str, opts=()):
     from detectron2.config import get_cfg
 
@@ -225,8 +251,7 @@ def test_every_config_merges(d2, config):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("depth,config", [(18, "shapes_R_18_FPN_cpu.yaml"),
-                                          (50, "faster_rcnn_R_50_FPN_1x_mocov2.yaml")])
+@pytest.mark.parametrize("depth,config", [(18, "shapes_R_18_FPN_cpu.yaml"), (50, "faster_rcnn_R_50_FPN_1x_mocov2.yaml")])
 def test_converted_weights_load_into_faster_rcnn(d2, tmp_path, depth, config):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
@@ -247,8 +272,7 @@ def test_converted_weights_load_into_faster_rcnn(d2, tmp_path, depth, config):
     resnet.load_state_dict(state)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        ours = resnet.layer4(resnet.layer3(resnet.layer2(resnet.layer1(
-            resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(x))))))))
+        ours = resnet.layer4(resnet.layer3(resnet.layer2(resnet.layer1(resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(x))))))))
         theirs = bottom_up.eval()(x)["res5"]
     torch.testing.assert_close(theirs, ours)
 
@@ -287,10 +311,26 @@ def test_shapes_finetune_reports_coco_ap(d2, tmp_path):
     finally:
         sys.path.remove(PROJECT)
     checkpoint = _save(_ssl_lab_checkpoint(_resnet_state(18)), tmp_path / "pretrained.pth")
-    metrics = run_shapes_transfer(checkpoint, str(tmp_path / "run"), [
-        "DATASETS.SHAPES.ROOT", str(tmp_path / "data"), "DATASETS.SHAPES.NUM_TRAIN", 24,
-        "DATASETS.SHAPES.NUM_VAL", 12, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.MAX_ITER", 20,
-        "SOLVER.WARMUP_ITERS", 5, "SOLVER.STEPS", (15,)])
+    metrics = run_shapes_transfer(
+        checkpoint,
+        str(tmp_path / "run"),
+        [
+            "DATASETS.SHAPES.ROOT",
+            str(tmp_path / "data"),
+            "DATASETS.SHAPES.NUM_TRAIN",
+            24,
+            "DATASETS.SHAPES.NUM_VAL",
+            12,
+            "SOLVER.IMS_PER_BATCH",
+            4,
+            "SOLVER.MAX_ITER",
+            20,
+            "SOLVER.WARMUP_ITERS",
+            5,
+            "SOLVER.STEPS",
+            (15,),
+        ],
+    )
     assert {"AP", "AP50", "AP75", "APs", "APm", "APl"} <= metrics.keys()
     for key in ("AP", "AP50", "AP75"):
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), (key, metrics)
@@ -313,7 +353,8 @@ def test_pascal_voc_evaluation_runs(d2, tmp_path):
         (tmp_path / "Annotations" / f"{image_id}.xml").write_text(
             f"<annotation><size><width>80</width><height>80</height></size><object><name>{name}</name>"
             f"<pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
-            f"<bndbox>{coords}</bndbox></object></annotation>")
+            f"<bndbox>{coords}</bndbox></object></annotation>"
+        )
     register_pascal_voc("voc_tiny_test", str(tmp_path), "test", 2007)
     MetadataCatalog.get("voc_tiny_test").evaluator_type = "pascal_voc"
     try:

@@ -1,4 +1,5 @@
 """EqCo project: the loss, its config and checks, the monitors, the configs and the toy MI run."""
+
 import glob
 import json
 import math
@@ -92,8 +93,19 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="more than the 64 candidates of the queue"):
         negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.QUEUE.SIZE", "64", *sampled))
     with pytest.raises(ValueError, match=r"more than the 126 candidates of SimCLR.*IMS_PER_BATCH.* = 64 / 1.*largest valid value is 126"):
-        negatives_per_query(eqco_cfg("MODEL.LOSS.NAME", "EqCoLoss", "MODEL.META_ARCHITECTURE", "SimCLR",
-                                     "MODEL.QUEUE.NAME", "", "SOLVER.IMS_PER_BATCH", "64", *sampled))
+        negatives_per_query(
+            eqco_cfg(
+                "MODEL.LOSS.NAME",
+                "EqCoLoss",
+                "MODEL.META_ARCHITECTURE",
+                "SimCLR",
+                "MODEL.QUEUE.NAME",
+                "",
+                "SOLVER.IMS_PER_BATCH",
+                "64",
+                *sampled,
+            )
+        )
     assert negatives_per_query(eqco_cfg("MODEL.QUEUE.SIZE", "1024", *sampled)) == 256
 
 
@@ -175,14 +187,43 @@ def test_eqco_monitor_hook_checks_k_and_follows_model_eqco():
 def test_moco_eqco_with_small_queue_trains(tmp_path):
     """MoCo v2 + EqCo on Shapes with K = 8 < N = 16: K random keys of the previous batch. A plain
     DefaultTrainer, as tools/train_net.py builds it: the monitors come from the config's EXTRA_HOOKS."""
-    cfg = project_cfg("Shapes/mocov2_r18_k16_eqco.yaml", *[
-        "OUTPUT_DIR", str(tmp_path / "out"), "DATASETS.ROOT", str(tmp_path / "data"),
-        "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32", "DATASETS.SHAPES.IMAGE_SIZE", "32",
-        "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "3",
-        "DATALOADER.NUM_WORKERS", "0", "TEST.EVAL_PERIOD", "0", "TEST.EVAL_AT_START", "False", "DATASETS.TEST", "()",
-        "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.QUEUE.SIZE", "8",
-        "LOG_PERIOD", "1",  # every step's loss, to pair with the bound the monitor logs at that step
-    ])
+    cfg = project_cfg(
+        "Shapes/mocov2_r18_k16_eqco.yaml",
+        *[
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+            "DATASETS.ROOT",
+            str(tmp_path / "data"),
+            "DATASETS.SHAPES.NUM_TRAIN",
+            "64",
+            "DATASETS.SHAPES.NUM_VAL",
+            "32",
+            "DATASETS.SHAPES.IMAGE_SIZE",
+            "32",
+            "INPUT.CROP_SIZE",
+            "32",
+            "INPUT.TEST_RESIZE",
+            "32",
+            "SOLVER.IMS_PER_BATCH",
+            "16",
+            "SOLVER.MAX_ITER",
+            "3",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.EVAL_PERIOD",
+            "0",
+            "TEST.EVAL_AT_START",
+            "False",
+            "DATASETS.TEST",
+            "()",
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            "64",
+            "MODEL.QUEUE.SIZE",
+            "8",
+            "LOG_PERIOD",
+            "1",  # every step's loss, to pair with the bound the monitor logs at that step
+        ],
+    )
     os.makedirs(cfg.OUTPUT_DIR)
     assert cfg.EXTRA_HOOKS == ("EqCoMonitor",)
     trainer = DefaultTrainer(cfg)
@@ -193,8 +234,7 @@ def test_moco_eqco_with_small_queue_trains(tmp_path):
     trainer.train()
 
     assert seen == [8, 8, 8]
-    history = {k: [v for v, _ in trainer.storage.history(k).values]
-               for k in ("loss_contrastive", "eqco/mi_bound", "eqco/grad_norm_q")}
+    history = {k: [v for v, _ in trainer.storage.history(k).values] for k in ("loss_contrastive", "eqco/mi_bound", "eqco/grad_norm_q")}
     for loss, bound in zip(history["loss_contrastive"], history["eqco/mi_bound"]):
         assert loss + bound == pytest.approx(math.log(4096 + 1), rel=1e-5)
     assert all(0 < g < 2 / cfg.MODEL.LOSS.TEMPERATURE for g in history["eqco/grad_norm_q"])
@@ -266,9 +306,29 @@ def test_toy_critics_use_the_eqco_and_info_nce_losses():
 def test_toy_mi_quick_run(tmp_path):
     """A short toy run: EqCo's estimates move across N far less than InfoNCE's (capped near log N)."""
     out = tmp_path / "toy"
-    subprocess.run([sys.executable, os.path.join(PROJECT, "tools", "toy_mi.py"), "--output", str(out),
-                    "--steps", "200", "--repeats", "10", "--mi", "8", "--batch-sizes", "64", "512", "--workers", "1",
-                    "--seed", "0"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(PROJECT, "tools", "toy_mi.py"),
+            "--output",
+            str(out),
+            "--steps",
+            "200",
+            "--repeats",
+            "10",
+            "--mi",
+            "8",
+            "--batch-sizes",
+            "64",
+            "512",
+            "--workers",
+            "1",
+            "--seed",
+            "0",
+        ],
+        check=True,
+        capture_output=True,
+    )
     with open(out / "table.json") as f:
         table = json.load(f)
     info_nce, eqco = table["InfoNCE"]["8"], table["EqCo"]["8"]

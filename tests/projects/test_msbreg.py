@@ -1,4 +1,5 @@
 """MSBReg project: losses, meta-architectures, collapse monitor, configs and a short Shapes run."""
+
 import glob
 import importlib.util
 import os
@@ -49,11 +50,27 @@ def tiny_cfg(*opts):
     """A CPU ResNet-18 with small heads; `opts` are overrides."""
     cfg = get_cfg()
     add_msbreg_config(cfg)
-    cfg.merge_from_list([
-        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", 18,
-        "MODEL.PROJECTOR.HIDDEN_DIM", 64, "MODEL.PROJECTOR.OUT_DIM", 32, "MODEL.PROJECTOR.HIDDEN_BN", True,
-        "MODEL.PREDICTOR.HIDDEN_DIM", 64, "MODEL.PREDICTOR.OUT_DIM", 32, "LOG_PERIOD", 1, *opts,
-    ])
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            18,
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            64,
+            "MODEL.PROJECTOR.OUT_DIM",
+            32,
+            "MODEL.PROJECTOR.HIDDEN_BN",
+            True,
+            "MODEL.PREDICTOR.HIDDEN_DIM",
+            64,
+            "MODEL.PREDICTOR.OUT_DIM",
+            32,
+            "LOG_PERIOD",
+            1,
+            *opts,
+        ]
+    )
     return cfg
 
 
@@ -106,7 +123,7 @@ def test_brownian_expected_gradient_is_zero():
     grads = torch.stack(grads)
     single = grads.flatten(1).norm(dim=1).mean()
     assert single > 1e-3  # each draw does push the embeddings
-    assert grads.mean(0).norm() < 3 / num_draws ** 0.5 * single
+    assert grads.mean(0).norm() < 3 / num_draws**0.5 * single
     fixed = torch.autograd.grad(brownian_diffusive_loss(p, random_directions(8, 16, seed=0)), p)[0]
     assert fixed.norm() > 0.5 * single  # one direction repeated would not average out
 
@@ -119,8 +136,11 @@ def test_brownian_directions_depend_only_on_seed_step_rank():
     torch.testing.assert_close(a.norm(dim=1), torch.ones(32))
     assert torch.equal(a, again)
     assert torch.equal(a, BrownianDiffusiveLoss(seed=7).directions(32, 8, step=5))
-    for other in (loss.directions(32, 8, step=6), BrownianDiffusiveLoss(seed=8).directions(32, 8, 5),
-                  random_directions(32, 8, direction_seed(7, 5, rank=1))):
+    for other in (
+        loss.directions(32, 8, step=6),
+        BrownianDiffusiveLoss(seed=8).directions(32, 8, 5),
+        random_directions(32, 8, direction_seed(7, 5, rank=1)),
+    ):
         assert (a - other).abs().max() > 0.1
 
 
@@ -142,8 +162,18 @@ def test_k2_without_regularizers_is_symmetric_byol():
     """L_MC averages over the K views while BYOL sums its two directions: 2 L_MC = L_BYOL, for
     the loss and every gradient (float32 round-off: measured < 1e-6 of each gradient's norm)."""
     byol = build_model(tiny_cfg("MODEL.META_ARCHITECTURE", "BYOL", "MODEL.LOSS.NAME", "BYOLLoss"))
-    msbreg = build_model(tiny_cfg("MODEL.META_ARCHITECTURE", "MSBReg", "MODEL.LOSS.NAME", "MultiviewCentroidLoss",
-                                  "MODEL.MSBREG.SINGULAR_WEIGHT", 0.0, "MODEL.MSBREG.BROWNIAN_WEIGHT", 0.0))
+    msbreg = build_model(
+        tiny_cfg(
+            "MODEL.META_ARCHITECTURE",
+            "MSBReg",
+            "MODEL.LOSS.NAME",
+            "MultiviewCentroidLoss",
+            "MODEL.MSBREG.SINGULAR_WEIGHT",
+            0.0,
+            "MODEL.MSBREG.BROWNIAN_WEIGHT",
+            0.0,
+        )
+    )
     msbreg.load_state_dict(byol.state_dict())
     batch = views(2)
     byol_loss = byol(batch)["loss_byol"]
@@ -163,8 +193,7 @@ def test_msbreg_k4_returns_each_weighted_term():
     losses = model(batch)  # outside any trainer: the model reads no global state
     p = model.predictor(model.projector(model.backbone(torch.cat(batch)))).unflatten(0, (4, 8))
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(p))
-    torch.testing.assert_close(losses["loss_brownian"],
-                               0.5 * brownian_diffusive_loss(p, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
+    torch.testing.assert_close(losses["loss_brownian"], 0.5 * brownian_diffusive_loss(p, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
     z = model.momentum_embed(torch.cat(batch)).unflatten(0, (4, 8))
     torch.testing.assert_close(losses["loss_centroid"], multiview_centroid_loss(p, z))  # checked by its definition above
     stats = collapse_stats(p.flatten(0, 1))  # the metrics are those of the online predictions
@@ -172,8 +201,7 @@ def test_msbreg_k4_returns_each_weighted_term():
 
 
 def test_regularizers_attach_to_byol_by_config():
-    cfg = tiny_cfg("MODEL.META_ARCHITECTURE", "Regularized", "MODEL.LOSS.NAME", "BYOLLoss",
-                   "MODEL.MSBREG.BROWNIAN_WEIGHT", 0.0)
+    cfg = tiny_cfg("MODEL.META_ARCHITECTURE", "Regularized", "MODEL.LOSS.NAME", "BYOLLoss", "MODEL.MSBREG.BROWNIAN_WEIGHT", 0.0)
     model = build_model(cfg)
     byol = build_model(tiny_cfg("MODEL.META_ARCHITECTURE", "BYOL", "MODEL.LOSS.NAME", "BYOLLoss"))
     assert isinstance(model, BYOL) and hasattr(model, "momentum_update")
@@ -191,19 +219,33 @@ def test_regularizers_attach_to_byol_by_config():
 
 
 def test_regularizers_attach_to_simo_by_config():
-    cfg = setup_cfg(default_argument_parser().parse_args([
-        "--config-file", os.path.join(PROJECT, "configs", "shapes_simo_reg_r18.yaml"), "MODEL.DEVICE", "cpu",
-        "MODEL.PROJECTOR.HIDDEN_DIM", "64", "MODEL.PROJECTOR.OUT_DIM", "32", "SOLVER.IMS_PER_BATCH", "8",
-        "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "4",
-    ]))
+    cfg = setup_cfg(
+        default_argument_parser().parse_args(
+            [
+                "--config-file",
+                os.path.join(PROJECT, "configs", "shapes_simo_reg_r18.yaml"),
+                "MODEL.DEVICE",
+                "cpu",
+                "MODEL.PROJECTOR.HIDDEN_DIM",
+                "64",
+                "MODEL.PROJECTOR.OUT_DIM",
+                "32",
+                "SOLVER.IMS_PER_BATCH",
+                "8",
+                "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES",
+                "4",
+            ]
+        )
+    )
     model = build_model(cfg)
     batch = views(2)
     losses = model(batch)
     assert {k for k in losses if k.startswith("loss")} == {"loss_contrastive", "loss_singular", "loss_brownian"}
     queries = model.projector(model.backbone(batch[0])).unsqueeze(0)  # (1, N, D): view 1 only
     torch.testing.assert_close(losses["loss_singular"], 0.004 * singular_value_loss(queries))
-    torch.testing.assert_close(losses["loss_brownian"],
-                               0.5 * brownian_diffusive_loss(queries, BrownianDiffusiveLoss(0).directions(8, 32, 0)))
+    torch.testing.assert_close(
+        losses["loss_brownian"], 0.5 * brownian_diffusive_loss(queries, BrownianDiffusiveLoss(0).directions(8, 32, 0))
+    )
 
 
 def test_collapse_stats():
@@ -226,8 +268,7 @@ def test_config_loads(path):
         assert cfg.MODEL.BACKBONE.DEPTH == int(name.split("_r")[1].split("_")[0])
         assert cfg.MODEL.LOSS.NAME == "MultiviewCentroidLoss"
     if "ablation" in path and name.startswith("msbreg"):
-        assert name == f"msbreg_r18_k{cfg.INPUT.NUM_VIEWS}_s{cfg.MODEL.MSBREG.SINGULAR_WEIGHT:g}_" \
-                       f"b{cfg.MODEL.MSBREG.BROWNIAN_WEIGHT:g}.yaml"
+        assert name == f"msbreg_r18_k{cfg.INPUT.NUM_VIEWS}_s{cfg.MODEL.MSBREG.SINGULAR_WEIGHT:g}_b{cfg.MODEL.MSBREG.BROWNIAN_WEIGHT:g}.yaml"
 
 
 def test_ablation_grid_is_generated_and_complete():
@@ -241,16 +282,58 @@ def test_ablation_grid_is_generated_and_complete():
 def shapes_run(root, output_dir, singular_weight, brownian_weight):
     """A tiny run through the core's tools/train_net.py; {metric: latest value}."""
     train_net = load_script("train_net", os.path.join(ROOT, "tools", "train_net.py"))
-    args = default_argument_parser().parse_args([
-        "--config-file", os.path.join(PROJECT, "configs", "shapes_r18_k4.yaml"),
-        "DATASETS.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", "128", "DATASETS.SHAPES.NUM_VAL", "64",
-        "DATASETS.SHAPES.IMAGE_SIZE", "32", "INPUT.CROP_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.NUM_VIEWS", "2",
-        "MODEL.PROJECTOR.HIDDEN_DIM", "128", "MODEL.PROJECTOR.OUT_DIM", "64", "MODEL.PREDICTOR.HIDDEN_DIM", "128",
-        "MODEL.PREDICTOR.OUT_DIM", "64", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "32",
-        "SOLVER.MAX_ITER", "30", "SOLVER.WARMUP_ITERS", "3", "SOLVER.BASE_LR", "3.2", "SOLVER.CHECKPOINT_PERIOD", "1000",
-        "TEST.EVAL_PERIOD", "0", "TEST.EVAL_AT_START", "False", "LOG_PERIOD", "10", "OUTPUT_DIR", output_dir,
-        "MODEL.MSBREG.SINGULAR_WEIGHT", str(singular_weight), "MODEL.MSBREG.BROWNIAN_WEIGHT", str(brownian_weight),
-    ])
+    args = default_argument_parser().parse_args(
+        [
+            "--config-file",
+            os.path.join(PROJECT, "configs", "shapes_r18_k4.yaml"),
+            "DATASETS.ROOT",
+            root,
+            "DATASETS.SHAPES.NUM_TRAIN",
+            "128",
+            "DATASETS.SHAPES.NUM_VAL",
+            "64",
+            "DATASETS.SHAPES.IMAGE_SIZE",
+            "32",
+            "INPUT.CROP_SIZE",
+            "32",
+            "INPUT.TEST_RESIZE",
+            "32",
+            "INPUT.NUM_VIEWS",
+            "2",
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            "128",
+            "MODEL.PROJECTOR.OUT_DIM",
+            "64",
+            "MODEL.PREDICTOR.HIDDEN_DIM",
+            "128",
+            "MODEL.PREDICTOR.OUT_DIM",
+            "64",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "SOLVER.IMS_PER_BATCH",
+            "32",
+            "SOLVER.MAX_ITER",
+            "30",
+            "SOLVER.WARMUP_ITERS",
+            "3",
+            "SOLVER.BASE_LR",
+            "3.2",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "1000",
+            "TEST.EVAL_PERIOD",
+            "0",
+            "TEST.EVAL_AT_START",
+            "False",
+            "LOG_PERIOD",
+            "10",
+            "OUTPUT_DIR",
+            output_dir,
+            "MODEL.MSBREG.SINGULAR_WEIGHT",
+            str(singular_weight),
+            "MODEL.MSBREG.BROWNIAN_WEIGHT",
+            str(brownian_weight),
+        ]
+    )
     return {name: value for name, (value, _) in train_net.main(args).items()}
 
 

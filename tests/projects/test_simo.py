@@ -1,4 +1,5 @@
 """SiMo project: configs through IMPORTS, own-key exclusion, a training run, and 2 processes vs one."""
+
 import glob
 import json
 import logging
@@ -32,8 +33,7 @@ def simo_cfg(name: str, *opts):
 
 def tiny_simo_cfg(*opts):
     """shapes_r18 at toy size: 32 px, head 64-64-32, global batch 16, K = 5 shared negatives."""
-    return simo_cfg("shapes_r18.yaml", *tiny_overrides("unused", "unused"), "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "5",
-                    *opts)
+    return simo_cfg("shapes_r18.yaml", *tiny_overrides("unused", "unused"), "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "5", *opts)
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CONFIGS, "*.yaml"))), ids=os.path.basename)
@@ -128,8 +128,11 @@ def _assert_own_key_excluded(pos, neg, num_negatives):
     assert (neg < pos[:, None] - 1e-3).all()
 
 
-@pytest.mark.parametrize("sampler,k", [(AllNegatives(), 7), (RandomNegatives(6, shared=True), 6),
-                                       (RandomNegatives(6, shared=False), 6)], ids=["all", "shared", "per_query"])
+@pytest.mark.parametrize(
+    "sampler,k",
+    [(AllNegatives(), 7), (RandomNegatives(6, shared=True), 6), (RandomNegatives(6, shared=False), 6)],
+    ids=["all", "shared", "per_query"],
+)
 def test_negatives_never_include_own_key(sampler, k):
     torch.manual_seed(0)
     model = build_model(tiny_simo_cfg())
@@ -155,8 +158,18 @@ class _RecordQueryEncoder(HookBase):
 def simo_run(shapes_root, tmp_path_factory):
     """shapes_r18 at toy size, 3 steps with the real trainer: (trainer, backbone at init, recorder)."""
     out = str(tmp_path_factory.mktemp("simo"))
-    cfg = simo_cfg("shapes_r18.yaml", *tiny_overrides(shapes_root, out), "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES", "8",
-                   "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "DATASETS.TEST", "()")
+    cfg = simo_cfg(
+        "shapes_r18.yaml",
+        *tiny_overrides(shapes_root, out),
+        "MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES",
+        "8",
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+        "DATASETS.TEST",
+        "()",
+    )
     torch.manual_seed(0)
     trainer = DefaultTrainer(cfg)
     initial = _params(trainer.model.backbone)
@@ -191,8 +204,16 @@ def test_simo_trains_with_default_trainer(simo_run):
 def test_linear_eval_of_a_simo_checkpoint_keeps_backbone_and_bn_stats(simo_run, shapes_root, tmp_path):
     pretrain = simo_run[0]
     pretrained = {k: v.clone() for k, v in pretrain.model.backbone.state_dict().items()}
-    cfg = simo_cfg("shapes_r18_lincls.yaml", *tiny_overrides(shapes_root, str(tmp_path)), "SOLVER.MAX_ITER", "3",
-                   "SOLVER.STEPS", "()", "MODEL.WEIGHTS", os.path.join(pretrain.cfg.OUTPUT_DIR, "model_final.pth"))
+    cfg = simo_cfg(
+        "shapes_r18_lincls.yaml",
+        *tiny_overrides(shapes_root, str(tmp_path)),
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.STEPS",
+        "()",
+        "MODEL.WEIGHTS",
+        os.path.join(pretrain.cfg.OUTPUT_DIR, "model_final.pth"),
+    )
     # The SiMo checkpoint's backbone.* loads; 3 steps change neither weights nor BN running statistics.
     assert_linear_eval_keeps_backbone(cfg, pretrained)
 
@@ -229,8 +250,7 @@ def test_two_processes_match_one_process_on_the_global_batch():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     views = [torch.randn(16, 3, 16, 16, dtype=torch.float64) for _ in range(2)]
     results = mp.Manager().dict()
-    workers = mp.start_processes(_worker, nprocs=2, args=(find_free_port(), cfg, state, views, results),
-                                 join=False, start_method="spawn")
+    workers = mp.start_processes(_worker, nprocs=2, args=(find_free_port(), cfg, state, views, results), join=False, start_method="spawn")
     single = _step(model, views)
     while not workers.join():
         pass
@@ -255,10 +275,23 @@ def test_the_k_cap_is_logged_once_per_command(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file",
-                           os.path.join(CONFIGS, "r50_200ep_k256.yaml"), "--num-gpus", "8", "--dry-run",
-                           "OUTPUT_DIR", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    done = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools", "train_net.py"),
+            "--config-file",
+            os.path.join(CONFIGS, "r50_200ep_k256.yaml"),
+            "--num-gpus",
+            "8",
+            "--dry-run",
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     output = done.stdout + done.stderr
     assert output.count("NUM_NEGATIVES = 256 is more than the 255 other keys") == 1

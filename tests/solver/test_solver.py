@@ -70,12 +70,15 @@ def test_epoch_schedule_becomes_iterations_and_max_iter_rescales_it():
         resolve_schedule(cfg, num_images=50)
 
 
-@pytest.mark.parametrize("max_iter,step_epochs,factors", [
-    (4, (60, 80), [1, 1, 0.1, 0.01]),  # iterations 2.4 and 3.2 round to 2 and 3
-    (3, (60, 80), [1, 1, 0.01]),  # 1.8 and 2.4 both round to 2: both decays there
-    (2, (60, 80), [1, 0.1]),  # 1.6 rounds to 2, the end: it never lowers the lr
-    (4, (0.1, 60), [0.1, 0.1, 0.01, 0.01]),  # 0.004 rounds to 0: lowered from the first iteration
-])
+@pytest.mark.parametrize(
+    "max_iter,step_epochs,factors",
+    [
+        (4, (60, 80), [1, 1, 0.1, 0.01]),  # iterations 2.4 and 3.2 round to 2 and 3
+        (3, (60, 80), [1, 1, 0.01]),  # 1.8 and 2.4 both round to 2: both decays there
+        (2, (60, 80), [1, 0.1]),  # 1.6 rounds to 2, the end: it never lowers the lr
+        (4, (0.1, 60), [0.1, 0.1, 0.01, 0.01]),  # 0.004 rounds to 0: lowered from the first iteration
+    ],
+)
 def test_epoch_steps_that_a_short_run_rounds_together_or_onto_its_ends(max_iter, step_epochs, factors):
     """A 100-epoch schedule shortened to a few iterations: step e lands on round(e * MAX_ITER / 100)."""
     from ssl_lab.solver import check_lr_steps, resolve_schedule

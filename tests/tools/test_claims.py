@@ -1,5 +1,6 @@
 """The claims table: its verdict rule on hand-made intervals, and README.md's table is what
 tools/claims.py computes from the committed CSVs."""
+
 import os
 import re
 import sys
@@ -37,7 +38,8 @@ def test_readme_claims_table_is_what_the_csvs_give():
     block = re.search(r"<!-- sweep:claims -->\n(.*?)\n<!-- /sweep:claims -->", text, re.S)
     assert block, "README.md has no sweep:claims markers"
     assert block.group(1) == claims.claims_table(claims.load_claims()), (
-        "README.md's claims table differs from the CSVs: run `python tools/claims.py --update-readme`")
+        "README.md's claims table differs from the CSVs: run `python tools/claims.py --update-readme`"
+    )
 
 
 def test_every_measured_claim_names_cells_of_its_grid():
@@ -52,9 +54,11 @@ def _row(cell, seed, knn):
 
 
 def test_a_cell_that_does_not_beat_random_init_is_not_compared():
-    rows = ([_row("random_init", s, 40.0 + s % 2) for s in range(5)]
-            + [_row("a", s, 60.0 + s % 3) for s in range(5)]
-            + [_row("b", s, 62.0 + s % 3) for s in range(5)])
+    rows = (
+        [_row("random_init", s, 40.0 + s % 2) for s in range(5)]
+        + [_row("a", s, 60.0 + s % 3) for s in range(5)]
+        + [_row("b", s, 62.0 + s % 3) for s in range(5)]
+    )
     interval, verdict = claims.judge(rows, "knn_top1", "a", "b", "higher")
     assert interval["mean"] == 2.0 and verdict == "reproduced"  # b - a = 2 in every seed: CI [2, 2]
     for s, value in enumerate([30.0, 55.0, 35.0, 50.0, 38.0]):  # b at random-init level: CI of b - random_init holds 0

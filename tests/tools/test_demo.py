@@ -1,4 +1,5 @@
 """`make demo`'s script end to end at toy size (pretraining, kNN and linear evaluation)."""
+
 import json
 import os
 import re
@@ -13,10 +14,31 @@ from conftest import REPO_ROOT
 @pytest.mark.slow
 def test_demo_reports_knn_and_linear_accuracy_and_resumes(shapes_root, tmp_path):
     out = str(tmp_path / "demo")
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "tools", "demo.py"), "--output-dir", out, "--skip-detection",
-           "DATASETS.ROOT", shapes_root, "DATASETS.SHAPES.NUM_TRAIN", "64", "DATASETS.SHAPES.NUM_VAL", "32",
-           "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "16", "TEST.EVAL_PERIOD", "0",
-           "MODEL.PROJECTOR.HIDDEN_DIM", "64", "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "32"]
+    cmd = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "tools", "demo.py"),
+        "--output-dir",
+        out,
+        "--skip-detection",
+        "DATASETS.ROOT",
+        shapes_root,
+        "DATASETS.SHAPES.NUM_TRAIN",
+        "64",
+        "DATASETS.SHAPES.NUM_VAL",
+        "32",
+        "SOLVER.MAX_ITER",
+        "2",
+        "SOLVER.IMS_PER_BATCH",
+        "16",
+        "TEST.EVAL_PERIOD",
+        "0",
+        "MODEL.PROJECTOR.HIDDEN_DIM",
+        "64",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "TEST.IMS_PER_BATCH",
+        "32",
+    ]
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -54,11 +76,22 @@ def _demo_module():
     return demo
 
 
-PROVENANCE = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True, "torch": "2.14.1",
-              "machine": "AMD EPYC, 2 CPU cores", "date": "2026-12-05"}
-FULL_RESULTS = {"knn_random_init": 39.5, "knn_pretrained": 45.7, "linear_random_init": 27.5,
-                "linear_pretrained": 43.5, "box_ap_random_init": 0.8125, "box_ap_pretrained": 1.61,
-                "provenance": PROVENANCE}
+PROVENANCE = {
+    "commit": "0123456789abcdef0123456789abcdef01234567",
+    "dirty": True,
+    "torch": "2.14.1",
+    "machine": "AMD EPYC, 2 CPU cores",
+    "date": "2026-12-05",
+}
+FULL_RESULTS = {
+    "knn_random_init": 39.5,
+    "knn_pretrained": 45.7,
+    "linear_random_init": 27.5,
+    "linear_pretrained": 43.5,
+    "box_ap_random_init": 0.8125,
+    "box_ap_pretrained": 1.61,
+    "provenance": PROVENANCE,
+}
 
 
 def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
@@ -77,7 +110,8 @@ def test_update_readme_writes_the_printed_table_between_the_markers(tmp_path):
         "Source: commit 0123456789abcdef0123456789abcdef01234567 with uncommitted changes, torch 2.14.1, "
         "AMD EPYC, 2 CPU cores, 2026-12-05; "
         "regenerate: make demo, then .venv/bin/python tools/demo.py --update-readme\n"
-        f"{end}\noutro\n")
+        f"{end}\noutro\n"
+    )
     before = readme.read_text()
     for lacking in ("box_ap", "provenance"):
         partial = {k: v for k, v in FULL_RESULTS.items() if not k.startswith(lacking)}
@@ -104,14 +138,15 @@ def test_results_of_other_code_are_not_finished():
 
 
 # provenance_line's layout, read back: commit, uncommitted changes, torch, machine, date.
-SOURCE_LINE = re.compile(r"Source: commit (?P<commit>[0-9a-f]{40})(?P<dirty> with uncommitted changes)?, "
-                         r"torch (?P<torch>[^,]+), (?P<machine>.+), (?P<date>\d{4}-\d\d-\d\d); regenerate: .*")
+SOURCE_LINE = re.compile(
+    r"Source: commit (?P<commit>[0-9a-f]{40})(?P<dirty> with uncommitted changes)?, "
+    r"torch (?P<torch>[^,]+), (?P<machine>.+), (?P<date>\d{4}-\d\d-\d\d); regenerate: .*"
+)
 
 
 def _is_commit(commit: str) -> bool:
     """Whether the checkout holds `commit` (None when there is no full git history to ask)."""
-    shallow = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--is-shallow-repository"],
-                             capture_output=True, text=True)
+    shallow = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
     if shallow.returncode != 0 or shallow.stdout.strip() != "false":
         return None
     return subprocess.run(["git", "-C", REPO_ROOT, "cat-file", "-e", f"{commit}^{{commit}}"]).returncode == 0
@@ -126,7 +161,7 @@ def test_readme_demo_table_is_what_the_demo_prints():
     with open(os.path.join(REPO_ROOT, "README.md")) as f:
         text = f.read()
     start, end = demo.README_MARKERS
-    block = text[text.index(start) + len(start):text.index(end)].strip("\n")
+    block = text[text.index(start) + len(start) : text.index(end)].strip("\n")
     assert block.startswith("```\n") and block.count("```") == 2
     table, after = block[4:].split("\n```\n")
     source, *note = after.split("\n")
@@ -167,8 +202,12 @@ def test_detection_val_subset_is_the_first_val_images_with_their_boxes(tmp_path)
     from detectron2.data import DatasetCatalog
 
     root = str(tmp_path / "data")
-    cfg = shapes_cfg("", str(tmp_path / "det"), ["DATASETS.SHAPES.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", 12,
-                                                 "DATASETS.SHAPES.NUM_VAL", 10], val_images=4)
+    cfg = shapes_cfg(
+        "",
+        str(tmp_path / "det"),
+        ["DATASETS.SHAPES.ROOT", root, "DATASETS.SHAPES.NUM_TRAIN", 12, "DATASETS.SHAPES.NUM_VAL", 10],
+        val_images=4,
+    )
     assert cfg.DATASETS.TEST == ("shapes_val_first4",)
     register_shapes(cfg)
     from shapes_transfer import register_val_subset
@@ -179,9 +218,9 @@ def test_detection_val_subset_is_the_first_val_images_with_their_boxes(tmp_path)
         truth = json.load(f)
     first = sorted(truth["images"], key=lambda im: im["id"])[:4]
     gt = evaluator._coco_api
-    assert sorted(os.path.basename(im["file_name"]) for im in gt.dataset["images"]) == sorted(
-        im["file_name"] for im in first)
-    expected = sorted((a["category_id"], *[round(v, 3) for v in a["bbox"]])
-                      for a in truth["annotations"] if a["image_id"] in {im["id"] for im in first})
+    assert sorted(os.path.basename(im["file_name"]) for im in gt.dataset["images"]) == sorted(im["file_name"] for im in first)
+    expected = sorted(
+        (a["category_id"], *[round(v, 3) for v in a["bbox"]]) for a in truth["annotations"] if a["image_id"] in {im["id"] for im in first}
+    )
     got = sorted((a["category_id"], *[round(v, 3) for v in a["bbox"]]) for a in gt.dataset["annotations"])
     assert got == expected and len(DatasetCatalog.get("shapes_val_first4")) == 4

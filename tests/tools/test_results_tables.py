@@ -1,5 +1,6 @@
 """Results as data: every README grid table is what its committed CSV gives, the statistics are the
 textbook ones (checked against a t table and hand-computed cases), and rows are traced to a commit."""
+
 import glob
 import os
 import re
@@ -13,8 +14,10 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
 import sweep  # noqa: E402
 import sweep_results  # noqa: E402
 
-SPECS = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml"))
-               + glob.glob(os.path.join(REPO_ROOT, "tools", "sweeps", "*.yaml")))
+SPECS = sorted(
+    glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml"))
+    + glob.glob(os.path.join(REPO_ROOT, "tools", "sweeps", "*.yaml"))
+)
 
 
 def _spec(path):
@@ -38,7 +41,8 @@ def test_readme_table_is_what_the_csv_gives(path):
     block = _readme_block(spec["readme"], spec["name"])
     if os.path.isfile(spec["results"]):
         assert block == sweep.readme_block(spec), (
-            f"{spec['readme']} differs from {spec['results']}: run `python tools/sweep.py {spec['path']} --update-readme`")
+            f"{spec['readme']} differs from {spec['results']}: run `python tools/sweep.py {spec['path']} --update-readme`"
+        )
         for figure in re.findall(r"\]\((results/[^)]+\.png)\)", block):
             assert os.path.isfile(os.path.join(REPO_ROOT, os.path.dirname(spec["readme"]), figure))
     else:
@@ -64,20 +68,38 @@ def test_t_interval_matches_a_t_table():
     assert abs(ci["low"] - (2.5 - half)) < 1e-9 and abs(ci["high"] - (2.5 + half)) < 1e-9
     # n = 3: t_{0.975, 2} = 4.303
     ci = sweep_results.t_interval([0.0, 3.0, 6.0])
-    assert abs(ci["high"] - (3 + 4.302652729911275 * 3 / 3 ** 0.5)) < 1e-9
+    assert abs(ci["high"] - (3 + 4.302652729911275 * 3 / 3**0.5)) < 1e-9
 
 
 def _row(cell, seed, knn, commit="a" * 40, dirty=False):
-    return {"grid": "g", "cell": cell, "seed": seed, "commit": commit, "dirty": dirty, "iterations": 0,
-            "images_seen": 0, "wall_s": 1.0, "knn_top1": knn, "linear_top1": None, "extra": {}}
+    return {
+        "grid": "g",
+        "cell": cell,
+        "seed": seed,
+        "commit": commit,
+        "dirty": dirty,
+        "iterations": 0,
+        "images_seen": 0,
+        "wall_s": 1.0,
+        "knn_top1": knn,
+        "linear_top1": None,
+        "extra": {},
+    }
 
 
 def test_paired_difference_pairs_by_seed_and_verdict_follows_the_interval():
-    rows = [_row("a", 0, 50.0), _row("a", 1, 60.0), _row("a", 2, 40.0), _row("a", 3, 99.0),
-            _row("b", 0, 52.0), _row("b", 1, 62.5), _row("b", 2, 41.5)]  # seed 3 has no pair
+    rows = [
+        _row("a", 0, 50.0),
+        _row("a", 1, 60.0),
+        _row("a", 2, 40.0),
+        _row("a", 3, 99.0),
+        _row("b", 0, 52.0),
+        _row("b", 1, 62.5),
+        _row("b", 2, 41.5),
+    ]  # seed 3 has no pair
     d = sweep_results.paired_difference(rows, "knn_top1", "a", "b")  # differences 2, 2.5, 1.5
     assert d["seeds"] == [0, 1, 2] and d["mean"] == 2.0 and d["std"] == 0.5
-    assert abs(d["low"] - (2 - 4.302652729911275 * 0.5 / 3 ** 0.5)) < 1e-9  # 0.758: excludes 0
+    assert abs(d["low"] - (2 - 4.302652729911275 * 0.5 / 3**0.5)) < 1e-9  # 0.758: excludes 0
     assert sweep_results.verdict(d) == "higher"
     rows[5]["knn_top1"] = 58.0  # differences 2, -2, 1.5: the interval holds 0
     assert sweep_results.verdict(sweep_results.paired_difference(rows, "knn_top1", "a", "b")) == "not resolved"

@@ -1,6 +1,7 @@
 """tools/sweep.py on a tiny grid (random init + 2 cells x 2 seeds, 3 iterations, 32 px Shapes): the
 results CSV against each run's own metrics.json, mean / std against numpy in float64, the figure,
 and resuming."""
+
 import glob
 import json
 import os
@@ -19,23 +20,54 @@ import sweep_results  # noqa: E402
 
 
 def _spec(shapes_root, out):
-    data = ["DATASETS.ROOT", shapes_root, "DATASETS.SHAPES.NUM_TRAIN", 64, "DATASETS.SHAPES.NUM_VAL", 32,
-            "DATASETS.SHAPES.IMAGE_SIZE", 32, "INPUT.CROP_SIZE", 32, "INPUT.TEST_RESIZE", 32,
-            "DATALOADER.NUM_WORKERS", 0, "TEST.IMS_PER_BATCH", 32, "LOG_PERIOD", 1, "SOLVER.IMS_PER_BATCH", 16]
+    data = [
+        "DATASETS.ROOT",
+        shapes_root,
+        "DATASETS.SHAPES.NUM_TRAIN",
+        64,
+        "DATASETS.SHAPES.NUM_VAL",
+        32,
+        "DATASETS.SHAPES.IMAGE_SIZE",
+        32,
+        "INPUT.CROP_SIZE",
+        32,
+        "INPUT.TEST_RESIZE",
+        32,
+        "DATALOADER.NUM_WORKERS",
+        0,
+        "TEST.IMS_PER_BATCH",
+        32,
+        "LOG_PERIOD",
+        1,
+        "SOLVER.IMS_PER_BATCH",
+        16,
+    ]
     return {
-        "name": "tiny", "output_dir": out, "seeds": [0, 1], "data_opts": data,
-        "opts": ["MODEL.PROJECTOR.HIDDEN_DIM", 64, "MODEL.PROJECTOR.OUT_DIM", 32, "SOLVER.MAX_ITER", 3,
-                 "SOLVER.CHECKPOINT_PERIOD", 2, "TEST.EVAL_PERIOD", 0, "TEST.EVAL_AT_START", False],
-        "linear_eval": {"config": "configs/Shapes/linear_eval_r18.yaml",
-                        "opts": ["SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "(1,)"]},
+        "name": "tiny",
+        "output_dir": out,
+        "seeds": [0, 1],
+        "data_opts": data,
+        "opts": [
+            "MODEL.PROJECTOR.HIDDEN_DIM",
+            64,
+            "MODEL.PROJECTOR.OUT_DIM",
+            32,
+            "SOLVER.MAX_ITER",
+            3,
+            "SOLVER.CHECKPOINT_PERIOD",
+            2,
+            "TEST.EVAL_PERIOD",
+            0,
+            "TEST.EVAL_AT_START",
+            False,
+        ],
+        "linear_eval": {"config": "configs/Shapes/linear_eval_r18.yaml", "opts": ["SOLVER.MAX_ITER", 2, "SOLVER.STEPS", "(1,)"]},
         "results": os.path.join(out, "results", "tiny.csv"),
         "monitors": {"mi_bound": ["eqco/mi_bound", "tail"], "grad_norm_q": ["eqco/grad_norm_q", "tail"]},
         "cells": [
             {"name": "random_init", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml"},
-            {"name": "k16", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml",
-             "labels": {"K": 16, "loss": "InfoNCE"}},
-            {"name": "k16_eqco", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16_eqco.yaml",
-             "labels": {"K": 16, "loss": "EqCo"}},
+            {"name": "k16", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16.yaml", "labels": {"K": 16, "loss": "InfoNCE"}},
+            {"name": "k16_eqco", "config": "projects/EqCo/configs/Shapes/mocov2_r18_k16_eqco.yaml", "labels": {"K": 16, "loss": "EqCo"}},
         ],
         "plot": {"series": "loss", "metrics": ["knn_top1", "mi_bound"]},
     }
@@ -43,8 +75,13 @@ def _spec(shapes_root, out):
 
 def _sweep(spec_file):
     env = {**os.environ, "PYTHONPATH": REPO_ROOT}
-    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), spec_file, "--allow-mixed"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), spec_file, "--allow-mixed"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -58,9 +95,11 @@ def _expected(run_dir):
     """A run's numbers read straight from its metrics files: final kNN (iteration 3), final linear
     top-1 (iteration 2), and the MI bound logged at the last training iteration (2)."""
     pretrain, linear = _records(run_dir, "pretrain"), _records(run_dir, "linear")
-    return {"knn_top1": [r["knn/top1"] for r in pretrain if r["iteration"] == 3 and "knn/top1" in r][-1],
-            "linear_top1": [r["top1"] for r in linear if r["iteration"] == 2 and "top1" in r][-1],
-            "mi_bound": [r["eqco/mi_bound"] for r in pretrain if r["iteration"] == 2 and "eqco/mi_bound" in r][-1]}
+    return {
+        "knn_top1": [r["knn/top1"] for r in pretrain if r["iteration"] == 3 and "knn/top1" in r][-1],
+        "linear_top1": [r["top1"] for r in linear if r["iteration"] == 2 and "top1" in r][-1],
+        "mi_bound": [r["eqco/mi_bound"] for r in pretrain if r["iteration"] == 2 and "eqco/mi_bound" in r][-1],
+    }
 
 
 def _csv_rows(out):
@@ -76,8 +115,7 @@ def test_sweep_collects_summarizes_plots_and_resumes(shapes_root, tmp_path):
     _sweep(spec_file)
 
     rows = _csv_rows(out)
-    assert sorted(rows) == [("k16", 0), ("k16", 1), ("k16_eqco", 0), ("k16_eqco", 1), ("random_init", 0),
-                            ("random_init", 1)]
+    assert sorted(rows) == [("k16", 0), ("k16", 1), ("k16_eqco", 0), ("k16_eqco", 1), ("random_init", 0), ("random_init", 1)]
     expected = {key: _expected(os.path.join(out, key[0], f"seed{key[1]}")) for key in rows if key[0] != "random_init"}
     for key, values in expected.items():
         row = rows[key]
@@ -103,8 +141,10 @@ def test_sweep_collects_summarizes_plots_and_resumes(shapes_root, tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
     # A second call runs nothing: every run has its result.json.
-    finished = {p: os.path.getmtime(os.path.join(out, *p.split("/"), "pretrain", "metrics.json"))
-                for p in ("k16/seed0", "k16/seed1", "k16_eqco/seed0", "k16_eqco/seed1")}
+    finished = {
+        p: os.path.getmtime(os.path.join(out, *p.split("/"), "pretrain", "metrics.json"))
+        for p in ("k16/seed0", "k16/seed1", "k16_eqco/seed0", "k16_eqco/seed1")
+    }
     assert "0 to run" in _sweep(spec_file)
 
     # k16 seed 1 killed after its checkpoint at iteration 2: it continues from there.
@@ -164,8 +204,10 @@ def test_update_readme_replaces_between_its_markers_only(tmp_path):
 
 def test_every_grid_spec_merges_and_has_three_seeds():
     """Each grid spec: >= 3 seeds, configs and overrides that merge, known plot metrics."""
-    specs = sorted(glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml"))
-                   + glob.glob(os.path.join(REPO_ROOT, "tools", "sweeps", "*.yaml")))
+    specs = sorted(
+        glob.glob(os.path.join(REPO_ROOT, "projects", "*", "sweeps", "*.yaml"))
+        + glob.glob(os.path.join(REPO_ROOT, "tools", "sweeps", "*.yaml"))
+    )
     assert len(specs) >= 9
     for path in specs:
         spec = sweep.load_spec(path)
@@ -173,8 +215,10 @@ def test_every_grid_spec_merges_and_has_three_seeds():
         runs = [run for run in sweep.expand(spec) if run.seed == spec["seeds"][0]]
         costs = sweep.plan(runs)
         for run in runs:  # only the random_init cell has no training iterations
-            assert all((it > 0) == (name != "pretrain" or run.trains)
-                       for name, (it, _) in sweep.stage_costs(costs[run.dir]).items()), (path, run.cell)
+            assert all((it > 0) == (name != "pretrain" or run.trains) for name, (it, _) in sweep.stage_costs(costs[run.dir]).items()), (
+                path,
+                run.cell,
+            )
         known = {*sweep.ACCURACY_METRICS, *sweep.LINEAR_METRICS, *sweep.monitors(spec)}
         assert set(spec.get("plot", {}).get("metrics", [])) <= known, path
 
@@ -186,20 +230,26 @@ def test_estimate_scales_the_measured_run_by_iterations_and_pixels():
     assert sweep.estimate_seconds(measured, measured_cost, cost) == 45.0 + 0.5 * 200 * 2 + 0.1 * 50
 
 
-_GOOD_CELLS = ("cells:\n  - {name: random_init, config: configs/Shapes/mocov2_r18.yaml}\n"
-               "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n")
+_GOOD_CELLS = (
+    "cells:\n  - {name: random_init, config: configs/Shapes/mocov2_r18.yaml}\n  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n"
+)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: g\noutput_dir: out\nseeds: [0, 1\n" + _GOOD_CELLS, "is not valid YAML"),
-    ("", "is empty"),
-    ("name: g\noutput_dir: out\nseeds: 3\n" + _GOOD_CELLS, "seeds = 3 must be a non-empty list of integers"),
-    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init}\n", "lacks ['config']"),
-    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init, config: nope.yaml}\n", "does not exist"),
-    ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n",
-     "every grid has a cell named 'random_init'"),
-    ("name: g\noutput_dir: out\nseeds: [0]\ncompare: [[moco, other]]\n" + _GOOD_CELLS, "compare entry"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: g\noutput_dir: out\nseeds: [0, 1\n" + _GOOD_CELLS, "is not valid YAML"),
+        ("", "is empty"),
+        ("name: g\noutput_dir: out\nseeds: 3\n" + _GOOD_CELLS, "seeds = 3 must be a non-empty list of integers"),
+        ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init}\n", "lacks ['config']"),
+        ("name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: random_init, config: nope.yaml}\n", "does not exist"),
+        (
+            "name: g\noutput_dir: out\nseeds: [0]\ncells:\n  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}\n",
+            "every grid has a cell named 'random_init'",
+        ),
+        ("name: g\noutput_dir: out\nseeds: [0]\ncompare: [[moco, other]]\n" + _GOOD_CELLS, "compare entry"),
+    ],
+)
 def test_a_bad_spec_is_refused_naming_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "spec.yaml"
     path.write_text(text)
@@ -211,8 +261,13 @@ def test_a_bad_spec_is_refused_naming_what_is_wrong(tmp_path, text, message):
 def test_a_bad_spec_prints_a_short_error_without_traceback(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text("name: g\noutput_dir: out\nseeds: 3\n" + _GOOD_CELLS)
-    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), str(path), "--dry-run"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO_ROOT}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "sweep.py"), str(path), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+        timeout=300,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("ERROR: ") and "seeds = 3" in proc.stderr and len(proc.stderr.splitlines()) <= 15
 
@@ -225,9 +280,12 @@ def test_a_finished_run_whose_cell_was_edited_is_refused(tmp_path):
     with open(run.result_file, "w") as f:
         json.dump({"stages": sweep.stage_commands(run)}, f)
     sweep.check_unchanged([run])  # as run: fine
-    spec_file.write_text(spec_file.read_text().replace("  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}",
-                                                       "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml, "
-                                                       "opts: [SOLVER.BASE_LR, 0.5]}"))
+    spec_file.write_text(
+        spec_file.read_text().replace(
+            "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml}",
+            "  - {name: moco, config: configs/Shapes/mocov2_r18.yaml, opts: [SOLVER.BASE_LR, 0.5]}",
+        )
+    )
     edited = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
     with pytest.raises(sweep.SpecError, match="other settings than the spec now gives"):
         sweep.check_unchanged([edited])
@@ -235,8 +293,7 @@ def test_a_finished_run_whose_cell_was_edited_is_refused(tmp_path):
 
 def test_a_finished_run_stored_with_a_key_renamed_since_is_unchanged(tmp_path):
     spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nseeds: [0]\n"
-                         "opts: [INPUT.BATCHED_AUGMENTATION, True]\n" + _GOOD_CELLS)
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nseeds: [0]\nopts: [INPUT.BATCHED_AUGMENTATION, True]\n" + _GOOD_CELLS)
     run = [r for r in sweep.expand(sweep.load_spec(str(spec_file))) if r.cell == "moco"][0]
     os.makedirs(run.dir)
     stored = [[v.replace("BATCHED_AUGMENTATION", "GPU_AUGMENTATION") for v in stage] for stage in sweep.stage_commands(run)]

@@ -1,4 +1,5 @@
 """A user error is a short message and exit status 2; any other exception is a bug and keeps its traceback."""
+
 import pytest
 
 from ssl_lab.config import ConfigError
@@ -14,8 +15,9 @@ def test_a_user_error_prints_one_line_and_exits_2(capsys, monkeypatch):
     assert capsys.readouterr().err == "ERROR: SOLVER.BASE_LR = -1 is invalid: it must be positive\n"
 
 
-@pytest.mark.parametrize("bug", [lambda: {}["key"], lambda: int("x"), lambda: open("/nonexistent/file")],
-                         ids=["KeyError", "ValueError", "OSError"])
+@pytest.mark.parametrize(
+    "bug", [lambda: {}["key"], lambda: int("x"), lambda: open("/nonexistent/file")], ids=["KeyError", "ValueError", "OSError"]
+)
 def test_any_other_exception_keeps_its_traceback(bug, monkeypatch):
     monkeypatch.delenv("SSL_LAB_DEBUG", raising=False)
     with pytest.raises((KeyError, ValueError, OSError)), exit_on_user_error():

@@ -1,5 +1,6 @@
 """ssl_lab.utils.files: the one atomic write (what reaches the disk before and after the rename), the
 temporary names of killed writers, file digests against hashlib."""
+
 import hashlib
 import os
 import stat

@@ -1,4 +1,5 @@
 """run_provenance: the commit and the uncommitted changes of a checkout, read against git's own files."""
+
 import os
 import subprocess
 
@@ -8,8 +9,7 @@ from ssl_lab.utils.provenance import run_provenance
 
 
 def _git(repo, *args):
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
-                   capture_output=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True)
 
 
 def test_commit_and_uncommitted_changes_of_a_checkout(tmp_path):

@@ -1,5 +1,6 @@
 """Logging at scale: host reads (device syncs on a GPU) only at log periods and non-finite checks,
 one metrics.json record per LOG_PERIOD holding the period's means, the same file after a resume."""
+
 import json
 
 import torch
@@ -66,8 +67,7 @@ class _Stop(HookBase):
 
 def test_host_reads_only_at_log_periods_and_non_finite_checks():
     trainer = _trainer(log_period=10, non_finite_check_period=5)
-    trainer.register_hooks([hooks.IterationTimer(), hooks.PreemptionCheckpointer(None, period=10),
-                            hooks.PeriodicWriter([], period=10)])
+    trainer.register_hooks([hooks.IterationTimer(), hooks.PreemptionCheckpointer(None, period=10), hooks.PeriodicWriter([], period=10)])
     with CountHostReads(trainer) as counter:
         trainer.train(0, 40)
     # iterations 4, 14, 24, 34: the non-finite check (one read of the queued losses); 9, 19, 29: the

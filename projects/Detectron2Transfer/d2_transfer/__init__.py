@@ -4,12 +4,12 @@ Importing the package imports no detectron2 and patches nothing: each name below
 use from its module, which applies d2_compat's patches before it imports detectron2 (`make d2`'s
 pure-Python detectron2 needs them).
 """
+
 import importlib
 
 __all__ = ["add_transfer_config", "Res5ROIHeadsExtraNorm", "register_shapes", "Trainer"]
 
-_MODULE_OF = {"add_transfer_config": "config", "Res5ROIHeadsExtraNorm": "roi_heads", "register_shapes": "shapes",
-              "Trainer": "trainer"}
+_MODULE_OF = {"add_transfer_config": "config", "Res5ROIHeadsExtraNorm": "roi_heads", "register_shapes": "shapes", "Trainer": "trainer"}
 
 
 def __getattr__(name: str):

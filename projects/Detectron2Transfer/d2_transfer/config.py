@@ -1,4 +1,5 @@
 """The project's additions to detectron2's config tree."""
+
 from .d2_compat import patch_detectron2
 
 patch_detectron2()

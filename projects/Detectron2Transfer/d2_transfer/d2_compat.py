@@ -7,6 +7,7 @@ detectron2 call it, before their detectron2 imports; importing the d2_transfer p
 changes nothing. Every shim applies only where the thing it stands in for is missing, so with an
 official (compiled) detectron2 and the libraries of its day it changes nothing either.
 """
+
 import functools
 import importlib.resources
 import importlib.util
@@ -35,12 +36,12 @@ class _MissingCompiledOps(types.ModuleType):
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        feature = next((f for prefix, f in _COMPILED_FEATURES.items() if name.startswith(prefix)),
-                       "this feature")
+        feature = next((f for prefix, f in _COMPILED_FEATURES.items() if name.startswith(prefix)), "this feature")
         raise NotImplementedError(
             f"detectron2._C.{name}: {feature} needs a compiled detectron2 build; this one is the "
             "pure-Python pb1-detectron2 sources (`make d2`). Install detectron2 the official way "
-            "(https://detectron2.readthedocs.io/en/latest/tutorials/install.html) to use it.")
+            "(https://detectron2.readthedocs.io/en/latest/tutorials/install.html) to use it."
+        )
 
 
 def _resource_filename(package: str, resource: str) -> str:

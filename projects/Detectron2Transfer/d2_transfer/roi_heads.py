@@ -1,4 +1,5 @@
 """MoCo's C4 box head: detectron2's res5 ROI head followed by one more norm layer."""
+
 from .d2_compat import patch_detectron2
 
 patch_detectron2()

@@ -1,4 +1,5 @@
 """The generated Shapes data (ssl_lab.data.datasets.shapes) as detectron2 COCO datasets."""
+
 import os
 
 from ssl_lab.data.datasets.build import resolve_datasets_root

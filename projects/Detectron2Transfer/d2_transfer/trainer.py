@@ -1,4 +1,5 @@
 """detectron2's DefaultTrainer with the evaluator each test set needs."""
+
 import os
 
 from .d2_compat import has_compiled_ops, patch_detectron2
@@ -22,7 +23,5 @@ class Trainer(DefaultTrainer):
             output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
             # The fast COCOeval lives in detectron2's compiled ops; the pure-Python
             # install (`make d2`) uses pycocotools' own, same numbers.
-            return COCOEvaluator(dataset_name, output_dir=output_folder,
-                                 use_fast_impl=has_compiled_ops())
-        raise NotImplementedError(f"no evaluator for dataset '{dataset_name}' "
-                                  f"(evaluator_type {evaluator_type!r})")
+            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=has_compiled_ops())
+        raise NotImplementedError(f"no evaluator for dataset '{dataset_name}' (evaluator_type {evaluator_type!r})")

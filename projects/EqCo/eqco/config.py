@@ -1,4 +1,5 @@
 """The EqCo project's config keys and the build-time check of the negatives each query sees."""
+
 from typing import Optional
 
 from ssl_lab.config import CfgNode as CN

@@ -1,4 +1,5 @@
 """EqCo's loss (Eq. 5 of the paper): InfoNCE whose negatives are weighted by alpha / K."""
+
 import math
 
 import torch

@@ -1,5 +1,6 @@
 """Training monitors of the paper's Fig. 1 (MI lower bound) and Fig. 2 (gradient norm w.r.t. q),
 and the `EqCoMonitor` hook that `EXTRA_HOOKS: ["EqCoMonitor"]` adds to a DefaultTrainer."""
+
 import torch
 
 from ssl_lab.config import ConfigError
@@ -86,8 +87,7 @@ def EqCoMonitor(cfg) -> HookBase:  # noqa: N802 (the registered name)
     (the K check still runs).
     """
     if "EQCO" not in cfg.MODEL:
-        raise ConfigError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; '
-                         'add "projects/EqCo/eqco" to IMPORTS')
+        raise ConfigError('EXTRA_HOOKS names "EqCoMonitor" but the config has no MODEL.EQCO; add "projects/EqCo/eqco" to IMPORTS')
     negatives_per_query(cfg)
     eqco = cfg.MODEL.EQCO
     if not (eqco.MONITOR_MI_BOUND or eqco.MONITOR_GRAD_NORM):

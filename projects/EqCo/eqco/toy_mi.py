@@ -8,6 +8,7 @@ critic's bound log(alpha + 1) - L (log N - L for InfoNCE) is then averaged over 
 All (method, MI) configurations of one N train together as a batch of independent critics: their
 losses add up, and Adam is elementwise, so this equals training each on its own.
 """
+
 import math
 from typing import Callable, Dict, Optional, Sequence
 
@@ -19,12 +20,20 @@ from .loss import mi_lower_bound
 
 # Table 5 of the paper: {method: {true MI: {N: estimate}}}.
 PAPER_TABLE = {
-    "InfoNCE": {2: {64: 1.7, 128: 1.8, 256: 1.9, 512: 1.9}, 4: {64: 2.9, 128: 3.2, 256: 3.4, 512: 3.6},
-                6: {64: 3.6, 128: 4.1, 256: 4.5, 512: 4.9}, 8: {64: 3.9, 128: 4.6, 256: 5.1, 512: 5.6},
-                10: {64: 4.1, 128: 4.7, 256: 5.4, 512: 6.0}},
-    "EqCo": {2: {64: 1.9, 128: 1.9, 256: 1.9, 512: 1.9}, 4: {64: 3.8, 128: 3.7, 256: 3.6, 512: 3.6},
-             6: {64: 5.1, 128: 5.0, 256: 4.9, 512: 4.9}, 8: {64: 5.8, 128: 5.7, 256: 5.7, 512: 5.6},
-             10: {64: 6.1, 128: 6.0, 256: 6.0, 512: 6.0}},
+    "InfoNCE": {
+        2: {64: 1.7, 128: 1.8, 256: 1.9, 512: 1.9},
+        4: {64: 2.9, 128: 3.2, 256: 3.4, 512: 3.6},
+        6: {64: 3.6, 128: 4.1, 256: 4.5, 512: 4.9},
+        8: {64: 3.9, 128: 4.6, 256: 5.1, 512: 5.6},
+        10: {64: 4.1, 128: 4.7, 256: 5.4, 512: 6.0},
+    },
+    "EqCo": {
+        2: {64: 1.9, 128: 1.9, 256: 1.9, 512: 1.9},
+        4: {64: 3.8, 128: 3.7, 256: 3.6, 512: 3.6},
+        6: {64: 5.1, 128: 5.0, 256: 4.9, 512: 4.9},
+        8: {64: 5.8, 128: 5.7, 256: 5.7, 512: 5.6},
+        10: {64: 6.1, 128: 6.0, 256: 6.0, 512: 6.0},
+    },
 }
 
 
@@ -63,8 +72,7 @@ class SeparableCritics(nn.Module):
         super().__init__()
 
         def mlp():
-            return nn.Sequential(BatchedLinear(num, dim, hidden, generator), nn.ReLU(),
-                                 BatchedLinear(num, hidden, embed, generator))
+            return nn.Sequential(BatchedLinear(num, dim, hidden, generator), nn.ReLU(), BatchedLinear(num, hidden, embed, generator))
 
         self.g, self.h = mlp(), mlp()
 
@@ -87,9 +95,17 @@ def critic_losses(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), target, reduction="none").view(c, n).mean(dim=1)
 
 
-def estimate_mi(alphas: Dict[str, Optional[float]], mis: Sequence[float], n: int, steps: int = 5000,
-                repeats: int = 1000, lr: float = 5e-4, dim: int = 20, seed: int = 0,
-                progress: Optional[Callable[[int], None]] = None) -> Dict[str, Dict[float, float]]:
+def estimate_mi(
+    alphas: Dict[str, Optional[float]],
+    mis: Sequence[float],
+    n: int,
+    steps: int = 5000,
+    repeats: int = 1000,
+    lr: float = 5e-4,
+    dim: int = 20,
+    seed: int = 0,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Dict[str, Dict[float, float]]:
     """Train a critic per (method, MI) on batches of `n` pairs; average its bound over `repeats` batches.
 
     alphas: method name -> EqCo's alpha, or None for InfoNCE (alpha = K = n - 1).

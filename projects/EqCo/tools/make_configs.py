@@ -8,6 +8,7 @@ ImageNet; SimCLR: K random in-batch negatives per query, alpha 4096), and the N 
 (MoCo v2, K fixed, lr scaled linearly with N). Shapes versions are CPU-sized. Every config has
 `EXTRA_HOOKS: ["EqCoMonitor"]` (in its _BASE_ chain): the check of K and the monitors of MODEL.EQCO.
 """
+
 import argparse
 import os
 
@@ -93,34 +94,42 @@ def _k_sweep(files, dataset, prefix, template, base, ks, alpha, what, batch):
         name = f"{prefix}_k{k}"
         small = f" (< N = {batch}: {k} random keys of the previous batch)" if k < batch else ""
         files[f"{dataset}/{name}.yaml"] = template.format(
-            what=what, k=k, small=small, base=base, output=f"output/eqco/{dataset.lower()}/{name}")
+            what=what, k=k, small=small, base=base, output=f"output/eqco/{dataset.lower()}/{name}"
+        )
         files[f"{dataset}/{name}_eqco.yaml"] = EQCO.format(
-            name=name, alpha=alpha, k=k, base=name, output=f"output/eqco/{dataset.lower()}/{name}_eqco")
+            name=name, alpha=alpha, k=k, base=name, output=f"output/eqco/{dataset.lower()}/{name}_eqco"
+        )
 
 
 def _n_sweep(files, dataset, prefix, k, ns, what, extra=lambda n: ""):
     for n in ns:
         name = f"{prefix}_n{n}"
         files[f"{dataset}/{name}.yaml"] = N_SWEEP.format(
-            what=what, n=n, k=k, base=f"{prefix}_k{k}", extra=extra(n), output=f"output/eqco/{dataset.lower()}/{name}")
+            what=what, n=n, k=k, base=f"{prefix}_k{k}", extra=extra(n), output=f"output/eqco/{dataset.lower()}/{name}"
+        )
 
 
 def build_configs() -> dict:
     """{relative path: yaml text} of every EqCo config."""
     files = {}
     imagenet = "ImageNet R50 200 epochs"
-    _k_sweep(files, "ImageNet", "mocov2_r50_200ep", MOCO_K, f"{CORE}/ImageNet/mocov2_r50_200ep.yaml",
-             IMAGENET_KS, 65536, imagenet, 256)
+    _k_sweep(files, "ImageNet", "mocov2_r50_200ep", MOCO_K, f"{CORE}/ImageNet/mocov2_r50_200ep.yaml", IMAGENET_KS, 65536, imagenet, 256)
     _n_sweep(files, "ImageNet", "mocov2_r50_200ep", 65536, (512, 1024), imagenet)
     files["ImageNet/Base-SimCLR-SGD.yaml"] = SIMCLR_SGD.format(n=256, base=f"{CORE}/ImageNet/simclr_r50_200ep.yaml")
-    _k_sweep(files, "ImageNet", "simclr_r50_200ep", SIMCLR_K, "Base-SimCLR-SGD.yaml", SIMCLR_IMAGENET_KS, 4096,
-             imagenet, 256)
+    _k_sweep(files, "ImageNet", "simclr_r50_200ep", SIMCLR_K, "Base-SimCLR-SGD.yaml", SIMCLR_IMAGENET_KS, 4096, imagenet, 256)
 
     shapes = "Shapes R18 (CPU)"
     _k_sweep(files, "Shapes", "mocov2_r18", MOCO_K, f"{CORE}/Shapes/mocov2_r18.yaml", SHAPES_KS, 4096, shapes, 128)
     # Same number of epochs at every N: iterations and warmup scale with 128 / N.
-    _n_sweep(files, "Shapes", "mocov2_r18", 4096, (64, 256), shapes,
-             extra=lambda n: f"  MAX_ITER: {400 * 128 // n}\n  WARMUP_ITERS: {20 * 128 // n}\n")
+    _n_sweep(
+        files,
+        "Shapes",
+        "mocov2_r18",
+        4096,
+        (64, 256),
+        shapes,
+        extra=lambda n: f"  MAX_ITER: {400 * 128 // n}\n  WARMUP_ITERS: {20 * 128 // n}\n",
+    )
     files["Shapes/Base-SimCLR-SGD.yaml"] = SIMCLR_SGD.format(n=128, base=f"{CORE}/Shapes/simclr_r18.yaml")
     _k_sweep(files, "Shapes", "simclr_r18", SIMCLR_K, "Base-SimCLR-SGD.yaml", SIMCLR_SHAPES_KS, 4096, shapes, 128)
     return files

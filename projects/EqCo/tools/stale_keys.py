@@ -7,6 +7,7 @@ every epoch. A query "meets its own stale key" when its image is among those K e
 
     python projects/EqCo/tools/stale_keys.py --size 4000 --batch 128 --iters 500 --queue 1024 4096
 """
+
 import argparse
 import itertools
 import os

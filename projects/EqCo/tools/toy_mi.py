@@ -8,6 +8,7 @@ Writes table.csv, table.json ({"InfoNCE": {"<MI>": {"<N>": estimate}}, "EqCo": {
 toy_mi.png to --output, and prints the table beside the paper's. The full protocol (5000 steps,
 1000 evaluation batches, 5 MIs x 4 Ns x 2 losses) took 565 s on 2 CPU cores shared with other jobs.
 """
+
 import argparse
 import csv
 import functools
@@ -41,8 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="processes (one CPU thread each)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if (args.steps < 0 or args.repeats < 1 or args.alpha < 1 or args.workers < 1 or min(args.batch_sizes) < 2
-            or min(args.mi) <= 0):
+    if args.steps < 0 or args.repeats < 1 or args.alpha < 1 or args.workers < 1 or min(args.batch_sizes) < 2 or min(args.mi) <= 0:
         parser.error("need --steps >= 0, --repeats >= 1, --alpha >= 1, --workers >= 1, --batch-sizes >= 2, --mi > 0")
     return args
 
@@ -62,8 +62,7 @@ def _run_job(job, args):
     """Train and evaluate the critics of one (N, method): returns (N, method, {MI: estimate})."""
     n, name, alpha = job
     # The same seed for both methods at one N: the same initializations and batches.
-    estimates = estimate_mi({name: alpha}, args.mi, n, steps=args.steps, repeats=args.repeats,
-                            seed=args.seed + n, progress=_progress.put)
+    estimates = estimate_mi({name: alpha}, args.mi, n, steps=args.steps, repeats=args.repeats, seed=args.seed + n, progress=_progress.put)
     return n, name, estimates[name]
 
 
@@ -74,8 +73,10 @@ def run(args) -> dict:
     table = {name: {mi: {} for mi in args.mi} for name in methods}
     context = multiprocessing.get_context("spawn")
     progress = context.Queue()
-    with tqdm(total=len(jobs) * (args.steps + args.repeats), unit="step") as bar, \
-            context.Pool(args.workers, initializer=_init_worker, initargs=(progress,)) as pool:
+    with (
+        tqdm(total=len(jobs) * (args.steps + args.repeats), unit="step") as bar,
+        context.Pool(args.workers, initializer=_init_worker, initargs=(progress,)) as pool,
+    ):
         results = pool.map_async(functools.partial(_run_job, args=args), jobs, chunksize=1)
         while not (results.ready() and progress.empty()):
             try:
@@ -99,8 +100,11 @@ def write_csv(table: dict, batch_sizes, path: str) -> None:
 
 def write_json(table: dict, path: str) -> None:
     with atomic_write(path, "w") as f:
-        json.dump({name: {_key(mi): {str(n): v for n, v in by_n.items()} for mi, by_n in by_mi.items()}
-                   for name, by_mi in table.items()}, f, indent=2)
+        json.dump(
+            {name: {_key(mi): {str(n): v for n, v in by_n.items()} for mi, by_n in by_mi.items()} for name, by_mi in table.items()},
+            f,
+            indent=2,
+        )
 
 
 def plot(table: dict, batch_sizes, alpha: int, path: str) -> None:
@@ -125,11 +129,13 @@ def plot(table: dict, batch_sizes, alpha: int, path: str) -> None:
     ax.set_xlabel("N (pairs per batch; K = N - 1 negatives)")
     ax.set_ylabel("MI estimate (nats)")
     ax.set_title("Toy MI estimation (EqCo Table 5)")
-    handles = [Line2D([], [], color="k", linestyle="--", label="InfoNCE"),
-               Line2D([], [], color="k", linestyle="-", label=f"EqCo (alpha = {alpha})"),
-               Line2D([], [], color="k", linestyle=":", label="true MI"),
-               Line2D([], [], color="0.6", linewidth=4, label="log N (InfoNCE's cap)"),
-               Line2D([], [], color="gray", linestyle="-.", label="log(alpha + 1) (EqCo's cap)")]
+    handles = [
+        Line2D([], [], color="k", linestyle="--", label="InfoNCE"),
+        Line2D([], [], color="k", linestyle="-", label=f"EqCo (alpha = {alpha})"),
+        Line2D([], [], color="k", linestyle=":", label="true MI"),
+        Line2D([], [], color="0.6", linewidth=4, label="log N (InfoNCE's cap)"),
+        Line2D([], [], color="gray", linestyle="-.", label="log(alpha + 1) (EqCo's cap)"),
+    ]
     handles += [Line2D([], [], color=c, label=f"MI = {_key(mi)}") for mi, c in zip(mis, colors)]
     ax.legend(handles=handles, fontsize=8, loc="upper left", ncol=2)
     fig.tight_layout()
@@ -140,9 +146,10 @@ def plot(table: dict, batch_sizes, alpha: int, path: str) -> None:
 def format_comparison(table: dict, batch_sizes) -> str:
     """The table, each row beside the paper's numbers ('-' where the paper has none)."""
     width = 7 * len(batch_sizes)
-    lines = [f"{'MI':>4}  {'method':<8}{'this run':^{width}}|{'paper (Table 5)':^{width}}",
-             f"{'':>4}  {'N =':<8}" + "".join(f"{n:>7}" for n in batch_sizes) + "|"
-             + "".join(f"{n:>7}" for n in batch_sizes)]
+    lines = [
+        f"{'MI':>4}  {'method':<8}{'this run':^{width}}|{'paper (Table 5)':^{width}}",
+        f"{'':>4}  {'N =':<8}" + "".join(f"{n:>7}" for n in batch_sizes) + "|" + "".join(f"{n:>7}" for n in batch_sizes),
+    ]
     for mi in table["InfoNCE"]:
         for name in table:
             paper = PAPER_TABLE[name].get(mi, {})
@@ -162,8 +169,10 @@ def main(argv=None):
     write_json(table, os.path.join(args.output, "table.json"))
     plot(table, args.batch_sizes, args.alpha, os.path.join(args.output, "toy_mi.png"))
     print(format_comparison(table, args.batch_sizes))
-    print(f"{args.steps} steps, {args.repeats} evaluation batches, {args.workers} workers: {elapsed:.0f} s. "
-          f"Written to {args.output}/table.csv, table.json, toy_mi.png")
+    print(
+        f"{args.steps} steps, {args.repeats} evaluation batches, {args.workers} workers: {elapsed:.0f} s. "
+        f"Written to {args.output}/table.csv, table.json, toy_mi.png"
+    )
 
 
 if __name__ == "__main__":

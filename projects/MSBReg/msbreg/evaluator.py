@@ -1,4 +1,5 @@
 """The BackboneCollapse evaluator: collapse statistics of the backbone beside the kNN results."""
+
 import torch
 
 from ssl_lab.data import build_test_loader

@@ -1,4 +1,5 @@
 """Collapse statistics of embeddings: logged from the training embeddings and evaluated on the backbone."""
+
 import torch
 import torch.nn.functional as F
 

@@ -1,4 +1,5 @@
 """The weighted regularizer terms that MSBReg (or any method) adds on its online embeddings."""
+
 import torch
 from torch import nn
 
@@ -21,7 +22,9 @@ class EmbeddingRegularizers(nn.Module):
 def build_regularizers(cfg) -> EmbeddingRegularizers:
     """lambda_s * L_S and lambda_b * L_B from cfg.MODEL.MSBREG, logged as loss_singular / loss_brownian."""
     node = cfg.MODEL.MSBREG
-    return EmbeddingRegularizers({
-        "loss_singular": (node.SINGULAR_WEIGHT, SingularValueLoss(cfg)),
-        "loss_brownian": (node.BROWNIAN_WEIGHT, BrownianDiffusiveLoss(cfg)),
-    })
+    return EmbeddingRegularizers(
+        {
+            "loss_singular": (node.SINGULAR_WEIGHT, SingularValueLoss(cfg)),
+            "loss_brownian": (node.BROWNIAN_WEIGHT, BrownianDiffusiveLoss(cfg)),
+        }
+    )

@@ -6,6 +6,7 @@ lambda_s = 0.004 (the paper's best pair), and both off (plain K-view centroid lo
 
     python projects/MSBReg/tools/gen_ablation_configs.py [--check]
 """
+
 import argparse
 import os
 import sys

@@ -4,6 +4,7 @@ Importing this package registers the `SiMo` meta-architecture; `add_config(cfg)`
 MODEL.SIMO keys. SiMo trains with any loss of similarities: its configs use EqCoLoss, so they
 list the EqCo project before it in IMPORTS.
 """
+
 from .config import add_config, add_simo_config
 from .simo import SiMo, drop_own_keys
 

@@ -1,4 +1,5 @@
 """The SiMo project's config keys."""
+
 from ssl_lab.config import CfgNode as CN
 
 

@@ -1,4 +1,5 @@
 """The SiMo meta-architecture: a momentum key encoder, negatives from the current global batch."""
+
 import logging
 
 import torch
@@ -61,15 +62,19 @@ class SiMo(MomentumEncoderMixin, ContrastiveMethod):
         other_keys, source = cls.negative_candidates(cfg)
         if node.NAME != "RandomNegatives" or node.NUM_NEGATIVES <= other_keys:
             return build_negative_sampler(cfg)
-        logger.warning(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than {source}; "
-                       f"each query sees those {other_keys}, as in the official SiMo code")
+        logger.warning(
+            f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {node.NUM_NEGATIVES} is more than {source}; "
+            f"each query sees those {other_keys}, as in the official SiMo code"
+        )
         return RandomNegatives(other_keys, shared=node.SHARED)
 
     @classmethod
     def negative_candidates(cls, cfg):
         n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS
-        return n - 1, (f"the {n - 1} other keys of a global micro-batch of SOLVER.IMS_PER_BATCH / "
-                       f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS}")
+        return n - 1, (
+            f"the {n - 1} other keys of a global micro-batch of SOLVER.IMS_PER_BATCH / "
+            f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS}"
+        )
 
     @classmethod
     def from_config(cls, cfg):

@@ -1,4 +1,5 @@
 """The project's config keys, added to ssl_lab's defaults before a config file is merged."""
+
 from ssl_lab.config import CfgNode
 
 

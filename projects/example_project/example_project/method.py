@@ -1,4 +1,5 @@
 """A toy method: BYOL without its momentum target network."""
+
 import torch
 
 from ssl_lab.config import configurable

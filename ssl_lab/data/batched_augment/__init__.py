@@ -15,6 +15,7 @@ on pixel noise with sigma below ~0.6 PIL's filter blurs visibly more); right-ang
 fixed RandomRotations) are drawn from the generator, where torchvision's RandomChoice draws from
 Python's `random`; intermediate results stay float instead of being rounded to uint8 after each op.
 """
+
 from .loading import *  # noqa: F401,F403
 from .ops import *  # noqa: F401,F403
 from .recipes import *  # noqa: F401,F403

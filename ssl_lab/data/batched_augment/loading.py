@@ -1,4 +1,5 @@
 """The loader-side transform of the batched path: decoded images -> uint8 squares of one size."""
+
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
@@ -35,6 +36,8 @@ def build_uint8_transform(cfg) -> UInt8ResizeCrop:
     px (INPUT.CROP_SIZE if 0)."""
     size = cfg.INPUT.BATCHED_AUGMENTATION_SIZE or cfg.INPUT.CROP_SIZE
     if size < cfg.INPUT.CROP_SIZE:
-        raise ConfigError(f"INPUT.BATCHED_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
-                         f"({cfg.INPUT.CROP_SIZE}): the crops are cut from these squares")
+        raise ConfigError(
+            f"INPUT.BATCHED_AUGMENTATION_SIZE ({size}) must be 0 or at least INPUT.CROP_SIZE "
+            f"({cfg.INPUT.CROP_SIZE}): the crops are cut from these squares"
+        )
     return UInt8ResizeCrop(size)

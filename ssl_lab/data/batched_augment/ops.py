@@ -1,6 +1,7 @@
 """Batched augmentation ops: each maps a float batch (N, 3, H, W) in [0, 1] to a batch, drawing
 its per-image random parameters from an optional ``torch.Generator`` (CPU), so the result
 depends on the seed only, not on the device the images are on."""
+
 import math
 
 import torch
@@ -9,8 +10,16 @@ from torch import nn
 from torchvision.ops import roi_align
 
 __all__ = [
-    "BatchedRandomResizedCrop", "BatchedColorJitter", "BatchedGrayscale", "BatchedGaussianBlur", "BatchedSolarize",
-    "BatchedRightAngleRotation", "BatchedHorizontalFlip", "BatchedNormalize", "BatchedView", "BatchedMultiView",
+    "BatchedRandomResizedCrop",
+    "BatchedColorJitter",
+    "BatchedGrayscale",
+    "BatchedGaussianBlur",
+    "BatchedSolarize",
+    "BatchedRightAngleRotation",
+    "BatchedHorizontalFlip",
+    "BatchedNormalize",
+    "BatchedView",
+    "BatchedMultiView",
 ]
 
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision and PIL
@@ -54,8 +63,7 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 1, H, W) luma (three multiply-adds: a reduction over the channel axis
     costs several times more on the CPU)."""
     r, g, b = x.split(1, dim=1)
-    return torch.addcmul(torch.addcmul(r * _GRAY_WEIGHTS[0], g, x.new_tensor(_GRAY_WEIGHTS[1])),
-                         b, x.new_tensor(_GRAY_WEIGHTS[2]))
+    return torch.addcmul(torch.addcmul(r * _GRAY_WEIGHTS[0], g, x.new_tensor(_GRAY_WEIGHTS[1])), b, x.new_tensor(_GRAY_WEIGHTS[2]))
 
 
 def _mean_gray(x: torch.Tensor) -> torch.Tensor:
@@ -159,8 +167,7 @@ class BatchedColorJitter(nn.Module):
         return x
 
     def extra_repr(self):
-        return (f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}, "
-                f"hue={self.hue}, p={self.p}")
+        return f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}, hue={self.hue}, p={self.p}"
 
 
 class BatchedGrayscale(nn.Module):

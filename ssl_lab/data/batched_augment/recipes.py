@@ -1,5 +1,6 @@
 """Translation of the torchvision recipes of ``TRANSFORM_REGISTRY`` into batched ops, op by op, so
 a recipe name means the same augmentation on the PIL and the batched path."""
+
 import math
 
 from torchvision import transforms as T
@@ -14,8 +15,11 @@ __all__ = ["batched_view", "build_batched_augmentation"]
 
 def _right_angles(choice: T.RandomChoice):
     """The angles of a RandomChoice of fixed right-angle RandomRotations, else None."""
-    rotations = [t for t in choice.transforms if isinstance(t, T.RandomRotation) and not t.expand
-                 and t.center is None and t.degrees[0] == t.degrees[1] and t.degrees[0] % 90 == 0]
+    rotations = [
+        t
+        for t in choice.transforms
+        if isinstance(t, T.RandomRotation) and not t.expand and t.center is None and t.degrees[0] == t.degrees[1] and t.degrees[0] % 90 == 0
+    ]
     return [int(t.degrees[0]) for t in rotations] if len(rotations) == len(choice.transforms) else None
 
 

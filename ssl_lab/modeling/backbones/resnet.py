@@ -6,6 +6,7 @@ public constructors. It keeps torchvision's parameter names (conv1, bn1, layer1.
 `downsample.0/1`), so its state dict loads torchvision / official MoCo weights and converts
 to detectron2.
 """
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -45,8 +46,15 @@ class ResNet(nn.Module):
     """
 
     @configurable
-    def __init__(self, depth: int = 50, width: int = 1, small_stem: bool = False, norm: str = "BN",
-                 zero_init_residual: bool = False, base_channels: int = 64):
+    def __init__(
+        self,
+        depth: int = 50,
+        width: int = 1,
+        small_stem: bool = False,
+        norm: str = "BN",
+        zero_init_residual: bool = False,
+        base_channels: int = 64,
+    ):
         super().__init__()
         if depth not in _DEPTHS:
             raise ConfigError(f"MODEL.BACKBONE.DEPTH must be one of {sorted(_DEPTHS)}, got {depth}")
@@ -68,8 +76,7 @@ class ResNet(nn.Module):
         inplanes = stem
         for i, num_blocks in enumerate(layers):
             planes = base_channels * width * 2**i
-            setattr(self, f"layer{i + 1}", make_stage(block, inplanes, planes, num_blocks, 1 if i == 0 else 2,
-                                                      norm_layer))
+            setattr(self, f"layer{i + 1}", make_stage(block, inplanes, planes, num_blocks, 1 if i == 0 else 2, norm_layer))
             inplanes = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.out_dim = inplanes
@@ -91,8 +98,14 @@ class ResNet(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.BACKBONE
-        return {"depth": node.DEPTH, "width": node.WIDTH_MULTIPLIER, "small_stem": node.SMALL_STEM, "norm": node.NORM,
-                "zero_init_residual": node.ZERO_INIT_RESIDUAL, "base_channels": node.BASE_CHANNELS}
+        return {
+            "depth": node.DEPTH,
+            "width": node.WIDTH_MULTIPLIER,
+            "small_stem": node.SMALL_STEM,
+            "norm": node.NORM,
+            "zero_init_residual": node.ZERO_INIT_RESIDUAL,
+            "base_channels": node.BASE_CHANNELS,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

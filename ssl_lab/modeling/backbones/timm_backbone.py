@@ -4,6 +4,7 @@ timm is imported when a TimmBackbone is built, not with ssl_lab (it adds seconds
 Weights are never fetched from a hub: the model is created with `pretrained=False`, and weights come
 only from MODEL.WEIGHTS or the model zoo (ssl_lab.checkpoint.backbone_weights reads timm's layout).
 """
+
 import difflib
 import math
 from typing import Optional
@@ -19,8 +20,7 @@ from .build import BACKBONE_REGISTRY
 def pairs_to_kwargs(pairs) -> dict:
     """("num_heads", 12, "img_size", 32) -> {"num_heads": 12, "img_size": 32} (MODEL.BACKBONE.TIMM.KWARGS)."""
     if len(pairs) % 2 or not all(isinstance(key, str) for key in pairs[::2]):
-        raise ValueError(f"MODEL.BACKBONE.TIMM.KWARGS must be KEY, VALUE pairs such as ('num_heads', 12), "
-                         f"got {tuple(pairs)}")
+        raise ValueError(f"MODEL.BACKBONE.TIMM.KWARGS must be KEY, VALUE pairs such as ('num_heads', 12), got {tuple(pairs)}")
     return dict(zip(pairs[::2], pairs[1::2]))
 
 
@@ -60,25 +60,29 @@ class TimmBackbone(nn.Module):
     """
 
     @configurable
-    def __init__(self, name: str, kwargs: Optional[dict] = None, freeze_patch_embed: bool = False,
-                 mocov3_vit: bool = False):
+    def __init__(self, name: str, kwargs: Optional[dict] = None, freeze_patch_embed: bool = False, mocov3_vit: bool = False):
         super().__init__()
         import timm
 
         if not timm.is_model(name):
             close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-            raise ValueError(f"MODEL.BACKBONE.TIMM.MODEL '{name}' is not a timm model name"
-                             + (f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"))
+            raise ValueError(
+                f"MODEL.BACKBONE.TIMM.MODEL '{name}' is not a timm model name"
+                + (f"; close names: {', '.join(close)}" if close else "; see timm.list_models()")
+            )
         self.model = timm.create_model(name, pretrained=False, num_classes=0, **(kwargs or {}))
         self.out_dim = self.model.num_features
         is_vit = hasattr(self.model, "patch_embed") and getattr(self.model, "pos_embed", None) is not None
         if (freeze_patch_embed or mocov3_vit) and not is_vit:
-            raise ValueError(f"MODEL.BACKBONE.TIMM.FREEZE_PATCH_EMBED and MOCOV3_VIT need a ViT with a patch and "
-                             f"a position embedding; timm's '{name}' has none")
+            raise ValueError(
+                f"MODEL.BACKBONE.TIMM.FREEZE_PATCH_EMBED and MOCOV3_VIT need a ViT with a patch and "
+                f"a position embedding; timm's '{name}' has none"
+            )
         if mocov3_vit:
             if self.model.num_prefix_tokens != 1:
-                raise ValueError(f"MODEL.BACKBONE.TIMM.MOCOV3_VIT needs one class token; '{name}' has "
-                                 f"{self.model.num_prefix_tokens} prefix tokens")
+                raise ValueError(
+                    f"MODEL.BACKBONE.TIMM.MOCOV3_VIT needs one class token; '{name}' has {self.model.num_prefix_tokens} prefix tokens"
+                )
             mocov3_vit_init_(self.model)
         if freeze_patch_embed:
             self.model.patch_embed.proj.requires_grad_(False)
@@ -86,8 +90,12 @@ class TimmBackbone(nn.Module):
     @classmethod
     def from_config(cls, cfg):
         node = cfg.MODEL.BACKBONE.TIMM
-        return {"name": node.MODEL, "kwargs": pairs_to_kwargs(node.KWARGS),
-                "freeze_patch_embed": node.FREEZE_PATCH_EMBED, "mocov3_vit": node.MOCOV3_VIT}
+        return {
+            "name": node.MODEL,
+            "kwargs": pairs_to_kwargs(node.KWARGS),
+            "freeze_patch_embed": node.FREEZE_PATCH_EMBED,
+            "mocov3_vit": node.MOCOV3_VIT,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -19,10 +19,19 @@ class MLPHead(nn.Sequential):
     """
 
     @configurable
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
-                 hidden_bn: bool = False, last_bn: bool = False, norm: str = "BN",
-                 hidden_bias: Optional[bool] = None, last_bias: Optional[bool] = None,
-                 last_bn_shift: bool = True):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        hidden_bn: bool = False,
+        last_bn: bool = False,
+        norm: str = "BN",
+        hidden_bias: Optional[bool] = None,
+        last_bias: Optional[bool] = None,
+        last_bn_shift: bool = True,
+    ):
         if num_layers < 1:
             raise ConfigError(f"A head needs NUM_LAYERS >= 1, got {num_layers}")
         norm_layer = get_norm_layer(norm, dims=1)
@@ -46,8 +55,16 @@ class MLPHead(nn.Sequential):
     @classmethod
     def from_config(cls, cfg, in_dim: int):
         """cfg: the head's own node (cfg.MODEL.PROJECTOR or cfg.MODEL.PREDICTOR)."""
-        return {"in_dim": in_dim, "hidden_dim": cfg.HIDDEN_DIM, "out_dim": cfg.OUT_DIM, "num_layers": cfg.NUM_LAYERS,
-                "hidden_bn": cfg.HIDDEN_BN, "last_bn": cfg.LAST_BN, "norm": cfg.NORM, "last_bn_shift": cfg.LAST_BN_SHIFT}
+        return {
+            "in_dim": in_dim,
+            "hidden_dim": cfg.HIDDEN_DIM,
+            "out_dim": cfg.OUT_DIM,
+            "num_layers": cfg.NUM_LAYERS,
+            "hidden_bn": cfg.HIDDEN_BN,
+            "last_bn": cfg.LAST_BN,
+            "norm": cfg.NORM,
+            "last_bn_shift": cfg.LAST_BN_SHIFT,
+        }
 
 
 @HEAD_REGISTRY.register()
@@ -58,8 +75,9 @@ class BYOLHead(MLPHead):
 
     @configurable
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, norm: str = "BN"):
-        super().__init__(in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=True, last_bn=False, norm=norm,
-                         hidden_bias=True, last_bias=False)
+        super().__init__(
+            in_dim, hidden_dim, out_dim, num_layers=2, hidden_bn=True, last_bn=False, norm=norm, hidden_bias=True, last_bias=False
+        )
 
     @classmethod
     def from_config(cls, cfg, in_dim: int):

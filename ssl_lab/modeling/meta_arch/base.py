@@ -3,6 +3,7 @@
 Every method's `__init__` is `@configurable`: `from_config(cfg)` returns its keyword arguments,
 and a method built on another extends them with `{**super().from_config(cfg), ...}`.
 """
+
 from typing import Tuple
 
 from torch import nn
@@ -34,13 +35,16 @@ class EmbeddingMethod(nn.Module):
     CROP_PAIRING = "global-global"
 
     @configurable
-    def __init__(self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, predictor: nn.Module = None,
-                 num_local_crops: int = 0):
+    def __init__(
+        self, *, backbone: nn.Module, projector: nn.Module, loss: nn.Module, predictor: nn.Module = None, num_local_crops: int = 0
+    ):
         super().__init__()
         if num_local_crops and self.CROP_PAIRING != "global-local":
-            raise ValueError(f"{type(self).__name__} pairs its global views only ({self.CROP_PAIRING}): set "
-                             f"INPUT.MULTI_CROP.NUM_LOCAL 0, or use a method whose CROP_PAIRING is global-local "
-                             f"(BYOL, SiMo)")
+            raise ValueError(
+                f"{type(self).__name__} pairs its global views only ({self.CROP_PAIRING}): set "
+                f"INPUT.MULTI_CROP.NUM_LOCAL 0, or use a method whose CROP_PAIRING is global-local "
+                f"(BYOL, SiMo)"
+            )
         self.num_local_crops = num_local_crops
         self.backbone = backbone
         self.projector = projector
@@ -50,8 +54,11 @@ class EmbeddingMethod(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return {**online_encoder_from_config(cfg, cls.HAS_PREDICTOR), "loss": build_loss(cfg, cls.LOSS_INPUTS),
-                "num_local_crops": cfg.INPUT.MULTI_CROP.NUM_LOCAL}
+        return {
+            **online_encoder_from_config(cfg, cls.HAS_PREDICTOR),
+            "loss": build_loss(cfg, cls.LOSS_INPUTS),
+            "num_local_crops": cfg.INPUT.MULTI_CROP.NUM_LOCAL,
+        }
 
     def split_crops(self, views):
         """views (list of (N, 3, H, W)) -> (global views, local crops): the last `num_local_crops` are local."""

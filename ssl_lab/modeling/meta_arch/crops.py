@@ -9,6 +9,7 @@ solo-learn (`for v1 in range(num_large_crops): for v2 in np.delete(range(num_cro
 Methods whose CROP_PAIRING is "global-global" (the default) pair the global views only and refuse
 local crops.
 """
+
 from typing import List, Sequence, Tuple
 
 __all__ = ["crop_pairs"]

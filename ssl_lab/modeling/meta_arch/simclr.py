@@ -41,8 +41,10 @@ class SimCLR(ContrastiveMethod):
     @classmethod
     def negative_candidates(cls, cfg):
         n = cfg.SOLVER.IMS_PER_BATCH // cfg.SOLVER.GRAD_ACCUM_STEPS  # one global micro-batch
-        return 2 * n - 2, (f"SimCLR's 2N - 2 in-batch embeddings (N = SOLVER.IMS_PER_BATCH / "
-                           f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS})")
+        return 2 * n - 2, (
+            f"SimCLR's 2N - 2 in-batch embeddings (N = SOLVER.IMS_PER_BATCH / "
+            f"SOLVER.GRAD_ACCUM_STEPS = {cfg.SOLVER.IMS_PER_BATCH} / {cfg.SOLVER.GRAD_ACCUM_STEPS})"
+        )
 
     def forward(self, views):
         n = views[0].shape[0]

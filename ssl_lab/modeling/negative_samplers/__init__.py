@@ -2,6 +2,7 @@
 
 Not to be confused with `ssl_lab.data.samplers` (which images a data loader reads).
 """
+
 from .build import NEGATIVE_SAMPLER_REGISTRY, build_negative_sampler
 from .samplers import AllNegatives, RandomNegatives
 

@@ -52,8 +52,10 @@ class RandomNegatives(nn.Module):
     def negatives_per_query(self, candidates: int, source: str) -> int:
         """K = num_negatives; raises ValueError if the M = `candidates` (from `source`) are fewer."""
         if self.num_negatives > candidates:
-            raise ConfigError(f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
-                             f"{candidates} candidates of {source}; the largest valid value is {candidates}")
+            raise ConfigError(
+                f"MODEL.NEGATIVE_SAMPLER.NUM_NEGATIVES = {self.num_negatives} is more than the "
+                f"{candidates} candidates of {source}; the largest valid value is {candidates}"
+            )
         return self.num_negatives
 
     def forward(self, neg: torch.Tensor) -> torch.Tensor:

@@ -53,9 +53,7 @@ class MoCoQueue(nn.Module):
             self.queue.copy_(keys[index])
             return
         if self.size % keys.shape[0] != 0:
-            raise RuntimeError(
-                f"Queue size {self.size} is not a multiple of the gathered batch {keys.shape[0]}"
-            )
+            raise RuntimeError(f"Queue size {self.size} is not a multiple of the gathered batch {keys.shape[0]}")
         start = int(self.ptr)
         self.queue[start : start + keys.shape[0]] = keys
         self.ptr.fill_((start + keys.shape[0]) % self.size)

@@ -66,11 +66,9 @@ class BrownianDiffusiveLoss(nn.Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         destination[prefix + "step"] = torch.tensor(self.step)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if prefix + "step" in state_dict:
             self.step = int(state_dict.pop(prefix + "step"))
         else:
             missing_keys.append(prefix + "step")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
