@@ -10,50 +10,41 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def tiny_model_and_data(datasets_root: str):
+    """Config overrides for tiny Shapes splits, 32 px crops, narrow heads and a batch of 16."""
+    # fmt: off
+    return [
+        "DATASETS.ROOT", datasets_root,
+        "DATASETS.SHAPES.NUM_TRAIN", "64",
+        "DATASETS.SHAPES.NUM_VAL", "32",
+        "DATASETS.SHAPES.IMAGE_SIZE", "32",
+        "INPUT.CROP_SIZE", "32",
+        "INPUT.TEST_RESIZE", "32",
+        "MODEL.PROJECTOR.HIDDEN_DIM", "64",
+        "MODEL.PROJECTOR.OUT_DIM", "32",
+        "MODEL.PREDICTOR.HIDDEN_DIM", "64",
+        "MODEL.PREDICTOR.OUT_DIM", "32",
+        "MODEL.QUEUE.SIZE", "64",
+        "SOLVER.IMS_PER_BATCH", "16",
+    ]
+    # fmt: on
+
+
 def tiny_overrides(datasets_root: str, output_dir: str):
     """Config overrides that make any Shapes config run in seconds on a CPU."""
+    # fmt: off
     return [
-        "OUTPUT_DIR",
-        output_dir,
-        "DATASETS.ROOT",
-        datasets_root,
-        "DATASETS.SHAPES.NUM_TRAIN",
-        "64",
-        "DATASETS.SHAPES.NUM_VAL",
-        "32",
-        "DATASETS.SHAPES.IMAGE_SIZE",
-        "32",
-        "INPUT.CROP_SIZE",
-        "32",
-        "INPUT.TEST_RESIZE",
-        "32",
-        "MODEL.PROJECTOR.HIDDEN_DIM",
-        "64",
-        "MODEL.PROJECTOR.OUT_DIM",
-        "32",
-        "MODEL.PREDICTOR.HIDDEN_DIM",
-        "64",
-        "MODEL.PREDICTOR.OUT_DIM",
-        "32",
-        "MODEL.QUEUE.SIZE",
-        "64",
-        "SOLVER.IMS_PER_BATCH",
-        "16",
-        "SOLVER.MAX_ITER",
-        "4",
-        "SOLVER.CHECKPOINT_PERIOD",
-        "2",
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "TEST.EVAL_PERIOD",
-        "0",
-        "TEST.EVAL_AT_START",
-        "False",
-        "TEST.IMS_PER_BATCH",
-        "32",
-        "LOG_PERIOD",
-        "1",
+        "OUTPUT_DIR", output_dir,
+        *tiny_model_and_data(datasets_root),
+        "SOLVER.MAX_ITER", "4",
+        "SOLVER.CHECKPOINT_PERIOD", "2",
+        "DATALOADER.NUM_WORKERS", "0",
+        "TEST.EVAL_PERIOD", "0",
+        "TEST.EVAL_AT_START", "False",
+        "TEST.IMS_PER_BATCH", "32",
+        "LOG_PERIOD", "1",
     ]
+    # fmt: on
 
 
 @pytest.fixture(scope="session")

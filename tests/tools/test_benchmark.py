@@ -11,7 +11,7 @@ import torch
 from ssl_lab.modeling import build_model
 from ssl_lab.solver import build_optimizer
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_model_and_data
 
 RATES = [
     "data_images_per_s",
@@ -38,34 +38,7 @@ def benchmark():
 
 
 def _toy_args(shapes_root):
-    return [
-        "DATASETS.ROOT",
-        shapes_root,
-        "DATASETS.SHAPES.NUM_TRAIN",
-        "64",
-        "DATASETS.SHAPES.NUM_VAL",
-        "32",
-        "DATASETS.SHAPES.IMAGE_SIZE",
-        "32",
-        "INPUT.CROP_SIZE",
-        "32",
-        "INPUT.TEST_RESIZE",
-        "32",
-        "MODEL.PROJECTOR.HIDDEN_DIM",
-        "64",
-        "MODEL.PROJECTOR.OUT_DIM",
-        "32",
-        "MODEL.PREDICTOR.HIDDEN_DIM",
-        "64",
-        "MODEL.PREDICTOR.OUT_DIM",
-        "32",
-        "MODEL.QUEUE.SIZE",
-        "64",
-        "SOLVER.IMS_PER_BATCH",
-        "16",
-        "DATALOADER.NUM_WORKERS",
-        "0",
-    ]
+    return [*tiny_model_and_data(shapes_root), "DATALOADER.NUM_WORKERS", "0"]
 
 
 @pytest.mark.slow
