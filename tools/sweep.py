@@ -3,6 +3,7 @@
 
     python tools/sweep.py projects/EqCo/sweeps/fig3_moco.yaml             # run (resumable), collect, plot
     python tools/sweep.py SPEC --dry-run                                   # list the runs and stop
+    python tools/sweep.py SPEC --collect                                   # the CSV from the finished runs only
     python tools/sweep.py SPEC --table                                     # markdown table of finished runs
     python tools/sweep.py SPEC --update-readme                             # the README's table and figure
                                                                            # from the committed CSV only
@@ -469,6 +470,15 @@ def readme_block(spec: dict) -> str:
     labels = sorted({k for c in spec["cells"] for k in c.get("labels", {})})
     csv_rel = os.path.relpath(spec["results"], REPO_ROOT)
     text = sweep_results.markdown_table(rows, cells, labels, sorted(monitors(spec)), spec["compare"], csv_rel)
+    missing = [
+        f"{c} ({len(spec['seeds']) - n} of {len(spec['seeds'])} seeds)"
+        for c in cells
+        if (n := len({r["seed"] for r in rows if r["cell"] == c})) < len(spec["seeds"])
+    ]
+    if missing:
+        text += (
+            f"\n\n**Not run yet**: {', '.join(missing)}; `python tools/sweep.py {spec['path']}` continues the grid (at the CSV's commit)."
+        )
     text += f"\n\n![{spec['name']}](results/{spec['name']}.png)"
     if spec.get("curve") and os.path.isfile(curve_path(spec)):
         text += f"\n\n![{spec['name']} curve](results/{spec['name']}_curve.png)"
@@ -502,6 +512,9 @@ def main(argv=None) -> None:
     parser.add_argument("spec", help="the grid's YAML file")
     parser.add_argument("--output-dir", help="instead of the spec's output_dir")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and what is finished; run nothing")
+    parser.add_argument(
+        "--collect", action="store_true", help="write the CSV from the finished runs only; run nothing (a grid stopped part way)"
+    )
     parser.add_argument("--table", action="store_true", help="print the README block of the committed CSV")
     parser.add_argument(
         "--update-readme", action="store_true", help="put that block between the sweep markers of the spec's `readme:` file"
@@ -519,7 +532,9 @@ def main(argv=None) -> None:
             iters = ", ".join(f"{name} {it} it" for name, (it, _) in stage_costs(costs[run.dir]).items())
             print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  {iters}  {run.pretrain[1]}")
         return
-    if not (args.table or args.update_readme):
+    if args.collect:
+        write_results(spec, load_results(runs), args.allow_mixed)
+    elif not (args.table or args.update_readme):
         check_provenance(spec, git_state(), args.allow_mixed)
         os.makedirs(spec["output_dir"], exist_ok=True)
         try:

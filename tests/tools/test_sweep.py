@@ -306,3 +306,41 @@ def test_a_finished_run_stored_with_a_key_renamed_since_is_unchanged(tmp_path):
         json.dump({"stages": stored}, f)
     with pytest.raises(sweep.SpecError, match="other settings than the spec now gives"):
         sweep.check_unchanged([run])
+
+
+def test_collect_writes_the_finished_runs_only_and_the_table_names_the_rest(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    results = tmp_path / "g.csv"
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nresults: {results}\nseeds: [0, 1]\n" + _GOOD_CELLS)
+    runs = sweep.expand(sweep.load_spec(str(spec_file)))
+    finished = [r for r in runs if not (r.cell == "moco" and r.seed == 1)]
+    for i, run in enumerate(finished):  # hand-made result.json files of 3 of the 4 runs
+        os.makedirs(run.dir)
+        with open(run.result_file, "w") as f:
+            json.dump(
+                {
+                    "grid": "g",
+                    "cell": run.cell,
+                    "seed": run.seed,
+                    "commit": "c" * 40,
+                    "dirty": False,
+                    "iterations": 0,
+                    "images_seen": 0,
+                    "wall_s": 1.0,
+                    "labels": {},
+                    "values": {"knn_top1": 40.0 + i, "linear_top1": 50.0 + i},
+                    "curve": [],
+                },
+                f,
+            )
+    sweep.main([str(spec_file), "--collect"])  # runs nothing: moco seed 1 has no result and stays so
+    rows = sweep_results.read_rows(str(results))
+    assert sorted((r["cell"], r["seed"], r["knn_top1"]) for r in rows) == [
+        ("moco", 0, 42.0),
+        ("random_init", 0, 40.0),
+        ("random_init", 1, 41.0),
+    ]
+    assert not os.path.exists(runs[-1].dir)
+    spec = sweep.load_spec(str(spec_file))
+    spec["path"] = "spec.yaml"
+    assert "**Not run yet**: moco (1 of 2 seeds);" in sweep.readme_block(spec)
