@@ -25,10 +25,10 @@ HEADER = """\
 ```python
 from ssl_lab import model_zoo
 
-model = model_zoo.get("moco_v2_800ep")                # the config's model, backbone with published weights
-features = model.backbone(images)                     # (N, 2048)
-model_zoo.get_config_file("moco_v2_800ep")            # the config that builds it
-model_zoo.load_backbone_weights(model, "ssl_lab://torchvision_resnet50")   # or a file / URL in any format below
+model = model_zoo.get("moco_v2_800ep")  # the config's model, backbone with published weights
+features = model.backbone(images)  # (N, 2048)
+model_zoo.get_config_file("moco_v2_800ep")  # the config that builds it
+model_zoo.load_backbone_weights(model, "ssl_lab://torchvision_resnet50")  # or a file / URL in any format below
 ```
 
 `ssl_lab://<name>` is a path: `MODEL.WEIGHTS ssl_lab://moco_v2_200ep` and
