@@ -86,6 +86,9 @@ def _measured_row(claim: dict) -> tuple:
         return None, f"grid `{claim['grid']}` not run yet"
     rows = sweep_results.read_rows(spec["results"])
     base, other = claim["compare"]
+    not_run = [cell for cell in (base, other) if not any(r["cell"] == cell for r in rows)]
+    if not_run:
+        return None, f"cell {', '.join(f'`{c}`' for c in not_run)} of `{claim['grid']}` not run yet"
     effects, verdicts, n = [], [], 0
     for metric, name in METRICS.items():
         interval, verdict = judge(rows, metric, base, other, claim["expect"], claim.get("margin", 0.0))

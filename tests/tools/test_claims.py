@@ -64,3 +64,24 @@ def test_a_cell_that_does_not_beat_random_init_is_not_compared():
     for s, value in enumerate([30.0, 55.0, 35.0, 50.0, 38.0]):  # b at random-init level: CI of b - random_init holds 0
         rows[10 + s]["knn_top1"] = value
     assert claims.judge(rows, "knn_top1", "a", "b", "lower")[1] == "no comparison"
+
+
+def test_a_claim_on_a_cell_not_run_yet_is_listed_as_not_measured(tmp_path):
+    spec_file = tmp_path / "sweeps" / "g.yaml"
+    spec_file.parent.mkdir()
+    spec_file.write_text(
+        "name: g\noutput_dir: out\nseeds: [0, 1]\ncells:\n  - {name: random_init, config: configs/Shapes/mocov2_r18.yaml}\n"
+        "  - {name: a, config: configs/Shapes/mocov2_r18.yaml}\n  - {name: b, config: configs/Shapes/mocov2_r18.yaml}\n"
+    )
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "g.csv").write_text(  # random_init and a ran, b did not
+        "grid,cell,seed,commit,dirty,iterations,images_seen,wall_s,knn_top1,linear_top1\n"
+        + "".join(
+            f"g,{cell},{seed},{'c' * 40},false,0,0,1.0,{knn},{knn}\n"
+            for cell, knn in (("random_init", 40.0), ("a", 50.0))
+            for seed in (0, 1)
+        )
+    )
+    claim = {"claim": "b beats a", "source": "s", "grid": str(spec_file), "compare": ["a", "b"], "expect": "higher"}
+    table = claims.claims_table([claim])
+    assert f"| b beats a (s) | cell `b` of `{spec_file}` not run yet |" in table
