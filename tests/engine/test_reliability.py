@@ -28,20 +28,23 @@ def _command(shapes_root, out, *extra):
         *extra,
         "--config-file",
         os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
-        *tiny_overrides(shapes_root, out),
-        "SOLVER.MAX_ITER",
-        str(MAX_ITER),
-        "SOLVER.CHECKPOINT_PERIOD",
-        "1",
-        "DATASETS.TEST",
-        "()",
-        "SEED",
-        "7",
-        "CUDNN_DETERMINISTIC",
-        "True",
-        "MODEL.QUEUE.SIZE",
-        "32",
+        *toy_run_overrides(shapes_root, out, MAX_ITER, checkpoint_period=1),
     ]
+
+
+def toy_run_overrides(shapes_root, out, max_iter: int, checkpoint_period: int):
+    """A pinned-seed, deterministic toy MoCo v2 run of `max_iter` iterations without evaluation."""
+    # fmt: off
+    return [
+        *tiny_overrides(shapes_root, out),
+        "SOLVER.MAX_ITER", str(max_iter),
+        "SOLVER.CHECKPOINT_PERIOD", str(checkpoint_period),
+        "DATASETS.TEST", "()",
+        "SEED", "7",
+        "CUDNN_DETERMINISTIC", "True",
+        "MODEL.QUEUE.SIZE", "32",
+    ]
+    # fmt: on
 
 
 def _env():

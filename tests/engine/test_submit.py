@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 from submitit.core.utils import pickle_load
-from test_reliability import _env, _final_weights, _losses
+from test_reliability import _env, _final_weights, _losses, toy_run_overrides
 
 from conftest import REPO_ROOT
 
@@ -20,23 +20,7 @@ MAX_ITER = 16
 
 
 def _overrides(shapes_root, out):
-    from conftest import tiny_overrides
-
-    return [
-        *tiny_overrides(shapes_root, out),
-        "SOLVER.MAX_ITER",
-        str(MAX_ITER),
-        "SOLVER.CHECKPOINT_PERIOD",
-        "100",
-        "DATASETS.TEST",
-        "()",
-        "SEED",
-        "7",
-        "CUDNN_DETERMINISTIC",
-        "True",
-        "MODEL.QUEUE.SIZE",
-        "32",
-    ]
+    return toy_run_overrides(shapes_root, out, MAX_ITER, checkpoint_period=100)
 
 
 CONFIG = os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml")
