@@ -32,7 +32,7 @@ from torch.utils.data import ConcatDataset
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from ssl_lab.data import build_dataset, build_train_loader  # noqa: E402
+from ssl_lab.data import build_dataset, build_train_loader, build_view_normalization  # noqa: E402
 from ssl_lab.data.batched_augment import build_batched_augmentation, build_uint8_transform  # noqa: E402
 from ssl_lab.engine import DefaultTrainer, setup_cfg, validate  # noqa: E402
 from ssl_lab.utils.events import EventStorage  # noqa: E402
@@ -218,7 +218,8 @@ def run(cfg, args) -> dict:
     batched_rate = time_batched_augmentation(cfg, uint8_batches[0][0].to(device), args.warmup, args.iters, device)
     del uint8_batches
 
-    batches = [([v.to(device) for v in views], labels.to(device)) for views, labels in batches]
+    normalize = build_view_normalization(cfg).to(device)  # uint8 views (NORMALIZE_ON_DEVICE) -> what both loops get
+    batches = [(normalize([v.to(device) for v in views]), labels.to(device)) for views, labels in batches]
     trainer.data_loader = itertools.cycle(batches)
     bare = BareLoop(cfg, trainer.model, trainer.optimizer, batches, device)
     ssl_times, bare_times = time_steps(trainer, bare, args.warmup, args.iters, device)

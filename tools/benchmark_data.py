@@ -13,7 +13,10 @@ images per CPU-second, i.e. per fully used loader core. Paths:
 - reference: torchvision's ImageFolder (PIL decode) with the official MoCo v2 augmentation and
   TwoCropsTransform (facebookresearch/moco main_moco.py, `--aug-plus`, 3b42c2a1);
 - pil / pil_reduced: ssl_lab's training dataset (MoCoV2 recipe, position-seeded), decode at
-  full size / INPUT.REDUCED_DECODE;
+  full size / INPUT.REDUCED_DECODE, views shipped as uint8 (INPUT.NORMALIZE_ON_DEVICE: the
+  normalization runs on the trainer's device, not timed here);
+- pil_reduced_normalized: pil_reduced with INPUT.NORMALIZE_ON_DEVICE False (the worker
+  normalizes, as the reference does);
 - batched_worker / batched_worker_reduced: the loader side of INPUT.BATCHED_AUGMENTATION (decode,
   uint8 square), the work left to a loader core when the recipe runs on the GPU;
 - batched_recipe_cpu: the batched MoCo v2 recipe (both views) on the CPU, per image, in batches;
@@ -212,6 +215,7 @@ def build_paths(train_dir: str, batch: int) -> dict:
         "reference": per_item(reference_dataset(train_dir)),
         "pil": seeded(SeededAugmentedDataset(dataset(INPUT__REDUCED_DECODE=False), 0)),
         "pil_reduced": seeded(SeededAugmentedDataset(dataset(INPUT__REDUCED_DECODE=True), 0)),
+        "pil_reduced_normalized": seeded(SeededAugmentedDataset(dataset(INPUT__NORMALIZE_ON_DEVICE=False), 0)),
         "batched_worker": per_item(squares),
         "batched_worker_reduced": per_item(dataset(INPUT__BATCHED_AUGMENTATION=True, INPUT__REDUCED_DECODE=True)),
         "batched_recipe_cpu": batched_recipe,

@@ -128,6 +128,11 @@ _C.INPUT.BATCHED_AUGMENTATION_SIZE = 0
 # Earlier names of these two keys: a config that uses one is refused with a message naming the key above.
 _C.register_renamed_key("INPUT.GPU_AUGMENTATION", "INPUT.BATCHED_AUGMENTATION")
 _C.register_renamed_key("INPUT.GPU_AUGMENTATION_SIZE", "INPUT.BATCHED_AUGMENTATION_SIZE")
+# Without BATCHED_AUGMENTATION: the loader workers ship each view as uint8 (3, H, W), a quarter of the
+# bytes of float32, and the trainer normalizes the views on the model's device with the same
+# arithmetic (the same values); False: the workers ship normalized float32 views. Views of a recipe
+# that does not end in ssl_lab's normalization are shipped and used as the recipe makes them.
+_C.INPUT.NORMALIZE_ON_DEVICE = True
 # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling) where every crop cut from the image
 # keeps at least the output size (ssl_lab.data.decode); the crop boxes are drawn from the full-size
 # image, as RandomResizedCrop draws them.

@@ -1,9 +1,10 @@
 """Multi-view augmentation recipes (torchvision on PIL images) in a registry, plus the evaluation
 transform. Every op works on uint8 PIL images; the only float step is the last one
-(:class:`ToNormalizedTensor`)."""
+(:class:`ToNormalizedTensor`, or on the device :class:`ViewNormalization`)."""
 
 import torch
 from PIL import Image, ImageFilter
+from torch import nn
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 from torchvision.transforms.v2 import functional as TF
@@ -11,6 +12,7 @@ from torchvision.transforms.v2 import functional as TF
 from ssl_lab.config import ConfigError
 from ssl_lab.utils.registry import Registry
 
+from .pil_enhance import adjust_brightness, adjust_contrast
 from .pil_hue import adjust_hue, hue_tables
 
 TRANSFORM_REGISTRY = Registry("TRANSFORM")
@@ -36,12 +38,13 @@ class MultiViewTransform:
 
 class ColorJitter(T.ColorJitter):
     """torchvision's ColorJitter, the same draws, order of ops and output, with the hue shift of
-    RGB PIL images through lookup tables (:func:`~ssl_lab.data.pil_hue.adjust_hue`: 1.5-2x faster).
-    The tables are built at first use, or by :func:`build_train_transform`."""
+    RGB PIL images through lookup tables (:func:`~ssl_lab.data.pil_hue.adjust_hue`: 1.5-2x faster;
+    its tables are built at first use, or by :func:`build_train_transform`) and the brightness and
+    contrast through one 256-entry table each (:mod:`~ssl_lab.data.pil_enhance`: ~2x faster)."""
 
     def forward(self, img):
         order, *factors = self.get_params(self.brightness, self.contrast, self.saturation, self.hue)
-        adjust = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, adjust_hue)
+        adjust = (adjust_brightness, adjust_contrast, F.adjust_saturation, adjust_hue)
         for i in order.tolist():
             if factors[i] is not None:
                 img = adjust[i](img, factors[i])
@@ -76,22 +79,59 @@ class GaussianBlur:
         return f"GaussianBlur(sigma={self.sigma})"
 
 
+def _normalization_constants(mean, std) -> tuple:
+    """(scale, shift), float32 (3, 1, 1): ``(pixel / 255 - mean) / std = pixel * scale - shift``."""
+    std = torch.tensor(std).view(3, 1, 1)
+    return 1 / (255 * std), torch.tensor(mean).view(3, 1, 1) / std
+
+
+def _normalize_pixels(pixels: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> contiguous float32 ``pixels * scale - shift``, on the pixels' device."""
+    out = torch.empty(pixels.shape, device=pixels.device)  # written contiguously, half the time of .float()
+    return torch.mul(pixels, scale, out=out).sub_(shift)
+
+
 class ToNormalizedTensor:
     """PIL image -> float tensor (3, H, W), ``(pixel / 255 - mean) / std`` in one pass over the
     uint8 pixels (torchvision's ToTensor + Normalize, without the intermediate [0, 1] tensor)."""
 
     def __init__(self, mean, std):
         self.mean, self.std = tuple(mean), tuple(std)
-        self._scale = 1 / (255 * torch.tensor(self.std).view(3, 1, 1))
-        self._shift = torch.tensor(self.mean).view(3, 1, 1) / torch.tensor(self.std).view(3, 1, 1)
+        self._scale, self._shift = _normalization_constants(mean, std)
 
     def __call__(self, image) -> torch.Tensor:
-        pixels = TF.pil_to_tensor(image)  # (3, H, W), a view of the (H, W, 3) pixels
-        out = torch.empty(pixels.shape)  # written contiguously by the product, half the time of .float()
-        return torch.mul(pixels, self._scale, out=out).sub_(self._shift)
+        return _normalize_pixels(TF.pil_to_tensor(image), self._scale, self._shift)  # (3, H, W) view of the (H, W, 3) pixels
 
     def __repr__(self):
         return f"ToNormalizedTensor(mean={self.mean}, std={self.std})"
+
+
+class ViewNormalization(nn.Module):
+    """INPUT.NORMALIZE_ON_DEVICE's second half: the list of views a loader yields, each uint8
+    (N, 3, H, W) -> float32 (N, 3, H, W), normalized as :class:`ToNormalizedTensor` normalizes
+    (the same values); views that are not uint8 pass unchanged. `generator` is unused (the
+    signature of the batched augmentation, which the trainer calls in the same place)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = tuple(mean), tuple(std)
+        scale, shift = _normalization_constants(mean, std)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, views: list, generator=None) -> list:
+        return [_normalize_pixels(v, self.scale, self.shift) if v.dtype == torch.uint8 else v for v in views]
+
+    def extra_repr(self):
+        return f"mean={self.mean}, std={self.std}"
+
+
+def _uint8_output(view):
+    """`view` with its final ToNormalizedTensor replaced by the uint8 pixels (3, H, W) (views that
+    do not end in one are returned unchanged)."""
+    if isinstance(view, T.Compose) and view.transforms and isinstance(view.transforms[-1], ToNormalizedTensor):
+        return T.Compose(view.transforms[:-1] + [T.PILToTensor()])
+    return view
 
 
 def _normalize(cfg):
@@ -210,12 +250,20 @@ def _jitters_hue(transform) -> bool:
 
 def build_train_transform(cfg) -> MultiViewTransform:
     """The recipe `cfg.INPUT.AUGMENTATION`, producing `cfg.INPUT.NUM_VIEWS` global views, then
-    `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops. The hue tables are built here if a view needs
-    them, in the process that forks the loader workers, so that the workers share them."""
+    `cfg.INPUT.MULTI_CROP.NUM_LOCAL` local crops; with INPUT.NORMALIZE_ON_DEVICE the views end in
+    uint8 pixels, which :func:`build_view_normalization` normalizes. The hue tables are built here
+    if a view needs them, in the process that forks the loader workers, so that the workers share them."""
     views = view_transforms(cfg)
     if any(_jitters_hue(view) for view in views):
         hue_tables()
+    if cfg.INPUT.NORMALIZE_ON_DEVICE:
+        views = [_uint8_output(view) for view in views]
     return MultiViewTransform(views, len(views))
+
+
+def build_view_normalization(cfg) -> ViewNormalization:
+    """The device half of INPUT.NORMALIZE_ON_DEVICE for the views of :func:`build_train_transform`."""
+    return ViewNormalization(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
 
 
 def build_test_transform(cfg):

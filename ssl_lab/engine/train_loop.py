@@ -145,7 +145,8 @@ class SimpleTrainer(TrainerBase):
     whose forward has a `labels` parameter (e.g. linear evaluation) also gets the labels (N,).
     With `batch_augmentation` (a :class:`ssl_lab.data.batched_augment.BatchedMultiView`) the loader
     yields uint8 images (N, 3, H, W) instead, and the views are made on the model's device under
-    a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank).
+    a generator seeded by (`augmentation_seed`, iteration, micro-batch, rank); a
+    :class:`ssl_lab.data.transforms.ViewNormalization` normalizes uint8 views on the device.
     Losses stay on the device until a log period (`log_period`) or a non-finite check
     (`non_finite_check_period`), where the storage gets their means over the period.
     """
@@ -200,7 +201,8 @@ class SimpleTrainer(TrainerBase):
         views, labels = next(self.data_iter)
         device = next(self.model.parameters()).device
         if self.batch_augmentation is not None:
-            views = self.batch_augmentation(views.to(device, non_blocking=True), self._augmentation_generator(micro))
+            moved = [v.to(device, non_blocking=True) for v in views] if isinstance(views, list) else views.to(device, non_blocking=True)
+            views = self.batch_augmentation(moved, self._augmentation_generator(micro))
         batch = {"views": [v.to(device, non_blocking=True, memory_format=self._memory_format) for v in views]}
         self.batch_labels = labels.to(device, non_blocking=True)  # this micro-batch's, for hooks (online probe)
         if self._pass_labels:

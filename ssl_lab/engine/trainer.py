@@ -13,7 +13,7 @@ from ssl_lab.checkpoint import Checkpointer, estimate_checkpoint_bytes
 from ssl_lab.checkpoint.backbone_weights import load_backbone_weights
 from ssl_lab.config import ConfigError
 from ssl_lab.config.checks import check_config
-from ssl_lab.data import build_train_dataset, build_train_loader
+from ssl_lab.data import build_train_dataset, build_train_loader, build_view_normalization
 from ssl_lab.data.batched_augment import build_batched_augmentation
 from ssl_lab.evaluation import build_evaluators, inference_on_evaluators
 from ssl_lab.modeling import build_model
@@ -56,7 +56,7 @@ class Run:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
-    batch_augmentation: Optional[torch.nn.Module]  # INPUT.BATCHED_AUGMENTATION's batched views, else None
+    batch_augmentation: Optional[torch.nn.Module]  # the batched views, or the views' normalization, or None
 
 
 def _create_ddp_model(model):
@@ -274,8 +274,12 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_batch_augmentation(cls, cfg):
-        """The on-device multi-view augmentation with INPUT.BATCHED_AUGMENTATION, else None."""
-        return build_batched_augmentation(cfg) if cfg.INPUT.BATCHED_AUGMENTATION else None
+        """What the trainer applies on the device to the loader's output: the multi-view augmentation
+        with INPUT.BATCHED_AUGMENTATION, else the views' normalization with INPUT.NORMALIZE_ON_DEVICE,
+        else None."""
+        if cfg.INPUT.BATCHED_AUGMENTATION:
+            return build_batched_augmentation(cfg)
+        return build_view_normalization(cfg) if cfg.INPUT.NORMALIZE_ON_DEVICE else None
 
     @classmethod
     def build_train_loader(cls, cfg, dataset, start_iter: int = 0):

@@ -12,7 +12,7 @@ from torchvision import transforms as T
 from ssl_lab.config import get_cfg
 from ssl_lab.data import build_train_dataset, build_train_loader
 from ssl_lab.data.batched_augment import BatchedRandomResizedCrop, build_batched_augmentation
-from ssl_lab.data.transforms import ToNormalizedTensor, build_train_transform
+from ssl_lab.data.transforms import build_train_transform
 from ssl_lab.modeling import build_model
 
 from resume_testing import _cfg, assert_kill_and_resume_is_bitwise
@@ -55,7 +55,7 @@ def test_pil_local_crops_follow_the_global_views_with_their_own_size_and_scale()
         [
             T.RandomResizedCrop(12, scale=(0.05, 0.3)),
             T.RandomHorizontalFlip(),
-            ToNormalizedTensor((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            T.PILToTensor(),  # INPUT.NORMALIZE_ON_DEVICE: the workers ship the uint8 pixels
         ]
     )
     expected_locals = [local(image) for _ in range(3)]  # the generator continues after the global views
