@@ -340,5 +340,7 @@ def test_toy_mi_quick_run(tmp_path):
     assert info_nce["512"] > math.log(64)  # past the cap of N = 64: the estimate grows with N
     assert eqco["64"] > math.log(64)  # impossible for InfoNCE at N = 64
     assert abs(eqco["64"] - eqco["512"]) < math.log(512 / 64) / 2  # N moves it far less than the cap
+    head = subprocess.run(["git", "-C", PROJECT, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert table["provenance"]["commit"] == head and "--steps 200" in table["provenance"]["command"]
     assert (out / "table.csv").read_text().startswith("method,mi,64,512")
     assert (out / "toy_mi.png").stat().st_size > 0

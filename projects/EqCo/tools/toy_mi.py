@@ -4,7 +4,8 @@
     python projects/EqCo/tools/toy_mi.py --output output/eqco/toy_mi
     python projects/EqCo/tools/toy_mi.py --output /tmp/toy --steps 300 --repeats 20   # a quick look
 
-Writes table.csv, table.json ({"InfoNCE": {"<MI>": {"<N>": estimate}}, "EqCo": {...}}) and
+Writes table.csv, table.json ({"InfoNCE": {"<MI>": {"<N>": estimate}}, "EqCo": {...}, "provenance":
+{commit, dirty, torch, machine, date, command, wall_seconds, cpu_seconds}}) and
 toy_mi.png to --output, and prints the table beside the paper's. The full protocol (5000 steps,
 1000 evaluation batches, 5 MIs x 4 Ns x 2 losses) took 565 s on 2 CPU cores shared with other jobs.
 """
@@ -17,16 +18,19 @@ import math
 import multiprocessing
 import os
 import queue
+import resource
 import sys
 import time
 
 import torch
 from tqdm import tqdm
 
+REPO_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from eqco.toy_mi import PAPER_TABLE, estimate_mi  # noqa: E402
 from ssl_lab.utils.files import atomic_write  # noqa: E402
+from ssl_lab.utils.provenance import run_provenance  # noqa: E402
 
 _progress = None  # a worker's queue for progress counts (set by _init_worker)
 
@@ -98,13 +102,10 @@ def write_csv(table: dict, batch_sizes, path: str) -> None:
                 writer.writerow([name, _key(mi)] + [f"{by_n[n]:.4f}" for n in batch_sizes])
 
 
-def write_json(table: dict, path: str) -> None:
+def write_json(table: dict, provenance: dict, path: str) -> None:
+    record = {name: {_key(mi): {str(n): v for n, v in by_n.items()} for mi, by_n in by_mi.items()} for name, by_mi in table.items()}
     with atomic_write(path, "w") as f:
-        json.dump(
-            {name: {_key(mi): {str(n): v for n, v in by_n.items()} for mi, by_n in by_mi.items()} for name, by_mi in table.items()},
-            f,
-            indent=2,
-        )
+        json.dump({**record, "provenance": provenance}, f, indent=2)
 
 
 def plot(table: dict, batch_sizes, alpha: int, path: str) -> None:
@@ -162,11 +163,15 @@ def format_comparison(table: dict, batch_sizes) -> str:
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
+    provenance = run_provenance(REPO_ROOT)  # the code as it starts
     start = time.perf_counter()
     table = run(args)
     elapsed = time.perf_counter() - start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, once they have exited
+    cpu_seconds = children.ru_utime + children.ru_stime + time.process_time()
     write_csv(table, args.batch_sizes, os.path.join(args.output, "table.csv"))
-    write_json(table, os.path.join(args.output, "table.json"))
+    provenance.update(command=" ".join(sys.argv), wall_seconds=round(elapsed, 1), cpu_seconds=round(cpu_seconds, 1))
+    write_json(table, provenance, os.path.join(args.output, "table.json"))
     plot(table, args.batch_sizes, args.alpha, os.path.join(args.output, "toy_mi.png"))
     print(format_comparison(table, args.batch_sizes))
     print(
