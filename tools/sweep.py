@@ -26,7 +26,8 @@ The spec (YAML) names the grid:
     compare: [[k256, k16]]               # paired differences (second - first) by seed; default: each cell
                                          # against random_init
     curve: true                          # also the accuracy of every evaluation during training
-    plot: {series: loss, metrics: [knn_top1, linear_top1]}
+    plot: {series: loss, metrics: [knn_top1, linear_top1]}   # curve_x: images_seen puts the curve's x
+                                         # in images rather than iterations (cells of different batch size)
 
 Provenance: each run records the commit of the code that ran it and whether tracked files had
 uncommitted changes. Rows from a dirty tree, or from another commit than the CSV's rows, are
@@ -71,6 +72,7 @@ LINEAR_METRICS = {"linear_top1": ("top1", "final")}
 EVALUATED_KEYS = {"knn/top1", "linear_probe/top1", "top1"}  # what an evaluation of model_final.pth gives back
 TAIL_FRACTION = 0.1
 RANDOM_INIT = sweep_results.RANDOM_INIT
+CURVE_X = ("iteration", "images_seen")  # plot.curve_x: the x axis of the curve figure
 
 
 # ----------------------------------------------------------------------------------------- the spec
@@ -165,6 +167,9 @@ def load_spec(path: str) -> dict:
     for pair in spec["compare"]:
         if not isinstance(pair, list) or len(pair) != 2 or any(c not in names for c in pair):
             raise SpecError(f"{path}: compare entry {pair} must name two of the cells {names}")
+    curve_x = spec.get("plot", {}).get("curve_x", "iteration")
+    if curve_x not in CURVE_X:
+        raise SpecError(f"{path}: plot.curve_x = {curve_x!r}; the curve's x axis is one of {list(CURVE_X)}")
     return spec
 
 
@@ -491,12 +496,17 @@ def draw_figures(spec: dict, figure_dir: str) -> None:
         return
     os.makedirs(figure_dir, exist_ok=True)
     cells = [c["name"] for c in spec["cells"]]
-    sweep_results.plot_grid(
-        sweep_results.read_rows(spec["results"]), cells, spec.get("plot", {}), spec["name"], os.path.join(figure_dir, f"{spec['name']}.png")
-    )
+    rows = sweep_results.read_rows(spec["results"])
+    plot = spec.get("plot", {})
+    sweep_results.plot_grid(rows, cells, plot, spec["name"], os.path.join(figure_dir, f"{spec['name']}.png"))
     if spec.get("curve") and os.path.isfile(curve_path(spec)):
+        images_per_step = {r["cell"]: r["images_seen"] // r["iterations"] for r in rows if r["iterations"]}
         sweep_results.plot_curves(
-            sweep_results.read_curve(curve_path(spec)), cells, spec["name"], os.path.join(figure_dir, f"{spec['name']}_curve.png")
+            sweep_results.read_curve(curve_path(spec)),
+            cells,
+            spec["name"],
+            os.path.join(figure_dir, f"{spec['name']}_curve.png"),
+            images_per_step if plot.get("curve_x") == "images_seen" else None,
         )
 
 

@@ -12,7 +12,7 @@ grid's labels and monitors, sorted by name. The curve CSV has one row per evalua
 import csv
 import math
 import statistics
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from scipy import stats
 
@@ -266,10 +266,27 @@ def plot_grid(rows: List[dict], cells: Sequence[str], plot: dict, title: str, pa
     plt.close(fig)
 
 
-def plot_curves(curve_rows: List[dict], cells: Sequence[str], title: str, path: str) -> None:
-    """Accuracy against training iterations, one line per cell (mean over seeds, band = min..max of
-    the seeds), the random-init mean as a dashed line. `curve_rows`: dicts with cell, seed,
-    iteration and the accuracies."""
+def curve_series(
+    curve_rows: List[dict], cell: str, metric: str, images_per_step: Optional[int] = None
+) -> Tuple[List[float], List[float], List[float], List[float]]:
+    """One cell's curve: (x, mean, min, max over seeds) at each evaluated iteration; x is the
+    iteration, or thousands of images seen when `images_per_step` is given."""
+    points: Dict[int, List[float]] = {}
+    for r in curve_rows:
+        if r["cell"] == cell and r.get(metric) is not None:
+            points.setdefault(r["iteration"], []).append(r[metric])
+    its = sorted(points)
+    xs = [i * images_per_step / 1000 if images_per_step else float(i) for i in its]
+    return xs, [statistics.fmean(points[i]) for i in its], [min(points[i]) for i in its], [max(points[i]) for i in its]
+
+
+def plot_curves(
+    curve_rows: List[dict], cells: Sequence[str], title: str, path: str, images_per_step: Optional[Dict[str, int]] = None
+) -> None:
+    """Accuracy against training iterations, or against images seen when `images_per_step`
+    ({cell: images a step}) is given, one line per cell (mean over seeds, band = min..max of the
+    seeds), the random-init mean as a dashed line. `curve_rows`: dicts with cell, seed, iteration
+    and the accuracies."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,20 +296,15 @@ def plot_curves(curve_rows: List[dict], cells: Sequence[str], title: str, path: 
     seeds = {r["seed"] for r in curve_rows}
     for ax, metric in zip(axes[0], ACCURACIES):
         for cell in cells:
-            points: Dict[int, List[float]] = {}
-            for r in curve_rows:
-                if r["cell"] == cell and r.get(metric) is not None:
-                    points.setdefault(r["iteration"], []).append(r[metric])
-            if not points:
+            xs, mean, low, high = curve_series(curve_rows, cell, metric, images_per_step.get(cell) if images_per_step else None)
+            if not xs:
                 continue
-            its = sorted(points)
             if cell == RANDOM_INIT:
-                ax.axhline(statistics.fmean(points[its[-1]]), color="grey", ls="--", label="random init")
+                ax.axhline(mean[-1], color="grey", ls="--", label="random init")
                 continue
-            mean = [statistics.fmean(points[i]) for i in its]
-            (line,) = ax.plot(its, mean, marker="o", markersize=3, label=cell)
-            ax.fill_between(its, [min(points[i]) for i in its], [max(points[i]) for i in its], color=line.get_color(), alpha=0.2)
-        ax.set_xlabel("training iteration")
+            (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=cell)
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("images seen (thousands)" if images_per_step else "training iteration")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
         ax.legend(title="method", fontsize=8)

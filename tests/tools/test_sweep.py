@@ -248,6 +248,7 @@ _GOOD_CELLS = (
             "every grid has a cell named 'random_init'",
         ),
         ("name: g\noutput_dir: out\nseeds: [0]\ncompare: [[moco, other]]\n" + _GOOD_CELLS, "compare entry"),
+        ("name: g\noutput_dir: out\nseeds: [0]\nplot: {curve_x: epochs}\n" + _GOOD_CELLS, "plot.curve_x = 'epochs'"),
     ],
 )
 def test_a_bad_spec_is_refused_naming_what_is_wrong(tmp_path, text, message):
@@ -344,3 +345,18 @@ def test_collect_writes_the_finished_runs_only_and_the_table_names_the_rest(tmp_
     spec = sweep.load_spec(str(spec_file))
     spec["path"] = "spec.yaml"
     assert "**Not run yet**: moco (1 of 2 seeds);" in sweep.readme_block(spec)
+
+
+def test_a_curve_in_images_seen_aligns_cells_of_different_batch_size():
+    # two seeds of a 64-image cell at iterations 100/200 and one 256-image cell at iteration 100:
+    # by hand, 64 x 100 = 6.4 and 64 x 200 = 12.8 thousand images, 256 x 100 = 25.6 thousand
+    rows = [
+        {"cell": "n64", "seed": 0, "iteration": 100, "knn_top1": 40.0},
+        {"cell": "n64", "seed": 1, "iteration": 100, "knn_top1": 50.0},
+        {"cell": "n64", "seed": 0, "iteration": 200, "knn_top1": 60.0},
+        {"cell": "n64", "seed": 1, "iteration": 200, "knn_top1": 70.0},
+        {"cell": "n256", "seed": 0, "iteration": 100, "knn_top1": 80.0},
+    ]
+    assert sweep_results.curve_series(rows, "n64", "knn_top1", 64) == ([6.4, 12.8], [45.0, 65.0], [40.0, 60.0], [50.0, 70.0])
+    assert sweep_results.curve_series(rows, "n256", "knn_top1", 256) == ([25.6], [80.0], [80.0], [80.0])
+    assert sweep_results.curve_series(rows, "n64", "knn_top1") == ([100.0, 200.0], [45.0, 65.0], [40.0, 60.0], [50.0, 70.0])
