@@ -20,6 +20,7 @@ sys.path.insert(0, PROJECT)
 
 from msbreg import (  # noqa: E402
     BrownianDiffusiveLoss,
+    SingularValueLoss,
     add_msbreg_config,
     brownian_diffusive_loss,
     collapse_stats,
@@ -112,6 +113,19 @@ def test_singular_value_gradient_matches_the_nuclear_norm_derivative_and_spreads
     after = torch.linalg.svdvals(F.normalize(x.detach() - 0.2 * x.grad, dim=1))
     assert (after[3:] > before[3:]).all(), (before, after)
     assert (after[:3] < before[:3]).all(), (before, after)
+
+
+def test_singular_value_loss_per_image_is_scaled_to_the_reference_batch():
+    # Orthonormal rows have every singular value 1: ||P||_* = N exactly (2 for N = 2, 3 for N = 3).
+    # Per image and scaled to a reference batch of 8 that is -8 for either N; unscaled it is -N.
+    for n in (2, 3):
+        p = torch.eye(4)[:n].unsqueeze(0)  # (K = 1, N, D = 4)
+        assert SingularValueLoss(reference_batch=8)(p).item() == pytest.approx(-8.0)
+        assert SingularValueLoss()(p).item() == pytest.approx(-float(n))
+    cfg = get_cfg()
+    add_msbreg_config(cfg)
+    cfg.MODEL.MSBREG.SINGULAR_REFERENCE_BATCH = 512
+    assert SingularValueLoss(cfg).reference_batch == 512
 
 
 def test_brownian_expected_gradient_is_zero():

@@ -22,17 +22,24 @@ def singular_value_loss(p: torch.Tensor) -> torch.Tensor:
 
 @LOSS_REGISTRY.register()
 class SingularValueLoss(nn.Module):
-    """Global dispersion: negative nuclear norm of normalized embeddings, (K, N, D) -> scalar."""
+    """Global dispersion: negative nuclear norm of normalized embeddings, (K, N, D) -> scalar.
+
+    The nuclear norm sums over the N images, so the same weight pulls harder on each image of a
+    larger batch. With `reference_batch` R > 0 the loss is scaled by R / N: a weight means per image
+    what it means on R images (the paper's weights were tuned at its batch), whatever N is.
+    """
 
     INPUTS = EMBEDDINGS
 
     @configurable
-    def __init__(self):
+    def __init__(self, reference_batch: int = 0):
         super().__init__()
+        self.reference_batch = reference_batch
 
     @classmethod
     def from_config(cls, cfg):
-        return {}
+        return {"reference_batch": cfg.MODEL.MSBREG.SINGULAR_REFERENCE_BATCH}
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        return singular_value_loss(p)
+        loss = singular_value_loss(p)
+        return loss * (self.reference_batch / p.shape[1]) if self.reference_batch else loss
