@@ -433,11 +433,13 @@ def run_grid(spec: dict, runs: List[Run]) -> None:
 
 # ------------------------------------------------------------------------------------ the summaries
 def load_results(runs: List[Run]) -> List[dict]:
+    """The finished runs' result.json, labelled as the spec labels their cells now (labels only
+    name a cell in tables and figures; a relabelled spec needs no re-run)."""
     results = []
     for run in runs:
         if os.path.isfile(run.result_file):
             with open(run.result_file) as f:
-                results.append(json.load(f))
+                results.append({**json.load(f), "labels": run.labels})
     return results
 
 

@@ -312,7 +312,11 @@ def test_a_finished_run_stored_with_a_key_renamed_since_is_unchanged(tmp_path):
 def test_collect_writes_the_finished_runs_only_and_the_table_names_the_rest(tmp_path):
     spec_file = tmp_path / "spec.yaml"
     results = tmp_path / "g.csv"
-    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nresults: {results}\nseeds: [0, 1]\n" + _GOOD_CELLS)
+    # moco relabelled after its runs: the table names it by the spec's label (K 16), not the run's (K 4)
+    cells = _GOOD_CELLS.replace(
+        "{name: moco, config: configs/Shapes/mocov2_r18.yaml}", "{name: moco, config: configs/Shapes/mocov2_r18.yaml, labels: {K: 16}}"
+    )
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nresults: {results}\nseeds: [0, 1]\n" + cells)
     runs = sweep.expand(sweep.load_spec(str(spec_file)))
     finished = [r for r in runs if not (r.cell == "moco" and r.seed == 1)]
     for i, run in enumerate(finished):  # hand-made result.json files of 3 of the 4 runs
@@ -328,7 +332,7 @@ def test_collect_writes_the_finished_runs_only_and_the_table_names_the_rest(tmp_
                     "iterations": 0,
                     "images_seen": 0,
                     "wall_s": 1.0,
-                    "labels": {},
+                    "labels": {"K": 4} if run.cell == "moco" else {},
                     "values": {"knn_top1": 40.0 + i, "linear_top1": 50.0 + i},
                     "curve": [],
                 },
@@ -341,6 +345,7 @@ def test_collect_writes_the_finished_runs_only_and_the_table_names_the_rest(tmp_
         ("random_init", 0, 40.0),
         ("random_init", 1, 41.0),
     ]
+    assert [r["extra"]["K"] for r in rows if r["cell"] == "moco"] == [16]
     assert not os.path.exists(runs[-1].dir)
     spec = sweep.load_spec(str(spec_file))
     spec["path"] = "spec.yaml"
