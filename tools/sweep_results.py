@@ -307,7 +307,7 @@ def plot_curves(
         ax.set_xlabel("images seen (thousands)" if images_per_step else "training iteration")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
-        ax.legend(title="method", fontsize=8)
+        ax.legend(title="cell", fontsize=8)
     fig.suptitle(f"{title}: mean over {len(seeds)} seeds (band: min..max)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
