@@ -1,6 +1,7 @@
 """Data loaders for pretraining (multi-view, infinite) and evaluation (labelled, one pass)."""
 
 import random
+import signal
 
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, Subset
@@ -64,6 +65,15 @@ def per_rank_batch_size(cfg, world_size: int = 0) -> int:
     return cfg.SOLVER.IMS_PER_BATCH // world_size
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's init: ignore SIGTERM / SIGINT. A scheduler's preemption (SLURM) or Ctrl-C
+    signals every process of the job; a worker that died of it would fail the main process's next
+    batch before its signal hook saves a checkpoint. Workers still exit when the loader shuts down
+    or their parent dies."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
     """Infinite loader of ([V x (N, 3, H, W)], labels (N,)) micro-batches for this rank
     (uint8 images (N, 3, H, W) instead of the views with INPUT.BATCHED_AUGMENTATION; an EncodedBatch,
@@ -82,6 +92,7 @@ def build_train_loader(cfg, dataset=None, start_iter: int = 0) -> DataLoader:
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
         persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0,
+        worker_init_fn=ignore_stop_signals,
         collate_fn=collate_encoded if cfg.INPUT.GPU_DECODE else None,
     )
 
@@ -108,5 +119,6 @@ def build_test_loader(cfg, dataset_name: str, max_per_class: int = 0) -> DataLoa
         sampler=InferenceSampler(len(dataset)),
         generator=torch.Generator(),  # evaluation must not consume the training RNG
         num_workers=cfg.DATALOADER.NUM_WORKERS,
+        worker_init_fn=ignore_stop_signals,
         pin_memory=cfg.DATALOADER.PIN_MEMORY and torch.cuda.is_available(),
     )

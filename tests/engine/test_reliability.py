@@ -66,13 +66,14 @@ def _final_weights(out):
     return torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]
 
 
-def _run_until(cmd, out, iteration, sig):
-    """Start `cmd`, send `sig` once metrics.json shows `iteration`; return the exit code."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _run_until(cmd, out, iteration, sig, to_group=False):
+    """Start `cmd`, send `sig` once metrics.json shows `iteration` (with `to_group`, to its whole
+    process group, loader workers included, as SLURM and Ctrl-C do); return the exit code."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=to_group)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if os.path.exists(os.path.join(out, "metrics.json")) and iteration in _losses(out):
-            proc.send_signal(sig)
+            os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
             break
         time.sleep(0.05)
     return proc.wait(timeout=240)
@@ -101,14 +102,17 @@ def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(shapes_root, tmp_
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, reference_run):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, reference_run, workers):
+    # with a loader worker the signal goes to the whole process group, as a scheduler sends it
     out = str(tmp_path / "preempted")
-    code = _run_until(_command(shapes_root, out), out, 2, signal.SIGTERM)
+    loader = ["DATALOADER.NUM_WORKERS", str(workers)]
+    code = _run_until(_command(shapes_root, out) + loader, out, 2, signal.SIGTERM, to_group=workers > 0)
     assert code == 143
     with open(os.path.join(out, "last_checkpoint")) as f:
         stopped_at = int(f.read().strip()[len("model_") : -len(".pth")])
     assert 2 <= stopped_at < MAX_ITER - 1
-    subprocess.run(_command(shapes_root, out, "--resume"), env=_env(), check=True, capture_output=True, timeout=300)
+    subprocess.run(_command(shapes_root, out, "--resume") + loader, env=_env(), check=True, capture_output=True, timeout=300)
     assert _losses(out) == reference_run[0]
 
 
