@@ -16,6 +16,7 @@ The spec (YAML) names the grid:
                                          # beside the spec's folder); <name>_curve.csv beside it with `curve`
     readme: projects/EqCo/README.md      # where --update-readme writes; figures go to <readme dir>/results/
     seeds: [0, 1, 2]                     # each run is `SEED <s>`; the data stay the same
+    search: true                         # optional: a recipe search (fewer seeds allowed; no claim cites it)
     data_opts: [KEY, VALUE, ...]         # pretraining and linear evaluation (image size, dataset)
     opts: [KEY, VALUE, ...]              # every pretraining run
     linear_eval: {config: FILE, opts: [...]}   # optional: linear probe on each run's model_final.pth
