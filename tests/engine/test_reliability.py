@@ -73,7 +73,10 @@ def _run_until(cmd, out, iteration, sig, to_group=False):
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if os.path.exists(os.path.join(out, "metrics.json")) and iteration in _losses(out):
-            os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
+            if to_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
             break
         time.sleep(0.05)
     return proc.wait(timeout=240)
