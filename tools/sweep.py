@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a grid of pretraining runs (cells x seeds) through tools/train_net.py; tabulate and plot it.
 
-    python tools/sweep.py projects/EqCo/sweeps/fig3_moco.yaml             # run (resumable), collect, plot
+    python tools/sweep.py projects/EqCo/sweeps/testbed_moco.yaml          # run (resumable), collect, plot
     python tools/sweep.py SPEC --dry-run                                   # list the runs and stop
     python tools/sweep.py SPEC --collect                                   # the CSV from the finished runs only
     python tools/sweep.py SPEC --table                                     # markdown table of finished runs
@@ -10,9 +10,9 @@
 
 The spec (YAML) names the grid:
 
-    name: fig3_moco                      # also the README marker <!-- sweep:fig3_moco --> ... <!-- /sweep:fig3_moco -->
-    output_dir: output/sweeps/fig3_moco  # one folder per run: <cell>/seed<S>/{pretrain,linear}, result.json
-    results: projects/EqCo/results/fig3_moco.csv   # the committed CSV (default: ../results/<name>.csv
+    name: eqco_testbed_moco              # also the README marker <!-- sweep:eqco_testbed_moco --> ... <!-- /sweep:... -->
+    output_dir: output/sweeps/eqco/testbed_moco  # one folder per run: <cell>/seed<S>/{pretrain,linear}, result.json
+    results: projects/EqCo/results/eqco_testbed_moco.csv   # the committed CSV (default: ../results/<name>.csv
                                          # beside the spec's folder); <name>_curve.csv beside it with `curve`
     readme: projects/EqCo/README.md      # where --update-readme writes; figures go to <readme dir>/results/
     seeds: [0, 1, 2]                     # each run is `SEED <s>`; the data stay the same
