@@ -32,8 +32,8 @@ RULE = (
     "Verdict rule, per metric, from the 95 % t interval (CI) of the paired difference over seeds: "
     "for a claim that one cell is higher (lower), **reproduced** when the CI excludes 0 in the paper's "
     "direction, **contradicted** when it excludes 0 the other way; for a claim that two cells are equal, "
-    "**reproduced** when the CI lies within the stated margin, **contradicted** when it excludes 0 and "
-    "leaves the margin; otherwise **not resolved at this n**. A comparison counts only when both of its "
+    "**reproduced** when the CI lies within the stated margin, **contradicted** when it lies wholly "
+    "beyond it (a difference larger than the margin); otherwise **not resolved at this n**. A comparison counts only when both of its "
     "cells beat random init (CI of cell - random_init above 0) on that metric; if not, the verdict is "
     "**no comparison**. A CI half-width is the smallest effect the grid resolves at its n and spread."
 )
@@ -47,8 +47,7 @@ def verdict_of(interval: Optional[dict], expect: str, margin: float = 0.0) -> st
     if expect == "equal":
         if -margin <= low and high <= margin:
             return "reproduced"
-        excludes_zero = low > 0 or high < 0
-        return "contradicted" if excludes_zero else "not resolved at this n"
+        return "contradicted" if low > margin or high < -margin else "not resolved at this n"
     sign = 1.0 if expect == "higher" else -1.0
     if sign * low > 0 and sign * high > 0:
         return "reproduced"

@@ -28,7 +28,9 @@ def test_equality_needs_the_whole_interval_inside_the_margin():
     assert claims.verdict_of(_ci(-1.9, 1.9), "equal", margin=2.0) == "reproduced"
     assert claims.verdict_of(_ci(0.5, 1.5), "equal", margin=2.0) == "reproduced"  # real but within the margin
     assert claims.verdict_of(_ci(-2.5, 1.0), "equal", margin=2.0) == "not resolved at this n"
-    assert claims.verdict_of(_ci(0.5, 2.5), "equal", margin=2.0) == "contradicted"
+    # excludes 0 but holds differences inside the margin (0.5 to 2): equality is not ruled out
+    assert claims.verdict_of(_ci(0.5, 2.5), "equal", margin=2.0) == "not resolved at this n"
+    assert claims.verdict_of(_ci(2.1, 4.0), "equal", margin=2.0) == "contradicted"
     assert claims.verdict_of(_ci(-4.0, -2.1), "equal", margin=2.0) == "contradicted"
 
 
