@@ -3,6 +3,8 @@
 
     python tools/sweep.py projects/EqCo/sweeps/testbed_moco.yaml          # run (resumable), collect, plot
     python tools/sweep.py SPEC --dry-run                                   # list the runs and stop
+    python tools/sweep.py SPEC --seeds 3 4 [--cells k16 k64]               # one share of the grid (run
+                                                                           # shares side by side, then --collect)
     python tools/sweep.py SPEC --collect                                   # the CSV from the finished runs only
     python tools/sweep.py SPEC --table                                     # markdown table of finished runs
     python tools/sweep.py SPEC --update-readme                             # the README's table and figure
@@ -181,6 +183,16 @@ def monitors(spec: dict) -> Dict[str, tuple]:
 
 def expand(spec: dict) -> List[Run]:
     return [Run(spec, cell, seed) for cell in spec["cells"] for seed in spec["seeds"]]
+
+
+def select(spec: dict, runs: List[Run], seeds: Optional[List[int]], cells: Optional[List[str]]) -> List[Run]:
+    """The runs of the given seeds and cells (None: all): one share of a grid, to run the grid on
+    several cores or machines at once (each share in its own process, the same output_dir)."""
+    names = [c["name"] for c in spec["cells"]]
+    unknown = [f"seed {s}" for s in seeds or [] if s not in spec["seeds"]] + [f"cell {c}" for c in cells or [] if c not in names]
+    if unknown:
+        raise SpecError(f"{spec['path']} has no {', '.join(unknown)}: its seeds are {spec['seeds']}, its cells {names}")
+    return [r for r in runs if (seeds is None or r.seed in seeds) and (cells is None or r.cell in cells)]
 
 
 def stage_cfg(config_file: str, opts):
@@ -410,7 +422,7 @@ def run_grid(spec: dict, runs: List[Run]) -> None:
     stages = {d: stage_costs(c) for d, c in costs.items()}
     pending = [r for r in runs if not os.path.isfile(r.result_file)]
     print(
-        f"Sweep {spec['name']}: {len(runs)} runs ({len(spec['cells'])} cells x {len(spec['seeds'])} seeds), "
+        f"Sweep {spec['name']}: {len(runs)} runs ({len({r.cell for r in runs})} cells x {len({r.seed for r in runs})} seeds), "
         f"{len(runs) - len(pending)} finished, {len(pending)} to run -> {spec['output_dir']}",
         flush=True,
     )
@@ -533,15 +545,18 @@ def main(argv=None) -> None:
         "--update-readme", action="store_true", help="put that block between the sweep markers of the spec's `readme:` file"
     )
     parser.add_argument("--allow-mixed", action="store_true", help="add rows from a dirty tree or another commit to the grid's CSV")
+    parser.add_argument("--seeds", type=int, nargs="+", help="run (or list) only these of the spec's seeds")
+    parser.add_argument("--cells", nargs="+", help="run (or list) only these of the spec's cells")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     spec["path"] = os.path.relpath(os.path.abspath(args.spec), REPO_ROOT)
     if args.output_dir:
         spec["output_dir"] = args.output_dir
     runs = expand(spec)
+    share = select(spec, runs, args.seeds, args.cells)
     if args.dry_run:
-        costs = plan(runs)
-        for run in runs:
+        costs = plan(share)
+        for run in share:
             iters = ", ".join(f"{name} {it} it" for name, (it, _) in stage_costs(costs[run.dir]).items())
             print(f"{'done' if os.path.isfile(run.result_file) else 'todo'}  {run.cell:<16} seed {run.seed}  {iters}  {run.pretrain[1]}")
         return
@@ -551,9 +566,12 @@ def main(argv=None) -> None:
         check_provenance(spec, git_state(), args.allow_mixed)
         os.makedirs(spec["output_dir"], exist_ok=True)
         try:
-            run_grid(spec, runs)
+            run_grid(spec, share)
         except KeyboardInterrupt:
             sys.exit("\nStopped. Finished runs are kept; the same command continues the grid.")
+        if len(share) < len(runs):
+            print(f"This share of {spec['name']} is done; once every share is, `--collect` writes {spec['results']}.")
+            return
         write_results(spec, load_results(runs), args.allow_mixed)
     readme = os.path.join(REPO_ROOT, spec["readme"]) if spec.get("readme") else None
     if args.update_readme and not readme:

@@ -366,3 +366,21 @@ def test_a_curve_in_images_seen_aligns_cells_of_different_batch_size():
     assert sweep_results.curve_series(rows, "n64", "knn_top1", 64) == ([6.4, 12.8], [45.0, 65.0], [40.0, 60.0], [50.0, 70.0])
     assert sweep_results.curve_series(rows, "n256", "knn_top1", 256) == ([25.6], [80.0], [80.0], [80.0])
     assert sweep_results.curve_series(rows, "n64", "knn_top1") == ([100.0, 200.0], [45.0, 65.0], [40.0, 60.0], [50.0, 70.0])
+
+
+def test_a_share_of_the_grid_runs_only_its_seeds_and_cells_and_writes_no_csv(tmp_path, monkeypatch, capsys):
+    spec_file = tmp_path / "spec.yaml"
+    results = tmp_path / "g.csv"
+    spec_file.write_text(f"name: g\noutput_dir: {tmp_path / 'out'}\nresults: {results}\nseeds: [0, 1, 2]\n" + _GOOD_CELLS)
+    ran = []
+    monkeypatch.setattr(sweep, "run_grid", lambda spec, runs: ran.extend((r.cell, r.seed) for r in runs))
+    sweep.main([str(spec_file), "--seeds", "2", "0", "--cells", "moco", "--allow-mixed"])
+    assert ran == [("moco", 0), ("moco", 2)]
+    assert not results.exists() and "--collect" in capsys.readouterr().out  # the other shares are not done
+
+    sweep.main([str(spec_file), "--dry-run", "--seeds", "1"])
+    listed = [line.split()[1:4] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [["random_init", "seed", "1"], ["moco", "seed", "1"]]
+
+    with pytest.raises(sweep.SpecError, match=r"has no seed 5, cell mocov3: its seeds are \[0, 1, 2\]"):
+        sweep.main([str(spec_file), "--seeds", "5", "--cells", "mocov3"])
