@@ -13,6 +13,8 @@ import time
 import weakref
 
 import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
 from ssl_lab.config import ConfigError
 from ssl_lab.utils import comm
@@ -195,6 +197,18 @@ class SimpleTrainer(TrainerBase):
         if self._data_iter is None:
             self._data_iter = iter(self.data_loader)
         return self._data_iter
+
+    def shutdown_loader_workers(self) -> None:
+        """Stop the training loader's worker processes. They ignore SIGTERM
+        (`ssl_lab.data.build.ignore_stop_signals`), so multiprocessing's exit handler, which
+        terminates and then joins every child still alive, would wait forever on workers of a
+        loader that is still referenced when the interpreter exits. The next `data_iter` starts
+        new workers."""
+        if isinstance(self._data_iter, _MultiProcessingDataLoaderIter):
+            self._data_iter._shutdown_workers()  # torch's own shutdown, as PyTorch Lightning calls it
+        if isinstance(self.data_loader, DataLoader):
+            self.data_loader._iterator = None  # the persistent-workers iterator the loader keeps
+        self._data_iter = None
 
     def _load_batch(self, micro: int = 0):
         start = time.perf_counter()

@@ -182,6 +182,7 @@ class DefaultTrainer(TrainerBase):
         try:
             super().train(self.start_iter, self.max_iter)
         finally:
+            self._trainer.shutdown_loader_workers()
             self.run_dir.release()
 
     def run_step(self):

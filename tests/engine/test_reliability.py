@@ -120,6 +120,28 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(shapes_root, tmp_path, r
 
 
 @pytest.mark.slow
+def test_a_run_with_a_loader_worker_exits_after_its_final_evaluation(shapes_root, tmp_path):
+    # The workers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join) cannot end
+    # them: the trainer shuts them down itself, or the process waits on them forever.
+    out = str(tmp_path / "out")
+    cmd = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "tools", "train_net.py"),
+        "--config-file",
+        os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
+        *tiny_overrides(shapes_root, out),
+        "SOLVER.MAX_ITER",
+        "2",
+        "DATALOADER.NUM_WORKERS",
+        "1",
+    ]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert any("knn/top1" in json.loads(line) for line in f)  # the final evaluation ran
+
+
+@pytest.mark.slow
 def test_truncated_newest_checkpoint_falls_back_to_previous(tiny_cfg, caplog):
     cfg = tiny_cfg("configs/Shapes/mocov2_r18.yaml", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4")
     setup_logger(cfg.OUTPUT_DIR)
