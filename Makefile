@@ -18,8 +18,9 @@ $(STAMP): setup.py constraints.txt
 demo: d2
 	$(PY) tools/demo.py --output-dir $(DEMO_DIR)
 
+# One pytest worker per core (pytest-xdist); worksteal keeps both busy while one runs a long test.
 test: d2
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist worksteal tests
 
 # Lint rules + import order + formatting (ruff) and the types of ssl_lab/config, ssl_lab/utils,
 # ssl_lab/solver (mypy), as configured in pyproject.toml; run by .ci/run before the tests.

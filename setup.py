@@ -78,5 +78,5 @@ setup(
     ],
     # slurm: tools/submit.py (SLURM jobs that requeue themselves), tested through submitit's local executor;
     # the tested version is pinned in constraints.txt. test: the test suite and `make lint`.
-    extras_require={"test": ["pytest", "hypothesis", "submitit>=1.5", "ruff", "mypy"], "slurm": ["submitit>=1.5"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "submitit>=1.5", "ruff", "mypy"], "slurm": ["submitit>=1.5"]},
 )

@@ -7,7 +7,9 @@ import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# At most 2 threads a test; under pytest-xdist the cores are shared among its workers.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, torch.get_num_threads() // _WORKERS)))
 
 
 def tiny_model_and_data(datasets_root: str):
