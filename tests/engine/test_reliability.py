@@ -124,17 +124,7 @@ def test_a_run_with_a_loader_worker_exits_after_its_final_evaluation(shapes_root
     # The workers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join) cannot end
     # them: the trainer shuts them down itself, or the process waits on them forever.
     out = str(tmp_path / "out")
-    cmd = [
-        sys.executable,
-        os.path.join(REPO_ROOT, "tools", "train_net.py"),
-        "--config-file",
-        os.path.join(REPO_ROOT, "configs/Shapes/mocov2_r18.yaml"),
-        *tiny_overrides(shapes_root, out),
-        "SOLVER.MAX_ITER",
-        "2",
-        "DATALOADER.NUM_WORKERS",
-        "1",
-    ]
+    cmd = _command(shapes_root, out) + ["DATASETS.TEST", "('shapes_val',)", "DATALOADER.NUM_WORKERS", "1"]
     done = subprocess.run(cmd, env=_env(), capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(os.path.join(out, "metrics.json")) as f:
