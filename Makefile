@@ -18,7 +18,7 @@ $(STAMP): setup.py constraints.txt
 demo: d2
 	$(PY) tools/demo.py --output-dir $(DEMO_DIR)
 
-# One pytest worker per core (pytest-xdist); worksteal keeps both busy while one runs a long test.
+# One pytest worker per core (pytest-xdist); worksteal hands queued tests to idle workers while one runs a long test.
 test: d2
 	$(PY) -m pytest -q -n auto --dist worksteal tests
 
