@@ -292,8 +292,10 @@ def plot_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ACCURACIES), figsize=(10, 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(ACCURACIES), figsize=(11, 4), squeeze=False)
     seeds = {r["seed"] for r in curve_rows}
+    trained = [cell for cell in cells if cell != RANDOM_INIT]
+    palette = plt.get_cmap("tab10" if len(trained) <= 10 else "tab20")
     for ax, metric in zip(axes[0], ACCURACIES):
         for cell in cells:
             xs, mean, low, high = curve_series(curve_rows, cell, metric, images_per_step.get(cell) if images_per_step else None)
@@ -302,13 +304,15 @@ def plot_curves(
             if cell == RANDOM_INIT:
                 ax.axhline(mean[-1], color="grey", ls="--", label="random init")
                 continue
-            (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=cell)
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
+            color = palette(trained.index(cell))
+            ax.plot(xs, mean, marker="o", markersize=3, color=color, label=cell)
+            ax.fill_between(xs, low, high, color=color, alpha=0.2)
         ax.set_xlabel("images seen (thousands)" if images_per_step else "training iteration")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
-        ax.legend(title="cell", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="cell", fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"{title}: mean over {len(seeds)} seeds (band: min..max)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
