@@ -280,6 +280,18 @@ def curve_series(
     return xs, [statistics.fmean(points[i]) for i in its], [min(points[i]) for i in its], [max(points[i]) for i in its]
 
 
+def cell_colors(cells: Sequence[str]) -> Dict[str, tuple]:
+    """A distinct RGBA colour per cell: tab10 up to 10 cells, tab20 up to 20, then evenly spaced
+    along a continuous colour map."""
+    from matplotlib import colormaps
+
+    if len(cells) <= 20:
+        palette = colormaps["tab10" if len(cells) <= 10 else "tab20"]
+        return {cell: palette(i) for i, cell in enumerate(cells)}
+    palette = colormaps["turbo"]
+    return {cell: palette(i / (len(cells) - 1)) for i, cell in enumerate(cells)}
+
+
 def plot_curves(
     curve_rows: List[dict], cells: Sequence[str], title: str, path: str, images_per_step: Optional[Dict[str, int]] = None
 ) -> None:
@@ -294,8 +306,7 @@ def plot_curves(
 
     fig, axes = plt.subplots(1, len(ACCURACIES), figsize=(11, 4), squeeze=False)
     seeds = {r["seed"] for r in curve_rows}
-    trained = [cell for cell in cells if cell != RANDOM_INIT]
-    palette = plt.get_cmap("tab10" if len(trained) <= 10 else "tab20")
+    colors = cell_colors([cell for cell in cells if cell != RANDOM_INIT])
     for ax, metric in zip(axes[0], ACCURACIES):
         for cell in cells:
             xs, mean, low, high = curve_series(curve_rows, cell, metric, images_per_step.get(cell) if images_per_step else None)
@@ -304,9 +315,8 @@ def plot_curves(
             if cell == RANDOM_INIT:
                 ax.axhline(mean[-1], color="grey", ls="--", label="random init")
                 continue
-            color = palette(trained.index(cell))
-            ax.plot(xs, mean, marker="o", markersize=3, color=color, label=cell)
-            ax.fill_between(xs, low, high, color=color, alpha=0.2)
+            ax.plot(xs, mean, marker="o", markersize=3, color=colors[cell], label=cell)
+            ax.fill_between(xs, low, high, color=colors[cell], alpha=0.2)
         ax.set_xlabel("images seen (thousands)" if images_per_step else "training iteration")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)

@@ -133,3 +133,11 @@ def test_csv_round_trip_keeps_the_fixed_columns_first(tmp_path):
         assert f.readline().strip() == ",".join(sweep_results.FIXED_COLUMNS + ["K", "mi"])
     back = sweep_results.read_rows(path)[0]
     assert (back["knn_top1"], back["linear_top1"], back["extra"]) == (55.25, 60.5, {"K": 16.0, "mi": 1.5})
+
+
+@pytest.mark.parametrize("n", [3, 11, 25])
+def test_every_curve_gets_its_own_colour(n):
+    # matplotlib's default cycle (tab10) repeats after 10 lines: an 11-cell grid drew two cells in one colour
+    cells = [f"c{i}" for i in range(n)]
+    colors = sweep_results.cell_colors(cells)
+    assert set(colors) == set(cells) and len(set(colors.values())) == n
